@@ -1,0 +1,36 @@
+# lesionsynth — set-up and entry points. Two commands do everything: `make demo` and `make test`.
+TORCH_VERSION ?= 2.13.0
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed-$(TORCH_VERSION)
+PYTEST_ARGS ?=
+
+.PHONY: install test demo lint bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first and pinned, so no dependency ever pulls another (multi-GB) build
+	$(PIP) install -q "torch==$(TORCH_VERSION)"
+	$(PIP) install -q -e ".[test]" "torch==$(TORCH_VERSION)"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(VENV)/bin/lesionsynth demo --out demo_out
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks
+
+bench: $(STAMP)
+	$(PIP) install -q -e ".[bench]" "torch==$(TORCH_VERSION)"
+	$(PY) benchmarks/bench_synth.py
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache

@@ -1,0 +1,150 @@
+"""nnU-Net-style dataset folders (the one on-disk format every stage reads and writes).
+
+Layout::
+
+    DIR/dataset.json                      # channel_names, labels, numTraining, file_ending, ...
+    DIR/imagesTr/{case}_{CCCC}.nii.gz     # one file per channel (modality), CCCC = 0000, 0001, ...
+    DIR/labelsTr/{case}.nii.gz            # integer labels, values as in dataset.json "labels"
+    DIR/imagesTs/, DIR/labelsTs/          # optional held-out cases, same naming
+    DIR/params/{case}.json                # lesionsynth: drawn generation parameters (synthetic data)
+    DIR/previews/{case}.png               # lesionsynth: optional preview
+
+``dataset.json`` ``labels`` maps class names to values (nnU-Net v2 convention). Real datasets may label
+only some classes (e.g. ``{"background": 0, "lesion": 1}``): loaders map names onto the schema.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lesionsynth.errors import InputError
+from lesionsynth.io.atomic import write_text_atomic
+from lesionsynth.io.nifti import save_volume
+
+FILE_ENDING = ".nii.gz"
+
+
+@dataclass
+class Case:
+    """One case: its images (one per channel) and, for training sets, its label file."""
+
+    id: str
+    images: list[Path]
+    label: Path | None = None
+
+
+@dataclass
+class DatasetFolder:
+    """A parsed dataset folder."""
+
+    root: Path
+    channel_names: dict[str, str]
+    labels: dict[str, int]
+    cases: list[Case] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def case_files(root: Path, case_id: str, n_channels: int, split: str = "Tr") -> tuple[list[Path], Path]:
+    images = [root / f"images{split}" / f"{case_id}_{c:04d}{FILE_ENDING}" for c in range(n_channels)]
+    return images, root / f"labels{split}" / f"{case_id}{FILE_ENDING}"
+
+
+def write_dataset_json(root: str | Path, channel_names: dict[str, str] | list[str], labels: dict[str, int],
+                       num_training: int, extra: dict[str, Any] | None = None) -> None:
+    """Write ``dataset.json`` atomically."""
+    if isinstance(channel_names, list):
+        channel_names = {str(i): n for i, n in enumerate(channel_names)}
+    data = {"channel_names": channel_names, "labels": labels, "numTraining": int(num_training),
+            "file_ending": FILE_ENDING}
+    if extra:
+        data.update(extra)
+    write_text_atomic(Path(root) / "dataset.json", json.dumps(data, indent=2) + "\n")
+
+
+def write_case(root: str | Path, case_id: str, images: list[np.ndarray] | np.ndarray, label: np.ndarray | None,
+               affine: np.ndarray, params: dict[str, Any] | None = None, split: str = "Tr") -> list[Path]:
+    """Write one case (images, then params, label last) atomically; returns the written paths.
+
+    The label file is written last so its presence marks a finished case (see :func:`case_done`).
+    """
+    root = Path(root)
+    if isinstance(images, np.ndarray) and images.ndim == 3:
+        images = [images]
+    img_paths, lab_path = case_files(root, case_id, len(images), split)
+    written = []
+    for arr, p in zip(images, img_paths):
+        written.append(save_volume(p, np.asarray(arr, dtype=np.float32), affine))
+    if params is not None:
+        p = root / "params" / f"{case_id}.json"
+        write_text_atomic(p, json.dumps(params, indent=1, default=_json_default) + "\n")
+        written.append(p)
+    if label is not None:
+        written.append(save_volume(lab_path, np.asarray(label).astype(np.uint8), affine))
+    return written
+
+
+def case_done(root: str | Path, case_id: str, n_channels: int = 1, split: str = "Tr") -> bool:
+    imgs, lab = case_files(Path(root), case_id, n_channels, split)
+    return lab.is_file() and all(p.is_file() for p in imgs)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    return str(o)
+
+
+_CASE_RE = re.compile(r"^(?P<case>.+)_(?P<ch>\d{4})\.nii(\.gz)?$")
+
+
+def read_dataset(root: str | Path, split: str = "Tr", require_labels: bool = True) -> DatasetFolder:
+    """Parse a dataset folder; errors name the folder and the problem in one line."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: dataset folder not found")
+    meta: dict[str, Any] = {}
+    js = root / "dataset.json"
+    if js.is_file():
+        try:
+            meta = json.loads(js.read_text())
+        except json.JSONDecodeError as e:
+            raise InputError(f"{js}: not valid JSON (line {e.lineno})") from None
+    img_dir = root / f"images{split}"
+    if not img_dir.is_dir():
+        raise InputError(f"{root}: no images{split}/ folder")
+    groups: dict[str, dict[int, Path]] = {}
+    for p in sorted(img_dir.iterdir()):
+        m = _CASE_RE.match(p.name)
+        if m:
+            groups.setdefault(m["case"], {})[int(m["ch"])] = p
+    channel_names = {str(k): str(v) for k, v in meta.get("channel_names", meta.get("modality", {})).items()}
+    n_ch = len(channel_names) or max((len(g) for g in groups.values()), default=1)
+    labels = {str(k): int(v) for k, v in meta.get("labels", {"background": 0, "lesion": 1}).items()}
+    cases = []
+    for cid, chans in groups.items():
+        if sorted(chans) != list(range(n_ch)):
+            raise InputError(f"{img_dir}: case {cid} has channels {sorted(chans)}, expected 0..{n_ch - 1}")
+        lab = root / f"labels{split}" / f"{cid}{FILE_ENDING}"
+        if not lab.is_file():
+            alt = root / f"labels{split}" / f"{cid}.nii"
+            lab = alt if alt.is_file() else lab
+        if not lab.is_file():
+            if require_labels:
+                raise InputError(f"{root}: case {cid} has no label file labels{split}/{cid}{FILE_ENDING}")
+            lab = None
+        cases.append(Case(cid, [chans[c] for c in range(n_ch)], lab))
+    if not cases:
+        raise InputError(f"{img_dir}: no cases named CASE_0000.nii.gz")
+    return DatasetFolder(root, channel_names or {"0": "image"}, labels, cases, meta)

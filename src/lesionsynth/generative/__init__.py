@@ -1,0 +1,1 @@
+"""Learned generators: GANs and latent diffusion models."""

@@ -1,0 +1,158 @@
+"""NIfTI input/output through nibabel, with one-line errors for bad files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from lesionsynth.errors import InputError
+from lesionsynth.io.atomic import atomic_path
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz", ".mgz", ".mgh")
+
+
+@dataclass
+class Volume:
+    """A 3D array with its voxel-to-world (RAS, mm) affine.
+
+    Attributes:
+        data: array of shape (X, Y, Z) (or (X, Y, Z, C) for multi-channel data).
+        affine: 4x4 voxel-to-world matrix.
+        path: where it was read from, if anywhere.
+    """
+
+    data: np.ndarray
+    affine: np.ndarray
+    path: Path | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape[:3])
+
+    @property
+    def spacing(self) -> np.ndarray:
+        return voxel_sizes(self.affine)
+
+
+def voxel_sizes(affine: np.ndarray) -> np.ndarray:
+    """Voxel sizes (mm) along the three array axes."""
+    return np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
+
+
+def is_nifti(path: str | Path) -> bool:
+    name = str(path).lower()
+    return any(name.endswith(s) for s in NIFTI_SUFFIXES)
+
+
+def strip_nifti_suffix(path: str | Path) -> str:
+    """File name without its image suffix (``case_001.nii.gz`` -> ``case_001``)."""
+    name = Path(path).name
+    for s in sorted(NIFTI_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(s):
+            return name[: -len(s)]
+    return name
+
+
+def load_volume(
+    path: str | Path,
+    *,
+    dtype: type = np.float32,
+    allow_4d: bool = False,
+    allow_nan: bool = False,
+) -> Volume:
+    """Read a 3D NIfTI (or MGH) file.
+
+    Args:
+        path: the image file.
+        dtype: numpy dtype of the returned array.
+        allow_4d: accept (X, Y, Z, C) data; a trailing singleton axis is always squeezed.
+        allow_nan: accept non-finite values (otherwise an error names the file).
+
+    Raises:
+        InputError: the file is missing, unreadable, not 3D, or contains NaN/inf.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: file not found")
+    if p.is_dir():
+        raise InputError(f"{p}: is a folder, expected a NIfTI file")
+    try:
+        img = nib.load(str(p))
+        data = np.asanyarray(img.dataobj)
+    except Exception as e:  # nibabel raises many types for corrupt files
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InputError(f"{p}: cannot read as NIfTI ({msg})") from None
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim < 3:
+        raise InputError(f"{p}: expected a 3D volume, got {data.ndim}D data of shape {tuple(data.shape)}")
+    if data.ndim == 4 and not allow_4d:
+        raise InputError(f"{p}: expected a 3D volume, got 4D data of shape {tuple(data.shape)}")
+    if data.ndim > 4:
+        raise InputError(f"{p}: expected a 3D volume, got {data.ndim}D data of shape {tuple(data.shape)}")
+    if min(data.shape[:3]) < 2:
+        raise InputError(f"{p}: expected a 3D volume, got shape {tuple(data.shape)}")
+    data = np.asarray(data, dtype=dtype)
+    if not allow_nan and np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
+        n = int((~np.isfinite(data)).sum())
+        raise InputError(f"{p}: contains {n} NaN/inf voxel(s)")
+    affine = np.asarray(img.affine, dtype=np.float64)
+    if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-8:
+        raise InputError(f"{p}: invalid (singular or non-finite) affine")
+    return Volume(data=data, affine=affine, path=p)
+
+
+def save_volume(
+    path: str | Path,
+    data: np.ndarray,
+    affine: np.ndarray,
+    *,
+    dtype: type | None = None,
+    header: nib.Nifti1Header | None = None,
+) -> Path:
+    """Write a NIfTI file atomically (temporary file, then rename).
+
+    Integer label data is stored as uint8/int16 as fits; float data as float32 unless ``dtype`` says.
+    """
+    arr = np.asarray(data)
+    if dtype is None:
+        if np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool:
+            dtype = np.uint8 if arr.size == 0 or (arr.min() >= 0 and arr.max() < 256) else np.int16
+        else:
+            dtype = np.float32
+    arr = arr.astype(dtype, copy=False)
+    img = nib.Nifti1Image(arr, np.asarray(affine, dtype=np.float64), header=header)
+    img.set_qform(img.affine, code=1)
+    img.set_sform(img.affine, code=1)
+    img.header.set_data_dtype(dtype)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        nib.save(img, str(tmp))
+    return path
+
+
+def find_images(inputs: list[str | Path] | str | Path) -> list[Path]:
+    """Expand files, folders and glob patterns into a sorted list of NIfTI files."""
+    import glob
+
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            out.extend(sorted(q for q in p.iterdir() if q.is_file() and is_nifti(q)))
+        elif any(c in str(item) for c in "*?["):
+            out.extend(sorted(Path(q) for q in glob.glob(str(item)) if is_nifti(q)))
+        else:
+            out.append(p)
+    seen: set[Path] = set()
+    uniq = []
+    for p in out:
+        if p not in seen:
+            seen.add(p)
+            uniq.append(p)
+    return uniq

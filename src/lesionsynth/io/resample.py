@@ -1,0 +1,153 @@
+"""Resampling between voxel grids through their affines (never by array shape).
+
+All functions map *output* voxel indices to *input* voxel indices with ``inv(A_in) @ A_out`` and sample
+with :func:`torch.nn.functional.grid_sample`, so they run on CPU or GPU tensors alike.
+"""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def voxel_map_to_theta(
+    vox_out_to_in: np.ndarray | torch.Tensor,
+    in_shape: tuple[int, int, int],
+    out_shape: tuple[int, int, int],
+) -> torch.Tensor:
+    """Convert a 4x4 output-voxel -> input-voxel map into a ``grid_sample`` theta (3x4).
+
+    ``grid_sample`` works in normalised coordinates (align_corners=True: -1 and 1 are the centres of the
+    first and last voxels) with the coordinate order reversed relative to the array axes. This folds
+    both conventions into one matrix.
+    """
+    M = torch.as_tensor(np.asarray(vox_out_to_in, dtype=np.float64) if not torch.is_tensor(vox_out_to_in)
+                        else vox_out_to_in, dtype=torch.float64)
+    def norm(shape: tuple[int, ...]) -> torch.Tensor:
+        # voxel -> normalised, with axis reversal (array axis k -> grid coordinate 2 - k)
+        N = torch.zeros(4, 4, dtype=torch.float64)
+        for k, n in enumerate(shape):
+            s = 2.0 / max(n - 1, 1)
+            N[2 - k, k] = s
+            N[2 - k, 3] = -1.0 if n > 1 else 0.0
+        N[3, 3] = 1.0
+        return N
+    theta = norm(in_shape) @ M @ torch.linalg.inv(norm(out_shape))
+    return theta[:3]
+
+
+def grid_from_voxel_map(
+    vox_out_to_in: np.ndarray | torch.Tensor,
+    in_shape: tuple[int, int, int],
+    out_shape: tuple[int, int, int],
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Sampling grid of shape (1, X, Y, Z, 3) for ``grid_sample`` from a voxel map."""
+    theta = voxel_map_to_theta(vox_out_to_in, in_shape, out_shape).to(device=device, dtype=dtype)
+    return F.affine_grid(theta[None], [1, 1, *out_shape], align_corners=True)
+
+
+def sample_grid(
+    data: torch.Tensor,
+    grid: torch.Tensor,
+    mode: str = "linear",
+    padding_value: float = 0.0,
+) -> torch.Tensor:
+    """Sample ``data`` (C, X, Y, Z) or (X, Y, Z) at ``grid`` (1, X', Y', Z', 3).
+
+    ``mode`` is ``linear`` (trilinear) or ``nearest``. Outside the input, values are ``padding_value``.
+    """
+    squeeze = data.ndim == 3
+    x = data[None, None] if squeeze else data[None]
+    orig_dtype = x.dtype
+    if not x.is_floating_point():
+        x = x.float()
+    gmode = "bilinear" if mode == "linear" else "nearest"
+    if padding_value != 0.0:
+        x = x - padding_value
+    out = F.grid_sample(x, grid.to(x.dtype), mode=gmode, padding_mode="zeros", align_corners=True)
+    if padding_value != 0.0:
+        out = out + padding_value
+    out = out[0, 0] if squeeze else out[0]
+    if not orig_dtype.is_floating_point:
+        out = out.round().to(orig_dtype)
+    return out
+
+
+def resample_to_grid(
+    data: np.ndarray | torch.Tensor,
+    in_affine: np.ndarray,
+    out_affine: np.ndarray,
+    out_shape: tuple[int, int, int],
+    mode: str = "linear",
+    padding_value: float = 0.0,
+) -> np.ndarray | torch.Tensor:
+    """Resample ``data`` from its grid onto another grid, through the affines.
+
+    Args:
+        data: (X, Y, Z) or (C, X, Y, Z) numpy array or tensor.
+        in_affine: 4x4 voxel-to-world matrix of ``data``.
+        out_affine: 4x4 voxel-to-world matrix of the target grid.
+        out_shape: spatial shape of the target grid.
+        mode: ``linear`` or ``nearest`` (use nearest for label maps).
+        padding_value: value outside the input field of view.
+
+    Returns:
+        The resampled data, of the same type (numpy or torch) as ``data``.
+    """
+    is_np = not torch.is_tensor(data)
+    t = torch.from_numpy(np.ascontiguousarray(data)) if is_np else data
+    in_shape = tuple(t.shape[-3:])
+    M = np.linalg.inv(np.asarray(in_affine, dtype=np.float64)) @ np.asarray(out_affine, dtype=np.float64)
+    out_shape = tuple(int(s) for s in out_shape)
+    if np.allclose(M, np.eye(4), atol=1e-6) and in_shape == out_shape:
+        return data
+    grid = grid_from_voxel_map(M, in_shape, out_shape, device=t.device)
+    out = sample_grid(t, grid, mode=mode, padding_value=padding_value)
+    return out.cpu().numpy() if is_np else out
+
+
+def reorient_to_ras(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reorder/flip array axes to the closest RAS orientation (exact, no interpolation)."""
+    ornt = nib.orientations.io_orientation(affine)
+    target = nib.orientations.axcodes2ornt(("R", "A", "S"))
+    transform = nib.orientations.ornt_transform(ornt, target)
+    spatial = data.shape[:3] if data.ndim >= 3 else data.shape
+    out = nib.orientations.apply_orientation(data, transform)
+    new_affine = affine @ nib.orientations.inv_ornt_aff(transform, spatial)
+    return np.ascontiguousarray(out), new_affine
+
+
+def spacing_grid(
+    affine: np.ndarray, shape: tuple[int, int, int], spacing: float | tuple[float, float, float] = 1.0
+) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """An axis-aligned grid of the given spacing covering the same field of view as (affine, shape)."""
+    from lesionsynth.io.nifti import voxel_sizes
+
+    sp = np.broadcast_to(np.asarray(spacing, dtype=np.float64), (3,))
+    vs = voxel_sizes(affine)
+    extent = vs * (np.asarray(shape) - 1)
+    new_shape = tuple(int(max(1, np.floor(e / s + 1e-6) + 1)) for e, s in zip(extent, sp))
+    direction = np.asarray(affine)[:3, :3] / vs
+    new = np.eye(4)
+    new[:3, :3] = direction * sp
+    # keep the field of view centred
+    centre_in = np.asarray(affine) @ np.append((np.asarray(shape) - 1) / 2.0, 1.0)
+    centre_new_vox = (np.asarray(new_shape) - 1) / 2.0
+    new[:3, 3] = centre_in[:3] - new[:3, :3] @ centre_new_vox
+    return new, new_shape
+
+
+def resample_to_spacing(
+    data: np.ndarray | torch.Tensor,
+    affine: np.ndarray,
+    spacing: float | tuple[float, float, float] = 1.0,
+    mode: str = "linear",
+) -> tuple[np.ndarray | torch.Tensor, np.ndarray]:
+    """Resample to an isotropic (or given) spacing, keeping orientation and field of view."""
+    shape = tuple(data.shape[-3:])
+    new_affine, new_shape = spacing_grid(affine, shape, spacing)
+    return resample_to_grid(data, affine, new_affine, new_shape, mode=mode), new_affine

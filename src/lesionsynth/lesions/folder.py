@@ -1,0 +1,57 @@
+"""Real lesion masks from a folder, on any grid, resampled through the affines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lesionsynth.errors import InputError
+from lesionsynth.io.nifti import find_images, load_volume
+from lesionsynth.io.resample import resample_to_grid
+
+
+class LesionFolder:
+    """A folder (or list) of binary lesion masks.
+
+    Masks are read lazily and resampled onto a requested grid through both affines (trilinear, then
+    > 0.5), optionally mirrored left-right in world space (x -> -x). Nothing assumes a shape.
+
+    Args:
+        source: folder, glob pattern or list of files.
+    """
+
+    def __init__(self, source: str | Path | list[str | Path]):
+        items = source if isinstance(source, list) else [source]
+        for it in items:
+            p = Path(it)
+            if not p.exists() and not any(c in str(it) for c in "*?["):
+                raise InputError(f"{p}: lesion folder not found")
+        self.files = find_images(items)
+        if not self.files:
+            raise InputError(f"{source}: no lesion masks (.nii/.nii.gz) found")
+        self._cache: dict[tuple, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def load(self, i: int, affine: np.ndarray, shape: tuple[int, int, int], flip: bool = False,
+             cache: bool = True) -> torch.Tensor:
+        """Mask ``i`` on the grid (affine, shape) as a float tensor in {0, 1}."""
+        key = (i, flip, tuple(np.round(np.asarray(affine), 4).ravel()), tuple(shape))
+        if cache and key in self._cache:
+            return self._cache[key]
+        vol = load_volume(self.files[i])
+        data = vol.data
+        if data.max() <= 0:
+            raise InputError(f"{self.files[i]}: lesion mask is empty")
+        m = (data > 0.5 * data.max()).astype(np.float32)
+        src_affine = vol.affine
+        if flip:
+            src_affine = np.diag([-1.0, 1.0, 1.0, 1.0]) @ src_affine
+        out = resample_to_grid(torch.from_numpy(m), src_affine, affine, shape, mode="linear")
+        t = (out > 0.5).float()
+        if cache:
+            self._cache[key] = t
+        return t

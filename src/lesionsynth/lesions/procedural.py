@@ -1,0 +1,131 @@
+"""Procedural lesions: smooth random fields thresholded inside the brain.
+
+No real masks needed. Each lesion has one or several components; the total volume is drawn
+log-uniformly between ``volume_ml`` bounds (a few ml to > 200 ml); each component is an irregular
+blob: a randomly oriented ellipsoid whose boundary is perturbed by smooth noise, grown to its volume
+by taking the top-N voxels of the field inside the allowed region.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from lesionsynth.errors import InputError
+from lesionsynth.io.nifti import voxel_sizes
+from lesionsynth.ops import smooth_noise, uniform as _uniform
+
+
+@dataclass
+class ProceduralLesionConfig:
+    """Parameters of the procedural lesion generator.
+
+    Attributes:
+        volume_ml: (min, max) total lesion volume in ml, sampled log-uniformly.
+        components: (min, max) number of connected blobs.
+        roughness: (min, max) amplitude of the boundary noise relative to the blob radius.
+        noise_scale_mm: (min, max) spatial scale of the boundary noise in mm.
+        elongation: (min, max) ratio between ellipsoid axes.
+    """
+
+    volume_ml: tuple[float, float] = (3.0, 250.0)
+    components: tuple[int, int] = (1, 3)
+    roughness: tuple[float, float] = (0.3, 1.2)
+    noise_scale_mm: tuple[float, float] = (8.0, 24.0)
+    elongation: tuple[float, float] = (1.0, 2.5)
+    hemisphere: str = "any"   # any | left | right (world x < 0 is left)
+
+
+@dataclass
+class ProceduralLesionParams:
+    """One draw of :class:`ProceduralLesionConfig` (replayable)."""
+
+    volumes_ml: list[float] = field(default_factory=list)
+    centres_vox: list[list[float]] = field(default_factory=list)
+    axes: list[list[float]] = field(default_factory=list)
+    rotations: list[list[float]] = field(default_factory=list)
+    roughness: list[float] = field(default_factory=list)
+    noise_scale_mm: list[float] = field(default_factory=list)
+    noise_seed: int = 0
+
+
+def _rotation(angles: list[float]) -> torch.Tensor:
+    a, b, c = angles
+    Rx = torch.tensor([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
+    Ry = torch.tensor([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
+    Rz = torch.tensor([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])
+    return (Rz @ Ry @ Rx).float()
+
+
+def sample_procedural(gen: torch.Generator, cfg: ProceduralLesionConfig, region: torch.Tensor,
+                      affine) -> ProceduralLesionParams:
+    """Draw the parameters of one procedural lesion inside ``region`` (bool (X, Y, Z))."""
+    import numpy as np
+
+    coords = region.nonzero()
+    if cfg.hemisphere != "any":
+        world_x = (torch.as_tensor(np.asarray(affine)[0, :3], dtype=torch.float32)
+                   @ coords.T.float().cpu()) + float(np.asarray(affine)[0, 3])
+        keep = world_x < 0 if cfg.hemisphere == "left" else world_x > 0
+        coords = coords[keep.to(coords.device)]
+    if len(coords) == 0:
+        raise InputError("procedural lesions: the allowed region (brain) is empty")
+    n_comp = int(torch.randint(cfg.components[0], cfg.components[1] + 1, (), generator=gen))
+    lo, hi = math.log(cfg.volume_ml[0]), math.log(cfg.volume_ml[1])
+    total = math.exp(_uniform(gen, lo, hi))
+    weights = torch.rand(n_comp, generator=gen) + 0.3
+    weights = weights / weights.sum()
+    p = ProceduralLesionParams(noise_seed=int(torch.randint(0, 2**31 - 1, (), generator=gen)))
+    for k in range(n_comp):
+        idx = int(torch.randint(0, len(coords), (), generator=gen))
+        p.volumes_ml.append(total * float(weights[k]))
+        p.centres_vox.append([float(c) for c in coords[idx].tolist()])
+        el = _uniform(gen, *cfg.elongation)
+        ax = [1.0, _uniform(gen, 1.0, el), el]
+        p.axes.append(ax)
+        p.rotations.append([_uniform(gen, -math.pi, math.pi) for _ in range(3)])
+        p.roughness.append(_uniform(gen, *cfg.roughness))
+        p.noise_scale_mm.append(_uniform(gen, *cfg.noise_scale_mm))
+    return p
+
+
+def apply_procedural(p: ProceduralLesionParams, region: torch.Tensor, affine) -> torch.Tensor:
+    """Render drawn parameters into a binary mask (float {0, 1}, region's shape and device)."""
+    import numpy as np
+
+    device = region.device
+    shape = tuple(region.shape)
+    vs = torch.as_tensor(voxel_sizes(np.asarray(affine)), dtype=torch.float32, device=device)
+    voxel_ml = float(vs.prod()) / 1000.0
+    gen = torch.Generator(device="cpu").manual_seed(p.noise_seed)
+    out = torch.zeros(shape, device=device)
+    for k in range(len(p.volumes_ml)):
+        n_vox = max(1, int(round(p.volumes_ml[k] / voxel_ml)))
+        radius_mm = (3 * p.volumes_ml[k] * 1000 / (4 * math.pi)) ** (1 / 3)
+        # work in a box around the centre, large enough for the blob and its noise
+        half = [int(math.ceil(2.5 * radius_mm * max(p.axes[k]) / float(v))) + 2 for v in vs]
+        c = [int(round(x)) for x in p.centres_vox[k]]
+        lo = [max(0, c[i] - half[i]) for i in range(3)]
+        hi = [min(shape[i], c[i] + half[i] + 1) for i in range(3)]
+        sub = region[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        if sub.sum() == 0:
+            continue
+        grids = torch.meshgrid(*[torch.arange(lo[i], hi[i], device=device, dtype=torch.float32)
+                                 for i in range(3)], indexing="ij")
+        d = torch.stack([(g - float(x)) * v for g, x, v in zip(grids, p.centres_vox[k], vs)], -1)
+        R = _rotation(p.rotations[k]).to(device)
+        ax = torch.as_tensor(p.axes[k], device=device)
+        ax = ax / ax.prod() ** (1 / 3)
+        q = (d @ R) / ax
+        dist = q.norm(dim=-1) / radius_mm
+        noise = smooth_noise(tuple(sub.shape), p.noise_scale_mm[k] / float(vs.mean()), gen, device)
+        f = -dist + p.roughness[k] * 0.5 * noise
+        f = torch.where(sub, f, torch.full_like(f, -1e9))
+        n = min(n_vox, int(sub.sum()))
+        thr = torch.topk(f.flatten(), n).values[-1]
+        blob = (f >= thr) & sub
+        out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = torch.maximum(
+            out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], blob.float())
+    return out

@@ -1,0 +1,13 @@
+"""Segmentation networks and their checkpoints."""
+
+from lesionsynth.models.checkpoint import (
+    load_checkpoint,
+    load_model,
+    model_state,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+from lesionsynth.models.unet import ModelConfig, build_unet
+
+__all__ = ["ModelConfig", "build_unet", "load_checkpoint", "load_model", "model_state",
+           "resolve_checkpoint", "save_checkpoint"]

@@ -1,0 +1,73 @@
+"""PNG previews: orthogonal slices with the lesion outlined (synthetic previews, QC, reports)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lesionsynth.io.atomic import atomic_path
+
+
+def _mpl():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _slices(vol: np.ndarray, centre: tuple[int, int, int]) -> list[np.ndarray]:
+    x, y, z = centre
+    return [np.rot90(vol[x, :, :]), np.rot90(vol[:, y, :]), np.rot90(vol[:, :, z])]
+
+
+def lesion_centre(mask: np.ndarray | None, shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """The lesion's centre of mass, or the volume's centre without a lesion."""
+    if mask is not None and mask.any():
+        return tuple(int(round(c)) for c in np.argwhere(mask).mean(0))  # type: ignore[return-value]
+    return tuple(s // 2 for s in shape[:3])  # type: ignore[return-value]
+
+
+def save_preview(path: str | Path, image: np.ndarray, lesion: np.ndarray | None = None,
+                 labels: np.ndarray | None = None, title: str | None = None,
+                 extra_outline: np.ndarray | None = None) -> Path:
+    """Three orthogonal slices through the lesion, lesion outlined in red (truth) / cyan (extra).
+
+    Args:
+        path: PNG path (written atomically).
+        image: (X, Y, Z) image.
+        lesion: optional binary lesion mask, outlined in red.
+        labels: optional label map shown as a second row.
+        title: figure title.
+        extra_outline: optional second mask (e.g. a prediction), outlined in cyan.
+    """
+    plt = _mpl()
+    img = np.asarray(image, dtype=np.float32)
+    lo, hi = np.percentile(img, [0.5, 99.5])
+    centre = lesion_centre(lesion, img.shape)
+    rows = 2 if labels is not None else 1
+    fig, axes = plt.subplots(rows, 3, figsize=(9, 3.2 * rows), squeeze=False)
+    for j, sl in enumerate(_slices(img, centre)):
+        ax = axes[0, j]
+        ax.imshow(sl, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1)
+        for m, colour in ((lesion, "red"), (extra_outline, "cyan")):
+            if m is not None and np.asarray(m).any():
+                ms = _slices(np.asarray(m, dtype=np.float32), centre)[j]
+                if ms.any():
+                    ax.contour(ms, levels=[0.5], colors=colour, linewidths=0.8)
+        ax.axis("off")
+    if labels is not None:
+        k = max(int(np.max(labels)), 1)
+        for j, sl in enumerate(_slices(np.asarray(labels), centre)):
+            axes[1, j].imshow(sl, cmap="tab10", vmin=0, vmax=max(k, 9), interpolation="nearest")
+            axes[1, j].axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+    return path

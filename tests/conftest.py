@@ -1,0 +1,73 @@
+"""Shared fixtures: tiny synthetic label maps and lesion masks made on the fly (no downloads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def tiny_tissue_probs(shape=(32, 32, 32)) -> np.ndarray:
+    """A toy 'brain': nested ellipsoids of CSF, GM, PV, WM with soft edges; (5, X, Y, Z)."""
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij"))
+    r = np.sqrt((grid[0] / 0.85) ** 2 + (grid[1] / 0.95) ** 2 + (grid[2] / 0.8) ** 2)
+
+    def soft(x):
+        return 1 / (1 + np.exp(-x / 0.03))
+
+    brain = soft(0.9 - r)
+    wm_core = soft(0.55 - r)
+    gm_shell = soft(0.8 - r) - wm_core
+    csf = brain - soft(0.8 - r)
+    pv = np.clip(gm_shell * wm_core * 4, 0, 1) * 0.5
+    gm = np.clip(gm_shell - pv / 2, 0, 1)
+    wm = np.clip(wm_core - pv / 2, 0, 1)
+    bg = np.clip(1 - brain, 0, 1)
+    p = np.stack([bg, gm, wm, pv, np.clip(csf, 0, 1)]).astype(np.float32)
+    return p / p.sum(0, keepdims=True)
+
+
+@pytest.fixture
+def tiny_affine() -> np.ndarray:
+    a = np.diag([2.0, 2.0, 2.0, 1.0])
+    a[:3, 3] = -31.0
+    return a
+
+
+@pytest.fixture
+def tiny_labelmap(tiny_affine):
+    from lesionsynth.labels import TISSUE, LabelMap
+
+    probs = torch.from_numpy(tiny_tissue_probs())
+    names = ["background", "grey_matter", "white_matter", "partial_volume", "csf"]
+    return LabelMap(affine=tiny_affine, schema=TISSUE, gen_to_target=[TISSUE.index(n) for n in names],
+                    gen_names=names, probs=probs, name="tiny")
+
+
+@pytest.fixture
+def lesion_dir(tmp_path, tiny_affine) -> Path:
+    """Three binary lesion masks on a different (1.5 mm) grid than the label maps."""
+    import nibabel as nib
+
+    d = tmp_path / "lesions"
+    d.mkdir()
+    aff = np.diag([1.5, 1.5, 1.5, 1.0])
+    aff[:3, 3] = -30.0
+    for i, (c, r) in enumerate([((14, 20, 22), 5), ((26, 24, 18), 4), ((20, 16, 26), 6)]):
+        g = np.stack(np.meshgrid(*[np.arange(40)] * 3, indexing="ij"))
+        m = (((g - np.array(c)[:, None, None, None]) ** 2).sum(0) <= r * r).astype(np.float32)
+        nib.save(nib.Nifti1Image(m, aff), str(d / f"lesion_{i:02d}.nii.gz"))
+    return d
+
+
+def save_nifti(path, data, affine) -> Path:
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(np.asarray(data), affine), str(path))
+    return Path(path)
