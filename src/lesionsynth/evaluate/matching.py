@@ -1,0 +1,138 @@
+"""Finding label files in folders and matching cases across folders by identifier.
+
+Case identifier rule (documented in ``docs/evaluate.md``):
+
+1. A folder is either a plain folder of NIfTI files or an nnU-Net dataset folder; for a dataset folder
+   the labels are read from ``labelsTs/`` when it exists, else from ``labelsTr/`` (pass
+   ``DIR/labelsTr`` to choose explicitly). Files that are not NIfTI (``.json``, ``.npz``, ``.png``,
+   ...) are ignored.
+2. The identifier is the file name without ``.nii``/``.nii.gz``/``.mgz``/``.mgh``.
+3. A trailing suffix is removed when **every** file in the folder carries the same one: a word suffix
+   ``_label``, ``_labels``, ``_lesion``, ``_lesions``, ``_seg``, ``_mask``, ``_pred``, ``_prediction``
+   (``_`` or ``-`` before it, any case), or an nnU-Net channel suffix ``_0000`` (only when the folder
+   has at least two files, so that ``case_0000.nii.gz`` alone keeps its name). Stripping happens
+   once, and only if the identifiers stay distinct.
+
+So ``sub-01_lesion.nii.gz``, ``sub-01_pred.nii.gz`` and ``sub-01.nii.gz`` in three folders all match as
+``sub-01``, while ``case_0001.nii.gz`` keeps its number.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lesionsynth.errors import InputError
+from lesionsynth.io.nifti import is_nifti, strip_nifti_suffix
+
+_WORD_SUFFIX = re.compile(r"[_-](labels?|lesions?|seg|mask|pred|prediction)$", re.IGNORECASE)
+_CHANNEL_SUFFIX = re.compile(r"_\d{4}$")
+
+
+def label_folder(root: str | Path) -> Path:
+    """The folder holding the label files of ``root`` (``labelsTs``/``labelsTr`` of a dataset folder)."""
+    root = Path(root)
+    if not root.exists():
+        raise InputError(f"{root}: folder not found")
+    if not root.is_dir():
+        raise InputError(f"{root}: not a folder")
+    for sub in ("labelsTs", "labelsTr"):
+        if (root / sub).is_dir():
+            return root / sub
+    return root
+
+
+def _common_suffix(stems: list[str]) -> str | None:
+    if not stems:
+        return None
+    found = []
+    for pattern in (_WORD_SUFFIX, _CHANNEL_SUFFIX):
+        m = pattern.search(stems[0])
+        if m is None:
+            continue
+        suf = m.group(0)
+        if all(s.lower().endswith(suf.lower()) and len(s) > len(suf) for s in stems):
+            if pattern is _CHANNEL_SUFFIX and len(stems) < 2:
+                continue
+            found.append(suf)
+    return found[0] if found else None
+
+
+def list_cases(root: str | Path) -> dict[str, Path]:
+    """Map case identifier -> label file for one folder (see the module docstring for the rule)."""
+    folder = label_folder(root)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and is_nifti(p) and not p.name.startswith("."))
+    if not files:
+        raise InputError(f"{folder}: no NIfTI files (.nii, .nii.gz) found")
+    stems = [strip_nifti_suffix(p) for p in files]
+    suf = _common_suffix(stems)
+    if suf is not None:
+        stripped = [s[: -len(suf)] for s in stems]
+        if len(set(stripped)) == len(stripped):
+            stems = stripped
+    out: dict[str, Path] = {}
+    for s, p in zip(stems, files, strict=True):
+        if s in out:
+            raise InputError(f"{folder}: two files for case '{s}': {out[s].name} and {p.name}")
+        out[s] = p
+    return out
+
+
+@dataclass
+class Matching:
+    """Cases matched across the truth folder and each model's folder.
+
+    Attributes:
+        truth: case id -> truth file.
+        preds: model -> (case id -> prediction file), only cases that have a truth.
+        missing: model -> truth case ids without a prediction.
+        extra: model -> prediction case ids without a truth.
+    """
+
+    truth: dict[str, Path]
+    preds: dict[str, dict[str, Path]]
+    missing: dict[str, list[str]] = field(default_factory=dict)
+    extra: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def cases(self) -> list[str]:
+        """Truth cases, sorted."""
+        return sorted(self.truth)
+
+    def problems(self) -> list[str]:
+        """One human-readable line per model with missing or extra cases."""
+        lines = []
+        for m in self.preds:
+            if self.missing.get(m):
+                lines.append(f"{m}: {len(self.missing[m])} truth case(s) without prediction: "
+                             + _short(self.missing[m]))
+            if self.extra.get(m):
+                lines.append(f"{m}: {len(self.extra[m])} prediction(s) without truth: "
+                             + _short(self.extra[m]))
+        return lines
+
+
+def _short(ids: list[str], n: int = 8) -> str:
+    return ", ".join(ids[:n]) + (f", ... ({len(ids) - n} more)" if len(ids) > n else "")
+
+
+def match_cases(truth: str | Path, preds: dict[str, str | Path]) -> Matching:
+    """Match the cases of each prediction folder to the truth folder by identifier.
+
+    Raises:
+        InputError: a folder is missing or empty, or a model has no case in common with the truth.
+    """
+    t = list_cases(truth)
+    out = Matching(truth=t, preds={})
+    for model, folder in preds.items():
+        p = list_cases(folder)
+        out.preds[model] = {c: p[c] for c in sorted(p) if c in t}
+        out.missing[model] = sorted(c for c in t if c not in p)
+        out.extra[model] = sorted(c for c in p if c not in t)
+        if not out.preds[model]:
+            raise InputError(
+                f"{label_folder(folder)}: no case of model '{model}' matches a truth case "
+                f"(truth ids e.g. {_short(sorted(t), 3)}; prediction ids e.g. {_short(sorted(p), 3)})"
+            )
+    return out
