@@ -12,30 +12,60 @@ from monai.networks.layers import gaussian_1d, separable_filtering
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 
 
-def gaussian_blur(x: torch.Tensor, sigma_vox: float | Sequence[float], truncated: float = 3.0) -> torch.Tensor:
-    """Separable Gaussian blur of (X, Y, Z) or (C, X, Y, Z) data (MONAI's separable filtering).
+def gaussian_blur(x: torch.Tensor, sigma_vox: float | Sequence[float], method: str = "auto") -> torch.Tensor:
+    """Gaussian blur of (X, Y, Z) or (C, X, Y, Z) data, edges replicated.
 
-    ``sigma_vox`` is per axis in voxels; axes with sigma < 0.05 are left alone.
+    Two implementations: MONAI's separable spatial filtering (``"spatial"``), and multiplication by
+    the Gaussian's transfer function in the Fourier domain after replicate-padding by 3 sigma
+    (``"fft"``). ``benchmarks/bench_ops.py`` measures the FFT route 3-5x faster on 192^3 volumes on
+    CPU, so ``"auto"`` uses it for volumes of 64^3 voxels and more. ``sigma_vox`` is per axis in voxels;
+    axes with sigma < 0.05 are left alone.
     """
     sig = [float(s) for s in (sigma_vox if isinstance(sigma_vox, Sequence) else [sigma_vox] * 3)]
     if max(sig) < 0.05:
         return x
     squeeze = x.ndim == 3
     t = x[None, None] if squeeze else x[None]
-    kernels = []
-    for s in sig:
-        if s < 0.05:
-            kernels.append(torch.ones(1, device=x.device, dtype=x.dtype))
-        else:
-            k = gaussian_1d(torch.tensor(s), truncated=truncated, approx="sampled", normalize=True)
-            kernels.append(k.to(device=x.device, dtype=x.dtype))
-    out = separable_filtering(t, kernels, mode="replicate")
+    if method == "fft" or (method == "auto" and t.shape[-3:].numel() >= 64**3):
+        out = _fft_blur(t, sig)
+    else:
+        kernels = []
+        for s in sig:
+            if s < 0.05:
+                kernels.append(torch.ones(1, device=x.device, dtype=x.dtype))
+            else:
+                k = gaussian_1d(torch.tensor(s), truncated=3.0, approx="sampled", normalize=True)
+                kernels.append(k.to(device=x.device, dtype=x.dtype))
+        out = separable_filtering(t, kernels, mode="replicate")
     return out[0, 0] if squeeze else out[0]
+
+
+def _fft_blur(t: torch.Tensor, sig: list[float]) -> torch.Tensor:
+    pads = [int(math.ceil(3 * s)) if s >= 0.05 else 0 for s in sig]
+    pad_arg: list[int] = []
+    for r in reversed(pads):
+        pad_arg += [r, r]
+    orig_dtype = t.dtype
+    tp = F.pad(t.float(), pad_arg, mode="replicate") if any(pads) else t.float()
+    shape = tp.shape[-3:]
+    spec = torch.fft.rfftn(tp, dim=(-3, -2, -1))
+    transfer = None
+    for ax, s in enumerate(sig):
+        n = shape[ax]
+        f = torch.fft.rfftfreq(n, device=t.device) if ax == 2 else torch.fft.fftfreq(n, device=t.device)
+        h = torch.exp(-2.0 * (math.pi * s * f) ** 2)
+        view = [1, 1, 1]
+        view[ax] = -1
+        h = h.view(view)
+        transfer = h if transfer is None else transfer * h
+    out = torch.fft.irfftn(spec * transfer, s=tuple(shape), dim=(-3, -2, -1))
+    sl = tuple(slice(r, r + n) for r, n in zip(pads, t.shape[-3:]))
+    return out[(..., *sl)].to(orig_dtype)
 
 
 def smooth_noise(shape: Sequence[int], scale_vox: float | Sequence[float], gen: torch.Generator,
                  device: torch.device | str | None = None) -> torch.Tensor:
-    """Zero-mean, unit-sd smooth random field: coarse Gaussian noise, trilinearly up-sampled.
+    """Smooth random field: coarse Gaussian noise (normalised to zero mean, unit sd), trilinearly up-sampled.
 
     Args:
         shape: output spatial shape.
@@ -48,8 +78,8 @@ def smooth_noise(shape: Sequence[int], scale_vox: float | Sequence[float], gen: 
     g = torch.randn(coarse, generator=gen, device=gen.device)
     if device is not None:
         g = g.to(device)
-    f = F.interpolate(g[None, None], size=tuple(shape), mode="trilinear", align_corners=True)[0, 0]
-    return (f - f.mean()) / f.std().clamp_min(1e-6)
+    g = (g - g.mean()) / g.std().clamp_min(1e-6)  # normalise the (small) coarse field: cheaper
+    return F.interpolate(g[None, None], size=tuple(shape), mode="trilinear", align_corners=True)[0, 0]
 
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:

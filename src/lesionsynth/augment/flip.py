@@ -1,0 +1,41 @@
+"""Random flips of image and labels together (left-right by default)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from lesionsynth.ops import bernoulli
+
+
+@dataclass
+class FlipConfig:
+    """Attributes: p: probability per flipped axis. axes: 'lr' (the world x axis) or 'all'."""
+
+    p: float = 0.5
+    axes: str = "lr"
+
+
+@dataclass
+class FlipParams:
+    axes: list[int] = field(default_factory=list)
+
+
+def lr_axis(affine: np.ndarray) -> int:
+    """The array axis closest to the world left-right (x) axis."""
+    return int(np.argmax(np.abs(np.asarray(affine)[0, :3])))
+
+
+def sample(gen: torch.Generator, cfg: FlipConfig, affine: np.ndarray) -> FlipParams:
+    candidates = [lr_axis(affine)] if cfg.axes == "lr" else [0, 1, 2]
+    return FlipParams(axes=[a for a in candidates if bernoulli(gen, cfg.p)])
+
+
+def apply(p: FlipParams, x: torch.Tensor) -> torch.Tensor:
+    """Flip spatial axes of (X,Y,Z) or (C,X,Y,Z) data."""
+    if not p.axes:
+        return x
+    off = x.ndim - 3
+    return torch.flip(x, dims=[a + off for a in p.axes])

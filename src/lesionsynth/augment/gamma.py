@@ -1,0 +1,37 @@
+"""Random gamma: rescale to [0, 1], raise to ``exp(log_gamma)``, rescale back."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from lesionsynth.ops import bernoulli, uniform
+
+
+@dataclass
+class GammaConfig:
+    """Attributes: p: probability. log_gamma: max absolute log of the exponent."""
+
+    p: float = 0.8
+    log_gamma: float = 0.4
+
+
+@dataclass
+class GammaParams:
+    gamma: float = 1.0
+
+
+def sample(gen: torch.Generator, cfg: GammaConfig) -> GammaParams:
+    if not bernoulli(gen, cfg.p):
+        return GammaParams()
+    return GammaParams(gamma=math.exp(uniform(gen, -cfg.log_gamma, cfg.log_gamma)))
+
+
+def apply(p: GammaParams, image: torch.Tensor) -> torch.Tensor:
+    if p.gamma == 1.0:
+        return image
+    lo, hi = image.min(), image.max()
+    rng = (hi - lo).clamp_min(1e-6)
+    return ((image - lo) / rng).clamp_min(0).pow(p.gamma) * rng + lo

@@ -1,0 +1,53 @@
+"""Anisotropic low resolution: thick slices on one axis, then back to the original grid.
+
+A slice thickness ``t`` mm is drawn on a random axis; the image is blurred with the slice profile
+(Gaussian, FWHM = t), down-sampled to spacing ``t`` along that axis and up-sampled back (trilinear).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lesionsynth.ops import FWHM_TO_SIGMA, bernoulli, gaussian_blur, uniform
+
+
+@dataclass
+class LowResConfig:
+    """Attributes: p: probability. max_thickness_mm: thickest slices. min_thickness_mm: thinnest."""
+
+    p: float = 0.5
+    min_thickness_mm: float = 1.5
+    max_thickness_mm: float = 8.0
+
+
+@dataclass
+class LowResParams:
+    axis: int = 0
+    thickness_mm: float = 0.0
+
+
+def sample(gen: torch.Generator, cfg: LowResConfig) -> LowResParams:
+    if not bernoulli(gen, cfg.p):
+        return LowResParams()
+    return LowResParams(axis=int(torch.randint(0, 3, (), generator=gen)),
+                        thickness_mm=uniform(gen, cfg.min_thickness_mm, cfg.max_thickness_mm))
+
+
+def apply(p: LowResParams, image: torch.Tensor, spacing: np.ndarray) -> torch.Tensor:
+    sp = float(spacing[p.axis])
+    if p.thickness_mm <= sp * 1.01:
+        return image
+    shape = tuple(image.shape[-3:])
+    sig = [0.0, 0.0, 0.0]
+    sig[p.axis] = max(0.0, (p.thickness_mm**2 - sp**2)) ** 0.5 * FWHM_TO_SIGMA / sp
+    blurred = gaussian_blur(image, sig)
+    low = list(shape)
+    low[p.axis] = max(2, int(round(shape[p.axis] * sp / p.thickness_mm)))
+    x = blurred[None, None] if image.ndim == 3 else blurred[None]
+    x = F.interpolate(x, size=tuple(low), mode="trilinear", align_corners=True)
+    x = F.interpolate(x, size=shape, mode="trilinear", align_corners=True)
+    return x[0, 0] if image.ndim == 3 else x[0]

@@ -1,0 +1,64 @@
+"""Rigid-motion artefact in k-space.
+
+A subject moving once during the acquisition: phase-encoding lines acquired after a random time point
+``t`` come from a translated copy of the object (a linear phase ramp in k-space), which gives ghosting
+and blurring along the phase-encoding axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from lesionsynth.ops import bernoulli, uniform
+
+
+@dataclass
+class MotionConfig:
+    """Attributes: p: probability. max_shift_vox: max translation (voxels) per axis.
+    time: (min, max) fraction of k-space acquired before the movement."""
+
+    p: float = 0.2
+    max_shift_vox: float = 4.0
+    time: tuple[float, float] = (0.15, 0.85)
+
+
+@dataclass
+class MotionParams:
+    applied: bool = False
+    axis: int = 0
+    time: float = 0.5
+    shift_vox: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+
+
+def sample(gen: torch.Generator, cfg: MotionConfig) -> MotionParams:
+    if not bernoulli(gen, cfg.p):
+        return MotionParams()
+    return MotionParams(applied=True, axis=int(torch.randint(0, 3, (), generator=gen)),
+                        time=uniform(gen, *cfg.time),
+                        shift_vox=[uniform(gen, -cfg.max_shift_vox, cfg.max_shift_vox) for _ in range(3)])
+
+
+def apply(p: MotionParams, image: torch.Tensor) -> torch.Tensor:
+    if not p.applied:
+        return image
+    dev = image.device
+    shape = image.shape[-3:]
+    k = torch.fft.fftn(image.float(), dim=(-3, -2, -1))
+    ramp = torch.zeros(shape, device=dev)
+    for ax in range(3):
+        f = torch.fft.fftfreq(shape[ax], device=dev)
+        view = [1, 1, 1]
+        view[ax] = -1
+        ramp = ramp + f.view(view) * p.shift_vox[ax]
+    # lines (along the phase-encoding axis) acquired after the movement, in acquisition order
+    n = shape[p.axis]
+    order = torch.fft.fftshift(torch.arange(n, device=dev))  # centre-out is closer, low freq first
+    moved = torch.zeros(n, dtype=torch.bool, device=dev)
+    moved[order[int(p.time * n):]] = True
+    view = [1, 1, 1]
+    view[p.axis] = -1
+    phase = torch.where(moved.view(view), torch.exp(-2j * torch.pi * ramp), torch.ones((), device=dev))
+    out = torch.fft.ifftn(k * phase, dim=(-3, -2, -1))
+    return out.abs().to(image.dtype)

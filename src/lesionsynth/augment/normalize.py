@@ -1,0 +1,49 @@
+"""Percentile clipping and z-score normalisation (the last intensity steps, also used at inference)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from lesionsynth.ops import uniform
+
+
+@dataclass
+class ClipConfig:
+    """Attributes: lower/upper: ranges of the clipping percentiles."""
+
+    lower: tuple[float, float] = (0.0, 1.0)
+    upper: tuple[float, float] = (99.0, 100.0)
+
+
+@dataclass
+class ClipParams:
+    lower: float = 0.0
+    upper: float = 100.0
+
+
+def sample(gen: torch.Generator, cfg: ClipConfig) -> ClipParams:
+    return ClipParams(lower=uniform(gen, *cfg.lower), upper=uniform(gen, *cfg.upper))
+
+
+def percentiles(image: torch.Tensor, qs: list[float], max_samples: int = 250_000) -> list[float]:
+    """Percentiles from a regular sub-sample of voxels (exact for small images, fast for large)."""
+    flat = image.reshape(-1)
+    step = max(1, flat.numel() // max_samples)
+    sub = flat[::step].float()
+    q = torch.tensor([x / 100.0 for x in qs], device=sub.device)
+    return torch.quantile(sub, q).tolist()
+
+
+def clip(p: ClipParams, image: torch.Tensor) -> torch.Tensor:
+    if p.lower <= 0.0 and p.upper >= 100.0:
+        return image
+    lo, hi = percentiles(image, [p.lower, p.upper])
+    return image.clamp(lo, hi)
+
+
+def zscore(image: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(image - mean) / std over ``mask`` (default: all voxels)."""
+    v = image[mask] if mask is not None and mask.any() else image
+    return (image - v.mean()) / v.std().clamp_min(1e-6)

@@ -1,0 +1,63 @@
+"""Random skull-stripping: zero the image outside a (randomly dilated or eroded) brain mask.
+
+The brain mask is taken from the labels (every non-background class), so it follows the deformed
+anatomy exactly; the labels themselves are unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from lesionsynth.ops import bernoulli
+
+
+@dataclass
+class SkullStripConfig:
+    """Attributes: p: probability (paper: 30%). max_erode/max_dilate: voxels."""
+
+    p: float = 0.3
+    max_erode: int = 2
+    max_dilate: int = 3
+
+
+@dataclass
+class SkullStripParams:
+    applied: bool = False
+    radius: int = 0  # > 0 dilate, < 0 erode
+
+
+def sample(gen: torch.Generator, cfg: SkullStripConfig) -> SkullStripParams:
+    if not bernoulli(gen, cfg.p):
+        return SkullStripParams()
+    r = int(torch.randint(-cfg.max_erode, cfg.max_dilate + 1, (), generator=gen))
+    return SkullStripParams(applied=True, radius=r)
+
+
+def brain_mask(labels: torch.Tensor, background: int = 0, radius: int = 0) -> torch.Tensor:
+    """Non-background mask of ``labels``, dilated (radius > 0) or eroded (radius < 0)."""
+    m = (labels != background).float()[None, None]
+    if radius > 0:
+        m = _max_filter(m, radius)
+    elif radius < 0:
+        m = 1 - _max_filter(1 - m, -radius)
+    return m[0, 0] > 0.5
+
+
+def _max_filter(m: torch.Tensor, r: int) -> torch.Tensor:
+    """Cubic max filter as three 1D max-pools (same result as one cube, ~2x faster)."""
+    for ax in range(3):
+        k, pad = [1, 1, 1], [0, 0, 0]
+        k[ax], pad[ax] = 2 * r + 1, r
+        m = F.max_pool3d(m, k, stride=1, padding=pad)
+    return m
+
+
+def apply(p: SkullStripParams, image: torch.Tensor, labels: torch.Tensor, background: int = 0) -> torch.Tensor:
+    if not p.applied:
+        return image
+    mask = brain_mask(labels, background, p.radius)
+    floor = image.min()
+    return torch.where(mask, image, floor)

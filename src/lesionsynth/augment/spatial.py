@@ -1,0 +1,167 @@
+"""Random affine + elastic deformation and cropping, applied in ONE resampling of image and labels.
+
+The output grid is the crop (``crop_size`` voxels at ``spacing`` mm, default: the input's spacing),
+centred on the brain's centre plus a random shift. A random affine (rotation, scaling, shear,
+translation) and a smooth elastic displacement field map output voxels to input voxels; the image is
+sampled trilinearly and the labels by nearest neighbour through the same grid. The output affine is
+the *undeformed* crop grid: the deformation becomes new anatomy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lesionsynth.io.nifti import voxel_sizes
+from lesionsynth.io.resample import voxel_map_to_theta
+from lesionsynth.ops import bernoulli, sample_seed, uniform
+
+
+@dataclass
+class SpatialConfig:
+    """Spatial augmentation parameters (SynthStroke defaults).
+
+    Attributes:
+        crop_size: output size in voxels; ``None`` keeps the input's size.
+        spacing: output voxel size in mm; ``None`` keeps the input's spacing.
+        p_affine: probability of a random affine.
+        rotation_deg: max absolute rotation per axis.
+        scaling: max relative scaling per axis (0.15 = +-15%).
+        shear: max shear per axis pair.
+        translation_mm: max absolute translation per axis.
+        p_elastic: probability of an elastic deformation.
+        elastic_max_mm: max standard deviation of the displacement, mm.
+        elastic_spacing_mm: distance between the displacement field's control points, mm.
+        crop_jitter_mm: max random shift of the crop centre from the brain's centre.
+    """
+
+    crop_size: tuple[int, int, int] | None = (192, 192, 192)
+    spacing: float | None = None
+    p_affine: float = 1.0
+    rotation_deg: float = 15.0
+    scaling: float = 0.15
+    shear: float = 0.012
+    translation_mm: float = 10.0
+    p_elastic: float = 0.8
+    elastic_max_mm: float = 4.0
+    elastic_spacing_mm: float = 24.0
+    crop_jitter_mm: float = 10.0
+
+
+@dataclass
+class SpatialParams:
+    rotation_deg: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    scaling: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    shear: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    translation_mm: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    elastic_std_mm: float = 0.0
+    elastic_spacing_mm: float = 24.0
+    elastic_seed: int = 0
+    crop_shift_mm: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+
+
+def sample(gen: torch.Generator, cfg: SpatialConfig) -> SpatialParams:
+    p = SpatialParams(elastic_spacing_mm=cfg.elastic_spacing_mm)
+    if bernoulli(gen, cfg.p_affine):
+        p.rotation_deg = [uniform(gen, -cfg.rotation_deg, cfg.rotation_deg) for _ in range(3)]
+        p.scaling = [1.0 + uniform(gen, -cfg.scaling, cfg.scaling) for _ in range(3)]
+        p.shear = [uniform(gen, -cfg.shear, cfg.shear) for _ in range(3)]
+        p.translation_mm = [uniform(gen, -cfg.translation_mm, cfg.translation_mm) for _ in range(3)]
+    if bernoulli(gen, cfg.p_elastic):
+        p.elastic_std_mm = uniform(gen, 0.0, cfg.elastic_max_mm)
+        p.elastic_seed = sample_seed(gen)
+    p.crop_shift_mm = [uniform(gen, -cfg.crop_jitter_mm, cfg.crop_jitter_mm) for _ in range(3)]
+    return p
+
+
+def _affine_matrix(p: SpatialParams) -> np.ndarray:
+    a, b, c = (math.radians(x) for x in p.rotation_deg)
+    Rx = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
+    Ry = np.array([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
+    Rz = np.array([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])
+    Sh = np.array([[1, p.shear[0], p.shear[1]], [0, 1, p.shear[2]], [0, 0, 1]])
+    return Rz @ Ry @ Rx @ Sh @ np.diag(p.scaling)
+
+
+def output_grid(in_affine: np.ndarray, in_shape: tuple[int, int, int], cfg: SpatialConfig,
+                centre_vox: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int], np.ndarray]:
+    """The undeformed crop grid: (voxel map out -> in without deformation, out shape, out affine)."""
+    sp_in = voxel_sizes(in_affine)
+    sp_out = sp_in if cfg.spacing is None else np.full(3, float(cfg.spacing))
+    out_shape = tuple(int(s) for s in (cfg.crop_size or in_shape))
+    V = np.eye(4)
+    V[:3, :3] = np.diag(sp_out / sp_in)
+    V[:3, 3] = centre_vox - V[:3, :3] @ ((np.asarray(out_shape) - 1) / 2.0)
+    return V, out_shape, np.asarray(in_affine) @ V  # type: ignore[return-value]
+
+
+def build_grid(p: SpatialParams, cfg: SpatialConfig, in_affine: np.ndarray, in_shape: tuple[int, int, int],
+               centre_vox: np.ndarray, device: torch.device | str
+               ) -> tuple[torch.Tensor, tuple[int, int, int], np.ndarray]:
+    """Sampling grid (1, X, Y, Z, 3) for ``grid_sample``, the output shape and the output affine."""
+    sp_in = voxel_sizes(in_affine)
+    shift_vox = np.asarray(p.crop_shift_mm) / sp_in
+    centre = np.asarray(centre_vox, dtype=np.float64) + shift_vox
+    V, out_shape, out_affine = output_grid(in_affine, in_shape, cfg, centre)
+    sp_out = sp_in * np.diag(V[:3, :3])
+    # voxel map: i = c + D^-1 (M (sp_out * (j - (S-1)/2)) + t)
+    D_inv = np.diag(1.0 / sp_in)
+    M = _affine_matrix(p)
+    A = np.eye(4)
+    A[:3, :3] = D_inv @ M @ np.diag(sp_out)
+    half = (np.asarray(out_shape) - 1) / 2.0
+    A[:3, 3] = centre + D_inv @ np.asarray(p.translation_mm) - A[:3, :3] @ half
+    theta = voxel_map_to_theta(A, in_shape, out_shape).to(device=device, dtype=torch.float32)
+    grid = F.affine_grid(theta[None], [1, 1, *out_shape], align_corners=True)
+    if p.elastic_std_mm > 0:
+        gen = torch.Generator(device=device).manual_seed(p.elastic_seed)
+        n = [max(2, math.ceil(s * so / p.elastic_spacing_mm) + 1) for s, so in zip(out_shape, sp_out)]
+        coarse = torch.randn((1, 3, *n), generator=gen, device=device) * p.elastic_std_mm
+        disp = F.interpolate(coarse, size=out_shape, mode="trilinear", align_corners=True)[0]
+        # mm -> normalised input coordinates; grid coordinate k indexes array axis 2 - k
+        scale = torch.tensor([2.0 / (max(in_shape[k], 2) - 1) / sp_in[k] for k in range(3)],
+                             device=device, dtype=torch.float32)
+        disp = disp * scale[:, None, None, None]
+        grid = grid + disp.flip(0).permute(1, 2, 3, 0)[None]
+    return grid, out_shape, out_affine
+
+
+def apply(p: SpatialParams, cfg: SpatialConfig, image: torch.Tensor, labels: torch.Tensor | None,
+          in_affine: np.ndarray, centre_vox: np.ndarray | None = None
+          ) -> tuple[torch.Tensor, torch.Tensor | None, np.ndarray]:
+    """Deform and crop ``image`` ((X,Y,Z) or (C,X,Y,Z)) and ``labels`` ((X,Y,Z) int) together.
+
+    Args:
+        p: drawn parameters.
+        cfg: the config (crop size and spacing).
+        image: float image on the input grid.
+        labels: integer labels on the same grid, or None.
+        in_affine: the input grid's affine.
+        centre_vox: crop centre in input voxels (default: the volume's centre).
+
+    Returns:
+        ``(image, labels, out_affine)`` on the crop grid.
+    """
+    in_shape = tuple(image.shape[-3:])
+    if centre_vox is None:
+        centre_vox = (np.asarray(in_shape) - 1) / 2.0
+    grid, _, out_affine = build_grid(p, cfg, in_affine, in_shape, centre_vox, image.device)  # type: ignore[arg-type]
+    x = image[None, None] if image.ndim == 3 else image[None]
+    # outside the field of view: the mean of the input's corners (background), not replicated edges
+    # (replicating a textured border makes streaks)
+    c = 4
+    ends = (slice(0, c), slice(-c, None))
+    corners = torch.stack([x[..., i, j, k].mean((-3, -2, -1)) for i in ends for j in ends for k in ends]).mean(0)
+    pad = corners[..., None, None, None].float()
+    out = F.grid_sample(x.float() - pad, grid, mode="bilinear", padding_mode="zeros", align_corners=True) + pad
+    out_img = out[0, 0] if image.ndim == 3 else out[0]
+    out_lab = None
+    if labels is not None:
+        lab = F.grid_sample(labels[None, None].float(), grid, mode="nearest", padding_mode="border",
+                            align_corners=True)
+        out_lab = lab[0, 0].round().to(labels.dtype)
+    return out_img, out_lab, out_affine

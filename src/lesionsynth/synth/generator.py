@@ -1,0 +1,206 @@
+"""The domain-randomised generator: healthy label map + lesion -> synthetic MR image and target.
+
+Every case is a pure function of ``(seed, index)``: :meth:`SynthGenerator.draw` turns them into a
+JSON-serialisable parameter record (which label map and lesion, pasting, intensities, every corruption
+step), and :meth:`SynthGenerator.render` turns a record into the image and target deterministically.
+Records are saved next to each case, so any case can be explained and replayed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lesionsynth.augment import AugmentConfig, ChainParams, apply_chain, sample_chain
+from lesionsynth.errors import InputError
+from lesionsynth.labels.schema import LabelSchema, load_schema
+from lesionsynth.labels.sources import LabelMap, load_label_source
+from lesionsynth.lesions import (
+    LesionFolder,
+    PasteConfig,
+    PasteParams,
+    ProceduralLesionConfig,
+    ProceduralLesionParams,
+    apply_procedural,
+    paste_lesion,
+    sample_paste,
+    sample_procedural,
+)
+from lesionsynth.ops import bernoulli, case_seed, make_generator
+from lesionsynth.synth import intensities
+from lesionsynth.synth.intensities import IntensityConfig, IntensityParams
+
+
+@dataclass
+class SynthConfig:
+    """Configuration of the domain-randomised generator (defaults: SynthStroke paper).
+
+    Attributes:
+        labels: label sources: ``default`` (MNI152 GM/WM/PV/CSF), NIfTI files or folders.
+        mapping: mapping table for hard label maps (built-in name or YAML path).
+        schema: target label schema (built-in name or YAML path).
+        resolution: voxel size (mm) at which label maps are used; None keeps their own.
+        lesions: ``procedural`` or a folder (or glob) of binary lesion masks.
+        lesion_probability: share of cases that get a lesion.
+        lesion_flip: probability of mirroring a real lesion left-right.
+        lesion_random_position: move a real lesion to a random place in the brain (off: keep its
+            MNI position, as in the paper).
+        procedural: procedural lesion parameters.
+        paste: Soft-CP / infarct-grade parameters.
+        intensity: per-class intensity parameters.
+        augment: the corruption chain (includes the crop size).
+    """
+
+    labels: list[str] = field(default_factory=lambda: ["default"])
+    mapping: str = "freesurfer-to-tissue"
+    schema: str = "tissue"
+    resolution: float | None = None
+    lesions: str = "procedural"
+    lesion_probability: float = 1.0
+    lesion_flip: float = 0.5
+    lesion_random_position: bool = False
+    procedural: ProceduralLesionConfig = field(default_factory=ProceduralLesionConfig)
+    paste: PasteConfig = field(default_factory=PasteConfig)
+    intensity: IntensityConfig = field(default_factory=IntensityConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class SynthSample:
+    """One synthetic case on the output (crop) grid."""
+
+    image: torch.Tensor   # (1, X, Y, Z) float32, z-scored
+    target: torch.Tensor  # (X, Y, Z) int64, schema classes
+    affine: np.ndarray
+    params: dict[str, Any]
+
+
+@dataclass
+class _Anatomy:
+    lm: LabelMap
+    target: torch.Tensor
+    brain: torch.Tensor
+    centre_vox: np.ndarray
+
+
+class SynthGenerator:
+    """Draws and renders synthetic cases.
+
+    Args:
+        cfg: the configuration.
+        device: where label maps live and every step runs (``cpu`` or ``cuda``).
+        label_maps: pre-loaded label maps (default: loaded from ``cfg.labels``).
+    """
+
+    def __init__(self, cfg: SynthConfig, device: str | torch.device = "cpu",
+                 label_maps: list[LabelMap] | None = None):
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.schema: LabelSchema = load_schema(cfg.schema)
+        if self.schema.lesion_index is None:
+            raise InputError(f"schema {self.schema.name}: the synthetic generator needs a lesion class")
+        if label_maps is None:
+            label_maps = []
+            for spec in cfg.labels:
+                label_maps.extend(load_label_source(spec, self.schema, cfg.mapping, cfg.resolution))
+        if not label_maps:
+            raise InputError("no label maps given")
+        self.anatomies = [self._prepare(lm) for lm in label_maps]
+        self.lesions: LesionFolder | None = None
+        if cfg.lesions != "procedural":
+            self.lesions = LesionFolder(cfg.lesions)
+
+    def _prepare(self, lm: LabelMap) -> _Anatomy:
+        lm = lm.to(self.device)
+        target = lm.target_probs_argmax()
+        bg = self.schema.background_index
+        brain = target != bg
+        if not brain.any():
+            raise InputError(f"{lm.name}: label map has no brain (only background)")
+        idx = brain.nonzero()
+        centre = ((idx.min(0).values + idx.max(0).values).float() / 2).cpu().numpy().astype(np.float64)
+        return _Anatomy(lm, target, brain, centre)
+
+    # ------------------------------------------------------------------------------------------------
+    def draw(self, index: int, seed: int = 0) -> dict[str, Any]:
+        """The full parameter record of case ``index`` of a run seeded with ``seed``."""
+        gen = make_generator(case_seed(seed, index))
+        a_idx = int(torch.randint(0, len(self.anatomies), (), generator=gen))
+        an = self.anatomies[a_idx]
+        rec: dict[str, Any] = {"seed": int(seed), "index": int(index), "label_map": a_idx,
+                               "label_map_name": an.lm.name}
+        lesion: dict[str, Any] | None = None
+        if bernoulli(gen, self.cfg.lesion_probability):
+            if self.lesions is None:
+                pp = sample_procedural(gen, self.cfg.procedural, an.brain, an.lm.affine)
+                lesion = {"source": "procedural", "procedural": asdict(pp)}
+            else:
+                i = int(torch.randint(0, len(self.lesions), (), generator=gen))
+                flip = bernoulli(gen, self.cfg.lesion_flip)
+                shift = None
+                if self.cfg.lesion_random_position:
+                    coords = an.brain.nonzero()
+                    shift = coords[int(torch.randint(0, len(coords), (), generator=gen))].tolist()
+                lesion = {"source": "file", "file": str(self.lesions.files[i]), "file_index": i,
+                          "flip": flip, "move_to_vox": shift}
+            lesion["paste"] = asdict(sample_paste(gen, self.cfg.paste))
+        rec["lesion"] = lesion
+        rec["intensity"] = asdict(intensities.sample(gen, self.cfg.intensity, an.lm.num_gen + 1))
+        rec["augment"] = sample_chain(gen, self.cfg.augment, an.lm.affine).to_dict()
+        return rec
+
+    def _lesion_mask(self, rec: dict[str, Any], an: _Anatomy) -> torch.Tensor:
+        les = rec["lesion"]
+        if les["source"] == "procedural":
+            return apply_procedural(ProceduralLesionParams(**les["procedural"]), an.brain, an.lm.affine)
+        assert self.lesions is not None
+        i = les["file_index"]
+        m = self.lesions.load(i, an.lm.affine, an.lm.shape, flip=les["flip"]).to(self.device)
+        if les.get("move_to_vox") is not None and m.any():
+            c = m.nonzero().float().mean(0).round().long().tolist()
+            shift = [int(t) - int(s) for t, s in zip(les["move_to_vox"], c)]
+            m = torch.roll(m, shifts=shift, dims=(0, 1, 2))
+        m = m * an.brain
+        if not m.any():
+            raise InputError(f"{self.lesions.files[i]}: lesion mask does not overlap the brain of {an.lm.name}")
+        return m
+
+    def render(self, rec: dict[str, Any]) -> SynthSample:
+        """Render a parameter record (from :meth:`draw` or a saved JSON) into a sample."""
+        an = self.anatomies[rec["label_map"]]
+        ip = IntensityParams(**rec["intensity"])
+        image = intensities.render_tissue(ip, an.lm)
+        target = an.target.clone()
+        if rec["lesion"] is not None:
+            mask = self._lesion_mask(rec, an)
+            idx = mask.nonzero()
+            pp = PasteParams(**rec["lesion"]["paste"])
+            margin = int(np.ceil(3 * pp.softcp_sigma_mm / float(np.min(np.abs(an.lm.affine[:3, :3]).sum(0))))) + 2
+            lo = (idx.min(0).values - margin).clamp_min(0).tolist()
+            hi = [min(int(h) + margin + 1, s) for h, s in zip(idx.max(0).values.tolist(), an.lm.shape)]
+            sl = tuple(slice(a, b) for a, b in zip(lo, hi))
+            alpha, weight = paste_lesion(mask[sl], an.brain[sl], an.lm.affine, pp)
+            lesion_img = intensities.render_lesion(ip, tuple(alpha.shape), self.device)
+            image[sl] = (1 - weight) * image[sl] + weight * lesion_img
+            sub = target[sl]
+            sub[alpha > 0.5] = self.schema.lesion_index
+            target[sl] = sub
+        chain = ChainParams.from_dict(rec["augment"])
+        img, tgt, out_affine = apply_chain(chain, self.cfg.augment, image, target, an.lm.affine,
+                                           an.centre_vox, self.schema.background_index)
+        return SynthSample(image=img[None].float(), target=tgt.long(), affine=out_affine, params=rec)
+
+    def sample(self, index: int, seed: int = 0) -> SynthSample:
+        """Draw and render case ``index`` of the run seeded with ``seed``."""
+        return self.render(self.draw(index, seed))
+
+
+def load_synth_config(path: str | Path | None, **overrides: Any) -> SynthConfig:
+    """Load a :class:`SynthConfig` from YAML (None: defaults), with optional top-level overrides."""
+    from lesionsynth.config import load_config
+
+    return load_config(SynthConfig, path, {k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+import torch
+
+from lesionsynth.augment import AugmentConfig, apply_chain, sample_chain
+from lesionsynth.augment import bias, blur, flip, gamma, lowres, motion, noise, normalize, skullstrip, spatial
+from lesionsynth.augment.chain import ChainParams
+
+
+def _labels():
+    lab = torch.zeros(32, 32, 32, dtype=torch.long)
+    lab[6:26, 6:26, 6:26] = 1
+    lab[10:22, 8:20, 12:24] = 2
+    lab[14:18, 14:24, 10:14] = 3
+    return lab
+
+
+def test_spatial_identity_is_exact_crop():
+    lab = _labels()
+    img = torch.rand(32, 32, 32)
+    cfg = spatial.SpatialConfig(crop_size=(16, 16, 16), crop_jitter_mm=0)
+    p = spatial.SpatialParams()
+    aff = np.diag([2.0, 2.0, 2.0, 1.0])
+    out_img, out_lab, out_aff = spatial.apply(p, cfg, img, lab, aff, centre_vox=np.array([15.5, 15.5, 15.5]))
+    assert torch.allclose(out_img, img[8:24, 8:24, 8:24], atol=1e-5)
+    assert torch.equal(out_lab, lab[8:24, 8:24, 8:24])
+    np.testing.assert_allclose(out_aff[:3, 3], [16, 16, 16])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_image_and_labels_stay_aligned(seed):
+    """An image that *is* the label map, deformed with the labels, still equals them."""
+    lab = _labels()
+    img = lab.float() * 100
+    cfg = spatial.SpatialConfig(crop_size=(28, 28, 28), rotation_deg=20, scaling=0.2, shear=0.05,
+                                elastic_max_mm=3, elastic_spacing_mm=16, p_elastic=1)
+    p = spatial.sample(torch.Generator().manual_seed(seed), cfg)
+    assert p.elastic_std_mm > 0
+    out_img, out_lab, _ = spatial.apply(p, cfg, img, lab, np.eye(4))
+    agree = (out_img / 100).round().long() == out_lab
+    assert agree.float().mean() > 0.97  # disagreement only at partial-volume edges
+    assert not torch.equal(out_lab, lab[2:30, 2:30, 2:30])  # it did deform
+
+
+def test_each_transform_is_deterministic_given_params():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(24, 24, 24) + 0.5
+    cases = [
+        (bias.sample(g, bias.BiasConfig(p=1)), bias.apply),
+        (gamma.sample(g, gamma.GammaConfig(p=1)), gamma.apply),
+        (motion.sample(g, motion.MotionConfig(p=1)), motion.apply),
+        (noise.sample(g, noise.NoiseConfig(p=1)), noise.apply),
+        (blur.sample(g, blur.BlurConfig(p=1)), blur.apply),
+    ]
+    for p, f in cases:
+        a, b = f(p, x), f(p, x)
+        assert torch.equal(a, b)
+        assert not torch.allclose(a, x), type(p).__name__
+
+
+def test_lowres_blurs_only_its_axis():
+    x = torch.zeros(32, 32, 32)
+    x[:, :, 16] = 1
+    x[16, :, :] += 1
+    out = lowres.apply(lowres.LowResParams(axis=2, thickness_mm=6.0), x, np.ones(3))
+    assert out[5, 5, 16] < 0.6  # the thin slab along z is smeared
+    assert torch.allclose(out[16, 5, 5], torch.tensor(1.0), atol=0.1) or out[16, 5, 5] > 0.8
+
+
+def test_skullstrip_uses_labels():
+    lab = _labels()
+    img = torch.rand(32, 32, 32) + 1
+    out = skullstrip.apply(skullstrip.SkullStripParams(True, 0), img, lab)
+    assert torch.equal(out[lab > 0], img[lab > 0])
+    assert (out[lab == 0] == img.min()).all()
+    dil = skullstrip.brain_mask(lab, 0, 2)
+    ero = skullstrip.brain_mask(lab, 0, -2)
+    assert dil.sum() > (lab > 0).sum() > ero.sum()
+
+
+def test_flip_lr_axis_from_affine():
+    lia = np.array([[-1, 0, 0, 0], [0, 0, 1, 0], [0, -1, 0, 0], [0, 0, 0, 1.0]])
+    assert flip.lr_axis(lia) == 0
+    p = flip.FlipParams(axes=[0])
+    x = torch.arange(8.0).reshape(2, 2, 2)
+    assert torch.equal(flip.apply(p, flip.apply(p, x)), x)
+
+
+def test_chain_replays_from_record_and_zscores():
+    lab = _labels()
+    img = lab.float() * 50 + 10
+    cfg = AugmentConfig()
+    cfg.spatial.crop_size = (24, 24, 24)
+    g = torch.Generator().manual_seed(5)
+    p = sample_chain(g, cfg, np.eye(4))
+    a_img, a_lab, _ = apply_chain(p, cfg, img, lab, np.eye(4))
+    replay = ChainParams.from_dict(p.to_dict())
+    b_img, b_lab, _ = apply_chain(replay, cfg, img, lab, np.eye(4))
+    assert torch.equal(a_img, b_img) and torch.equal(a_lab, b_lab)
+    assert abs(float(a_img.mean())) < 1e-4 and abs(float(a_img.std()) - 1) < 1e-3
+
+
+def test_percentiles_and_clip():
+    x = torch.arange(1000.0).reshape(10, 10, 10)
+    out = normalize.clip(normalize.ClipParams(1.0, 99.0), x)
+    assert out.min() >= 9 and out.max() <= 990
