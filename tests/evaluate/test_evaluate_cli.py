@@ -211,3 +211,36 @@ def test_workers_give_identical_results(study, tmp_path):
     r2 = evaluate_folders(truth, sel, tmp_path / "w2", progress=False, workers=2)
     assert (tmp_path / "w1" / "per_case.csv").read_text() == (tmp_path / "w2" / "per_case.csv").read_text()
     assert r1["summary"] == r2["summary"]
+
+
+def test_axis_aligned_mapping_matches_interpolation():
+    from lesionsynth.evaluate.scoring import LabelVolume, axis_aligned_map, to_grid
+    from lesionsynth.io.resample import resample_to_grid
+
+    rng = np.random.default_rng(5)
+    data = rng.integers(0, 6, size=(7, 9, 11)).astype(np.uint8)
+    in_aff = np.diag([1.5, 2.0, 2.5, 1.0])
+    in_aff[:3, 3] = [3.0, -4.0, 5.0]
+    vol = LabelVolume(data, in_aff)
+    # flips, permutations and whole-voxel shifts: identical to the general (torch) resampler
+    for _ in range(12):
+        perm = rng.permutation(3)
+        sign = rng.choice([-1, 1], size=3)
+        out_shape = tuple(int(v) for v in rng.integers(5, 14, size=3))
+        m = np.eye(4)
+        m[:3, :3] = 0
+        for k in range(3):
+            m[perm[k], k] = sign[k]
+        m[:3, 3] = rng.integers(-4, 5, size=3)
+        out_aff = in_aff @ m
+        exact = to_grid(vol, out_aff, out_shape).labels
+        ref = resample_to_grid(data.astype(np.int16), in_aff, out_aff, out_shape, mode="nearest")
+        assert np.array_equal(exact, ref.astype(np.uint8))
+    # a 3x finer grid whose voxel centres fall inside the coarse voxels: every coarse voxel -> 3x3x3 block
+    fine = np.diag([0.5, 2 / 3, 2.5 / 3, 1.0])
+    fine[:3, 3] = in_aff[:3, 3] - np.diag(in_aff)[:3] / 3
+    up = to_grid(vol, fine, (21, 27, 33)).labels
+    assert np.array_equal(up, data.repeat(3, 0).repeat(3, 1).repeat(3, 2))
+    rot = np.array([[0.0, -1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    rot[:3, :3] = np.array([[np.cos(0.3), -np.sin(0.3), 0], [np.sin(0.3), np.cos(0.3), 0], [0, 0, 1]])
+    assert axis_aligned_map(rot) is None  # oblique: interpolated by the general resampler

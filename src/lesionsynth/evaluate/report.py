@@ -313,7 +313,8 @@ def _mpl_table(ax, header: list[str], rows: list[list[str]]):
     """A matplotlib table with column widths following the text lengths."""
     lens = np.array([max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)], dtype=float)
     widths = (lens + 2) / (lens + 2).sum()
-    tab = ax.table(cellText=rows, colLabels=header, loc="upper center", cellLoc="center", colWidths=list(widths))
+    tab = ax.table(cellText=rows, colLabels=header, loc="upper center", cellLoc="center",
+                   colWidths=list(widths))
     tab.auto_set_font_size(False)
     tab.set_fontsize(8.5)
     tab.scale(1, 1.35)
