@@ -1,0 +1,1 @@
+"""The GAN generator family: a lesion-mask GAN, label -> image translators, and a database builder."""

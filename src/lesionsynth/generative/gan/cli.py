@@ -1,0 +1,159 @@
+"""``lesionsynth gan``: train-masks, sample-masks, train-translator, build-dataset, mask-stats."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from lesionsynth.config import load_config
+from lesionsynth.errors import ConfigError, InputError
+
+
+def _common(p: argparse.ArgumentParser, seed: bool = True) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    if seed:
+        p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def _training(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, log.csv, samples/)")
+    p.add_argument("--iterations", type=int, help="override the config's number of iterations")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
+    _common(p)
+
+
+def register(subparsers: Any) -> None:
+    gan = subparsers.add_parser(
+        "gan", help="lesion-mask GAN, label->image translators, synthetic database builder",
+        description="The GAN generator family: invent lesion masks, render label maps as images, and build "
+                    "a synthetic nnU-Net-style database. See docs/gan.md.")
+    gan.set_defaults(func=lambda args: (gan.print_help(), 2)[1])
+    sub = gan.add_subparsers(dest="gan_command", metavar="SUBCOMMAND")
+
+    p = sub.add_parser("train-masks", help="train the lesion-mask GAN (WGAN-GP) on a folder of real masks")
+    p.add_argument("--lesions", type=Path, help="folder of binary lesion masks (NIfTI, MNI space)")
+    p.add_argument("--config", default="gan-masks", help="YAML config or shipped name (default gan-masks)")
+    _training(p)
+    p.set_defaults(func=run_train_masks)
+
+    p = sub.add_parser("sample-masks", help="write binary masks from a trained mask GAN (MNI 1 mm grid)")
+    p.add_argument("--model", required=True, type=Path, help="mask GAN run folder or checkpoint")
+    p.add_argument("--out", required=True, type=Path, help="output folder (mask_00000.nii.gz, ...)")
+    p.add_argument("-n", "--n", type=int, default=100, help="number of masks (default 100)")
+    _common(p)
+    p.set_defaults(func=run_sample_masks)
+
+    p = sub.add_parser("train-translator", help="train a label-map -> image translator (pix2pix or SPADE)")
+    p.add_argument("--arch", choices=["pix2pix", "spade"], help="network (default: the config's)")
+    p.add_argument("--config", help="YAML config or shipped name (default gan-ARCH)")
+    p.add_argument("--pairs", help="'mni' (template + its tissue labels) or a dataset folder "
+                                   "(nnU-Net layout)")
+    p.add_argument("--lesions", help="simulated lesions of the pairs: procedural, none, or a mask folder")
+    p.add_argument("--spatial-dims", type=int, choices=[2, 3], help="2 (axial slices) or 3 (volumes)")
+    _training(p)
+    p.set_defaults(func=run_train_translator)
+
+    p = sub.add_parser("build-dataset", help="paste lesions into healthy label maps and render them")
+    p.add_argument("--translator", required=True, type=Path, help="translator run folder or checkpoint")
+    p.add_argument("--out", required=True, type=Path, help="dataset folder (imagesTr/, labelsTr/, ...)")
+    p.add_argument("-n", "--n", type=int, default=100, help="number of cases (default 100)")
+    p.add_argument("--config", default="gan-build", help="YAML config or shipped name (default gan-build)")
+    p.add_argument("--labels", help="healthy label maps: default (MNI) or a file/folder")
+    p.add_argument("--lesions", help="procedural, a folder of masks, or a mask GAN run folder")
+    _common(p)
+    p.set_defaults(func=run_build_dataset)
+
+    p = sub.add_parser("mask-stats", help="volume / component-count table of mask folders")
+    p.add_argument("folders", nargs="+", help="NAME=FOLDER (or FOLDER) of binary masks")
+    p.add_argument("--limit", type=int, help="use only the first N masks of each folder")
+    p.set_defaults(func=run_mask_stats)
+
+
+def _check_positive(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise ConfigError(f"{name} must be >= 1, got {value}")
+
+
+def run_train_masks(args: argparse.Namespace) -> int:
+    from lesionsynth.generative.gan.mask_gan import MaskGANConfig, train_mask_gan
+    from lesionsynth.generative.gan.runs import resolve_device
+
+    _check_positive("--iterations", args.iterations)
+    overrides = {"iterations": args.iterations} if args.iterations else None
+    cfg = load_config(MaskGANConfig, args.config, overrides)
+    device = resolve_device(args.device)
+    ckpt = train_mask_gan(cfg, args.lesions, args.out, device, seed=args.seed, resume=args.resume)
+    print(f"mask GAN checkpoint: {ckpt}", file=sys.stderr)
+    return 0
+
+
+def run_sample_masks(args: argparse.Namespace) -> int:
+    from lesionsynth.generative.gan.mask_sampling import write_masks
+    from lesionsynth.generative.gan.runs import resolve_device
+
+    _check_positive("-n", args.n)
+    summary = write_masks(args.model, args.out, args.n, seed=args.seed, device=resolve_device(args.device))
+    print(f"{args.n} masks in {args.out} (redraws of too-small masks: {summary['redraws_this_call']})",
+          file=sys.stderr)
+    return 0
+
+
+def run_train_translator(args: argparse.Namespace) -> int:
+    from lesionsynth.generative.gan.runs import resolve_device
+    from lesionsynth.generative.gan.translator import TranslatorConfig, train_translator
+
+    _check_positive("--iterations", args.iterations)
+    config = args.config or f"gan-{args.arch or 'pix2pix'}"
+    overrides: dict[str, Any] = {}
+    if args.arch:
+        overrides["arch"] = args.arch
+    if args.spatial_dims:
+        overrides["spatial_dims"] = args.spatial_dims
+    if args.iterations:
+        overrides["iterations"] = args.iterations
+    pairs: dict[str, Any] = {}
+    if args.pairs:
+        if args.pairs != "mni" and not Path(args.pairs).is_dir():
+            raise InputError(f"{args.pairs}: --pairs must be 'mni' or a dataset folder")
+        pairs["source"] = args.pairs
+    if args.lesions:
+        if args.lesions not in ("procedural", "none") and not Path(args.lesions).exists():
+            raise InputError(f"{args.lesions}: lesion folder not found")
+        pairs["lesions"] = args.lesions
+    if pairs:
+        overrides["pairs"] = pairs
+    cfg = load_config(TranslatorConfig, config, overrides)
+    ckpt = train_translator(cfg, args.out, resolve_device(args.device), seed=args.seed, resume=args.resume)
+    print(f"translator checkpoint: {ckpt}", file=sys.stderr)
+    return 0
+
+
+def run_build_dataset(args: argparse.Namespace) -> int:
+    from lesionsynth.generative.gan.database import BuildConfig, build_dataset
+    from lesionsynth.generative.gan.runs import resolve_device
+
+    _check_positive("-n", args.n)
+    overrides = {k: v for k, v in (("labels", args.labels), ("lesions", args.lesions)) if v}
+    cfg = load_config(BuildConfig, args.config, overrides)
+    out = build_dataset(args.translator, args.out, args.n, cfg, seed=args.seed,
+                        device=resolve_device(args.device))
+    print(f"{args.n} cases in {out}", file=sys.stderr)
+    return 0
+
+
+def run_mask_stats(args: argparse.Namespace) -> int:
+    from lesionsynth.generative.gan.stats import comparison_table, folder_stats
+
+    groups = {}
+    for item in args.folders:
+        name, _, folder = item.rpartition("=") if "=" in item else (item, "", item)
+        if not Path(folder).is_dir():
+            raise InputError(f"{folder}: mask folder not found")
+        stats = folder_stats(folder, args.limit)
+        if not stats:
+            raise InputError(f"{folder}: no NIfTI masks")
+        groups[name] = stats
+    print(comparison_table(groups))
+    return 0

@@ -1,0 +1,184 @@
+"""The database builder: lesions pasted into healthy label maps, rendered by a trained translator.
+
+For case ``i`` (seeded with ``case_seed(seed, i)``):
+
+1. pick a healthy label map (round robin over the ``labels`` source; default: the MNI label map) at the
+   translator's spacing, reoriented to RAS;
+2. draw a lesion: a mask from a folder (e.g. written by ``gan sample-masks``, or real masks), a fresh
+   sample of a mask GAN checkpoint, or a procedural lesion; mirror it left-right with probability
+   ``flip_p``; label it as the lesion class wherever it falls inside the brain;
+3. deform the label map randomly (affine + elastic, nearest neighbour) and crop it to the translator's
+   shape around the brain's centre: with a single healthy anatomy this is the only source of
+   anatomical variety;
+4. render the image with the translator (2D translators slice by slice) and rescale it from [-1, 1]
+   to [0, 1];
+5. write the case with :func:`lesionsynth.data.write_case` (image, ``params/{case}.json``, label last)
+   into the nnU-Net layout that ``lesionsynth synth`` writes and ``lesionsynth train`` reads.
+
+Finished cases (label file present) are skipped, so an interrupted build is resumed by re-running it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lesionsynth.augment import spatial
+from lesionsynth.config import to_dict
+from lesionsynth.data import case_done, write_case, write_dataset_json
+from lesionsynth.errors import ConfigError, InputError
+from lesionsynth.generative.gan.pairs import DeformConfig
+from lesionsynth.generative.gan.translator import load_translator, render_volume
+from lesionsynth.io.resample import reorient_to_ras
+from lesionsynth.labels import LabelMap, LabelSchema, load_label_source
+from lesionsynth.lesions import LesionFolder, ProceduralLesionConfig, apply_procedural, sample_procedural
+from lesionsynth.ops import bernoulli, case_seed, make_generator
+
+
+@dataclass
+class BuildConfig:
+    """Database builder settings (``configs/gan-build.yaml``).
+
+    Attributes:
+        labels: healthy label maps: ``default`` (MNI) or a file/folder (see ``lesionsynth synth``).
+        mapping: mapping table for hard label maps (default: FreeSurfer -> the translator's schema).
+        lesions: ``procedural``, a folder of binary masks, or a mask GAN run folder/checkpoint.
+        p_lesion: probability that a case gets a lesion (1 = every case).
+        flip_p: probability of mirroring the lesion left-right.
+        lesion_volume_ml: procedural lesions' volume range.
+        deform: random deformation of the healthy label map.
+        previews: write ``previews/{case}.png`` for the first this-many cases.
+    """
+
+    labels: str = "default"
+    mapping: str | None = None
+    lesions: str = "procedural"
+    p_lesion: float = 1.0
+    flip_p: float = 0.5
+    lesion_volume_ml: tuple[float, float] = (3.0, 150.0)
+    deform: DeformConfig = field(default_factory=DeformConfig)
+    previews: int = 4
+
+
+class LesionSource:
+    """Lesion masks on a given grid from a folder, a mask GAN or the procedural generator."""
+
+    def __init__(self, spec: str, device: torch.device | str = "cpu",
+                 volume_ml: tuple[float, float] = (3.0, 150.0)):
+        self.spec, self.device = spec, device
+        self.folder: LesionFolder | None = None
+        self.gan = None
+        self.volume_ml = volume_ml
+        if spec == "procedural":
+            return
+        p = Path(spec)
+        if (p.is_file() and p.suffix == ".pt") or (p / "checkpoints" / "last.pt").is_file():
+            from lesionsynth.generative.gan.mask_gan import load_mask_generator
+
+            self.gan = load_mask_generator(p, device)
+        else:
+            self.folder = LesionFolder(spec)
+
+    def draw(self, gen: torch.Generator, index_seed: int, affine: np.ndarray, shape: tuple[int, int, int],
+             brain: torch.Tensor, flip: bool) -> tuple[torch.Tensor, dict]:
+        """A binary mask (float) on (affine, shape) and a description of where it came from."""
+        if self.folder is not None:
+            i = int(torch.randint(0, len(self.folder), (), generator=gen))
+            m = self.folder.load(i, affine, shape, flip=flip)
+            return m, {"source": "folder", "file": self.folder.files[i].name, "flip": flip}
+        if self.gan is not None:
+            from lesionsynth.generative.gan.mask_sampling import OutputGrid, sample_masks
+
+            G, cfg, _ = self.gan
+            flip_aff = np.diag([-1.0, 1.0, 1.0, 1.0]) @ affine if flip else affine
+            out = OutputGrid(flip_aff, shape, brain)
+            # the flip: sample on the mirrored grid, i.e. the mask x -> -x
+            _, m, attempts = next(sample_masks(G, cfg, [0], index_seed, out, self.device))
+            return m, {"source": "mask-gan", "seed": index_seed, "draws": attempts, "flip": flip}
+        pcfg = ProceduralLesionConfig(volume_ml=self.volume_ml)
+        params = sample_procedural(gen, pcfg, brain, affine)
+        return apply_procedural(params, brain, affine), {"source": "procedural", **asdict(params)}
+
+
+def _ras_labels(lm: LabelMap) -> tuple[torch.Tensor, np.ndarray]:
+    lab, aff = reorient_to_ras(lm.target_probs_argmax().cpu().numpy(), lm.affine)
+    return torch.from_numpy(np.ascontiguousarray(lab)).long(), aff
+
+
+def build_dataset(translator: str | Path, out: str | Path, n: int, cfg: BuildConfig, seed: int = 0,
+                  device: torch.device | str = "cpu", progress: bool = True) -> Path:
+    """Write ``n`` cases into ``out`` (nnU-Net layout); returns ``out``."""
+    G, tcfg, schema, _ = load_translator(translator, device)
+    if schema.lesion_index is None:
+        raise ConfigError(f"{translator}: the translator's schema {schema.name} has no lesion class")
+    mapping = cfg.mapping
+    sources = load_label_source(cfg.labels, schema=schema, mapping=mapping, resolution=tcfg.spacing_mm)
+    bases = [_ras_labels(lm) for lm in sources]
+    lesions = LesionSource(cfg.lesions, device, cfg.lesion_volume_ml)
+    scfg = cfg.deform.spatial_config(tcfg.shape)
+    out = Path(out)
+    signature = {"generator": "gan", "seed": int(seed), "translator": str(Path(translator).resolve()),
+                 "config": to_dict(cfg)}
+    n_total = n
+    js = out / "dataset.json"
+    if js.is_file():
+        try:
+            prev = json.loads(js.read_text())
+        except json.JSONDecodeError:
+            prev = {}
+        sig = prev.get("lesionsynth", {})
+        if sig and any(sig.get(k) != v for k, v in signature.items()):
+            raise InputError(f"{out}: holds a set made with other arguments (seed/translator/config); "
+                             "use another --out")
+        n_total = max(n, int(prev.get("numTraining", 0)))
+    out.mkdir(parents=True, exist_ok=True)
+    extra = {"lesionsynth": {**signature, "arch": tcfg.arch, "spacing_mm": tcfg.spacing_mm,
+                             "schema": schema.to_dict()}}
+    labels = {c: i for i, c in enumerate(schema.classes)}
+    write_dataset_json(out, {"0": tcfg.contrast}, labels, n_total, extra)
+    todo = [i for i in range(n) if not case_done(out, f"gan_{i:05d}")]
+    bar = tqdm(total=n, initial=n - len(todo), desc="building", disable=None if progress else True)
+    for i in todo:
+        _build_case(i, out, G, tcfg, schema, bases, lesions, cfg, scfg, seed, device,
+                    preview=i < cfg.previews)
+        bar.update(1)
+    bar.close()
+    return out
+
+
+def _build_case(i: int, out: Path, G: torch.nn.Module, tcfg, schema: LabelSchema, bases: list,
+                lesions: LesionSource, cfg: BuildConfig, scfg: spatial.SpatialConfig, seed: int,
+                device: torch.device | str, preview: bool) -> None:
+    s = case_seed(seed, i)
+    gen = make_generator(s)
+    labels, affine = bases[i % len(bases)]
+    labels = labels.clone()
+    brain = labels != schema.background_index
+    if not brain.any():
+        raise InputError(f"{cfg.labels}: healthy label map {i % len(bases)} has no brain")
+    params: dict = {"seed": s, "healthy_labels": i % len(bases)}
+    if bernoulli(gen, cfg.p_lesion):
+        flip = bernoulli(gen, cfg.flip_p)
+        mask, info = lesions.draw(gen, case_seed(s, 1), affine, tuple(labels.shape), brain, flip)
+        labels[(mask > 0.5) & brain] = schema.lesion_index  # type: ignore[assignment]
+        params["lesion"] = info
+    centre = brain.nonzero().float().mean(0).numpy().astype(np.float64)
+    sp = spatial.sample(gen, scfg)
+    _, labels_c, out_affine = spatial.apply(sp, scfg, brain.float(), labels, affine, centre)
+    assert labels_c is not None
+    params["spatial"] = asdict(sp)
+    image = render_volume(G, labels_c, schema.num_classes, tcfg.spatial_dims, device)
+    image = ((image + 1.0) / 2.0).clamp(0, 1).numpy()
+    lab = labels_c.numpy().astype(np.uint8)
+    params["lesion_voxels"] = int((lab == schema.lesion_index).sum())
+    write_case(out, f"gan_{i:05d}", [image], lab, out_affine, params)
+    if preview:
+        from lesionsynth.viz import save_preview
+
+        save_preview(out / "previews" / f"gan_{i:05d}.png", image, lesion=lab == schema.lesion_index,
+                     labels=lab, title=f"gan_{i:05d} ({tcfg.arch})")

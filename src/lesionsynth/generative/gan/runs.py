@@ -1,0 +1,116 @@
+"""Run folders of the GAN trainers: checkpoints, resume, loss log, devices.
+
+A run folder holds::
+
+    RUN/config.yaml               # the resolved config (plain YAML)
+    RUN/checkpoints/last.pt       # written atomically every ``checkpoint_every`` iterations and at the end
+    RUN/log.csv                   # one row per logged iteration
+    RUN/samples/iter_XXXXXXX.png  # sample grids
+
+A GAN checkpoint is a dict: ``kind`` (``mask-gan`` or ``translator``), ``config`` (the config as a
+dict), ``model`` (the generator's ``state_dict``: all that sampling or rendering needs), ``critic``
+(the critic/discriminator's), ``opt_g``, ``opt_d``, ``iteration`` (finished generator steps), ``seed``
+and ``rng`` (the global torch RNG state, restored on resume; the trainers themselves draw only from
+per-iteration generators seeded with ``case_seed(seed, iteration)``, so a resumed run continues exactly
+where an uninterrupted one would be).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from lesionsynth.config import to_dict
+from lesionsynth.errors import ConfigError, InputError
+from lesionsynth.io.atomic import write_text_atomic
+from lesionsynth.models.checkpoint import resolve_checkpoint, save_checkpoint
+
+
+def resolve_device(name: str | torch.device | None) -> torch.device:
+    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
+    name = str(name or "auto")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: CUDA is not available on this machine")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"--device {name}: not a device (use auto, cpu, cuda or cuda:N)") from None
+
+
+class RunFolder:
+    """Paths and bookkeeping of one training run."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    @property
+    def last(self) -> Path:
+        return self.root / "checkpoints" / "last.pt"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "log.csv"
+
+    def sample_png(self, iteration: int) -> Path:
+        return self.root / "samples" / f"iter_{iteration:07d}.png"
+
+    def prepare(self, resume: bool) -> bool:
+        """Create the folder; returns whether there is a checkpoint to resume from.
+
+        Raises:
+            InputError: the folder already holds a checkpoint and ``resume`` is False.
+        """
+        if self.last.is_file() and not resume:
+            raise InputError(f"{self.root}: already holds a run (checkpoints/last.pt); "
+                             "pass --resume to continue it or choose another --out")
+        self.root.mkdir(parents=True, exist_ok=True)
+        return resume and self.last.is_file()
+
+    def write_config(self, cfg: Any) -> None:
+        write_text_atomic(self.root / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+    def log(self, row: dict[str, float | int]) -> None:
+        new = not self.log_path.is_file()
+        with open(self.log_path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                w.writeheader()
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+    def truncate_log(self, iteration: int) -> None:
+        """Drop log rows after ``iteration`` (rows logged after the checkpoint a run resumes from)."""
+        if not self.log_path.is_file():
+            return
+        with open(self.log_path, newline="") as f:
+            rows = list(csv.reader(f))
+        if not rows:
+            return
+        keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= iteration]
+        text = "\n".join(",".join(r) for r in keep) + "\n"
+        write_text_atomic(self.log_path, text)
+
+    def save(self, state: dict[str, Any]) -> Path:
+        state = dict(state)
+        state["rng"] = torch.get_rng_state()
+        return save_checkpoint(self.last, state)
+
+
+def load_gan_checkpoint(path: str | Path, kind: str,
+                        map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a GAN checkpoint (file or run folder) of the given ``kind``, with one-line errors."""
+    p = resolve_checkpoint(path, prefer="last")
+    try:
+        ckpt = torch.load(p, map_location=map_location, weights_only=False)
+    except Exception as e:
+        raise InputError(f"{p}: cannot read checkpoint ({type(e).__name__})") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "kind" not in ckpt:
+        raise InputError(f"{p}: not a lesionsynth GAN checkpoint")
+    if ckpt["kind"] != kind:
+        raise InputError(f"{p}: is a {ckpt['kind']} checkpoint, expected a {kind} checkpoint")
+    return ckpt
