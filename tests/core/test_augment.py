@@ -2,8 +2,21 @@ import numpy as np
 import pytest
 import torch
 
-from lesionsynth.augment import AugmentConfig, apply_chain, sample_chain
-from lesionsynth.augment import bias, blur, flip, gamma, lowres, motion, noise, normalize, skullstrip, spatial
+from lesionsynth.augment import (
+    AugmentConfig,
+    apply_chain,
+    bias,
+    blur,
+    flip,
+    gamma,
+    lowres,
+    motion,
+    noise,
+    normalize,
+    sample_chain,
+    skullstrip,
+    spatial,
+)
 from lesionsynth.augment.chain import ChainParams
 
 

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from lesionsynth.augment import AugmentConfig
-from lesionsynth.augment import bias, blur, gamma, lowres, motion, noise, normalize, skullstrip, spatial
+from lesionsynth.augment import AugmentConfig, bias, blur, gamma, lowres, motion, noise, normalize, skullstrip, spatial
 from lesionsynth.augment.flip import FlipConfig
 from lesionsynth.lesions import PasteConfig, ProceduralLesionConfig
 from lesionsynth.synth import SynthConfig, SynthDataset, SynthGenerator

@@ -10,7 +10,7 @@ from lesionsynth.io.nifti import (
     strip_nifti_suffix,
     voxel_sizes,
 )
-from lesionsynth.io.resample import resample_to_grid, reorient_to_ras, resample_to_spacing
+from lesionsynth.io.resample import reorient_to_ras, resample_to_grid, resample_to_spacing
 
 __all__ = [
     "Volume", "atomic_path", "find_images", "is_nifti", "load_volume", "reorient_to_ras",

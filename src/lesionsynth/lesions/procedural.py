@@ -15,7 +15,8 @@ import torch
 
 from lesionsynth.errors import InputError
 from lesionsynth.io.nifti import voxel_sizes
-from lesionsynth.ops import smooth_noise, uniform as _uniform
+from lesionsynth.ops import smooth_noise
+from lesionsynth.ops import uniform as _uniform
 
 
 @dataclass

@@ -1,0 +1,50 @@
+"""``lesionsynth demo`` and ``lesionsynth experiment run``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run the whole pipeline on the bundled default and write a report",
+                       description="Synthesise, train the tiny configuration, predict, evaluate, report.")
+    p.add_argument("--out", "-o", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
+    p.add_argument("--n-heldout", type=int, default=4, help="held-out synthetic test cases (default 4)")
+    p.add_argument("--config", default="tiny-cpu", help="training config (default tiny-cpu)")
+    p.add_argument("--epochs", type=int, default=None, help="override the training epochs")
+    p.add_argument("--iterations-per-epoch", type=int, default=None, help="override iterations per epoch")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--gan-masks", type=Path, default=None, help="mask-GAN checkpoint (optional)")
+    p.add_argument("--gan-translator", type=Path, default=None, help="label-to-image translator checkpoint")
+    p.add_argument("--ldm-mask", type=Path, default=None, help="mask LDM checkpoint (optional)")
+    p.add_argument("--ldm-image", type=Path, default=None, help="SPADE image LDM checkpoint (optional)")
+    p.set_defaults(func=_run_demo)
+
+    e = sub.add_parser("experiment", help="run a paper's experiment design (train -> predict -> evaluate)")
+    esub = e.add_subparsers(dest="experiment_command", metavar="ACTION")
+    r = esub.add_parser("run", help="run an experiment config (see configs/experiments/)")
+    r.add_argument("config", help="experiment YAML (path or shipped name)")
+    r.add_argument("--out", "-o", type=Path, default=None, help="output folder (default experiments/NAME)")
+    r.set_defaults(func=_run_experiment)
+    e.set_defaults(func=lambda a: (e.print_help(), 2)[1])
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from lesionsynth.demo.run import DemoOptions, main_demo
+
+    return main_demo(DemoOptions(out=args.out, n_heldout=args.n_heldout, train_config=args.config,
+                                 epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
+                                 seed=args.seed, device=args.device, gan_masks=args.gan_masks,
+                                 gan_translator=args.gan_translator, ldm_mask=args.ldm_mask,
+                                 ldm_image=args.ldm_image))
+
+
+def _run_experiment(args: argparse.Namespace) -> int:
+    from lesionsynth.demo.experiment import load_experiment, run_experiment
+
+    cfg = load_experiment(args.config)
+    out = args.out or Path("experiments") / cfg.name
+    run_experiment(args.config, out)
+    return 0

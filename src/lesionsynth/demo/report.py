@@ -1,0 +1,67 @@
+"""A single-page HTML report that links tables, plots, previews and QC overlays (all relative paths)."""
+
+from __future__ import annotations
+
+import csv
+import html
+from pathlib import Path
+from typing import Any
+
+from lesionsynth.io.atomic import write_text_atomic
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222}
+h1{font-size:1.6em} h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
+.grid{display:flex;flex-wrap:wrap;gap:8px} .grid figure{margin:0;width:340px}
+.grid img{width:340px;border:1px solid #ddd} figcaption{font-size:.8em;color:#555}
+.note{color:#555;font-size:.9em} code{background:#f4f4f4;padding:0 .2em}
+"""
+
+
+def rel(path: Path, base: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def table_html(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    if not rows:
+        return "<p class=note>(no rows)</p>"
+    cols = columns or list(rows[0])
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = []
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c, "")
+            if isinstance(v, float):
+                v = f"{v:.3f}"
+            cells.append(f"<td>{html.escape(str(v))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def image_grid(images: list[tuple[Path, str]], base: Path) -> str:
+    figs = [f"<figure><a href='{rel(p, base)}'><img src='{rel(p, base)}' loading=lazy></a>"
+            f"<figcaption>{html.escape(c)}</figcaption></figure>" for p, c in images if Path(p).is_file()]
+    return "<div class=grid>" + "".join(figs) + "</div>" if figs else "<p class=note>(none)</p>"
+
+
+def write_report(path: Path, title: str, sections: list[tuple[str, str]]) -> Path:
+    """Write ``path`` with a title and (heading, html) sections."""
+    body = "".join(f"<h2>{html.escape(h)}</h2>{content}" for h, content in sections)
+    doc = (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+           f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
+    write_text_atomic(path, doc)
+    return path
