@@ -1,0 +1,59 @@
+"""``lesionsynth predict``: tissue and lesion maps for scans, on the scans' own grids."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lesionsynth.infer.config import PRECISIONS, PredictConfig
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "predict",
+        help="segment scans (tissue classes and lesions) with a trained model",
+        description="Segment scans of any contrast, resolution and orientation. Outputs per input "
+                    "(same shape and affine as the input): {stem}_labels.nii.gz, {stem}_lesion.nii.gz, "
+                    "{stem}_uncertainty.nii.gz, {stem}_qc.png, optional {stem}_probabilities.nii.gz, and "
+                    "one volumes.csv row. Inputs whose outputs exist are skipped. Exit code 1 if any "
+                    "input failed. See docs/predict.md.",
+    )
+    p.add_argument("-i", "--input", nargs="+", required=True, metavar="INPUT",
+                   help="NIfTI files, folders or glob patterns (quote globs)")
+    p.add_argument("-o", "--out", required=True, metavar="OUT_DIR", help="output folder")
+    p.add_argument("--model", required=True, metavar="RUN_DIR_OR_CHECKPOINT",
+                   help="training run folder (uses checkpoints/best.pt, else last.pt) or a .pt file")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    p.add_argument("--no-tta", action="store_true", help="no flip test-time augmentation (8x fewer passes)")
+    p.add_argument("--fast", action="store_true",
+                   help="no flips and window overlap 0.25 (about 8x faster; no uncertainty map)")
+    p.add_argument("--ensemble", action="store_true",
+                   help="the inputs are co-registered modalities of ONE subject: average their logits; "
+                        "outputs are named after, and on the grid of, the first input")
+    p.add_argument("--save-probabilities", action="store_true",
+                   help="also write {stem}_probabilities.nii.gz (X, Y, Z, classes)")
+    p.add_argument("--overwrite", action="store_true", help="recompute inputs whose outputs exist")
+    p.add_argument("--window", type=int, default=192, help="largest window edge in voxels (default: 192)")
+    p.add_argument("--overlap", type=float, default=0.5, help="window overlap (default: 0.5)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="network batch (window flips per pass); default: 1 on CPU, from free memory on GPU")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="auto: bf16/fp16 autocast on CUDA, fp32 on CPU")
+    p.add_argument("--no-crop", action="store_true",
+                   help="run windows over the whole volume, not just the foreground bounding box")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lesionsynth.infer.files import predict_files
+
+    cfg = PredictConfig(window=args.window, overlap=args.overlap, tta=not args.no_tta, fast=args.fast,
+                        crop_foreground=not args.no_crop, batch_size=args.batch_size,
+                        precision=args.precision, save_probabilities=args.save_probabilities)
+    results, failures = predict_files(args.input, args.out, args.model, config=cfg, ensemble=args.ensemble,
+                                      device=args.device, overwrite=args.overwrite)
+    done = sum(r.status == "done" for r in results)
+    skipped = len(results) - done
+    print(f"lesionsynth predict: {done} done, {skipped} already done (skipped), {len(failures)} failed; "
+          f"outputs in {args.out}", file=sys.stderr)
+    return 1 if failures else 0

@@ -1,0 +1,192 @@
+"""``predict`` on files: many inputs, one progress bar, failures reported and skipped, resumable."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from lesionsynth.errors import InputError, LesionsynthError
+from lesionsynth.infer.config import PredictConfig, Preprocessing
+from lesionsynth.infer.outputs import output_paths, read_volumes, write_outputs, write_volumes
+from lesionsynth.infer.predict import Segmenter, as_segmenter, load_segmenter, predict_volume
+from lesionsynth.io import find_images, load_volume, strip_nifti_suffix
+from lesionsynth.labels.schema import LabelSchema
+
+
+@dataclass
+class FileResult:
+    """One finished subject.
+
+    Attributes:
+        stem: output name prefix.
+        inputs: the input file(s).
+        status: ``done`` (computed now) or ``skipped`` (outputs already there).
+        paths: output files by kind (labels, lesion, uncertainty, probabilities, qc).
+        row: its ``volumes.csv`` row.
+    """
+
+    stem: str
+    inputs: list[Path]
+    status: str
+    paths: dict[str, Path] = field(default_factory=dict)
+    row: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Failure:
+    """An input that could not be processed, with a one-line reason."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return self.message if self.message.startswith(self.path) else f"{self.path}: {self.message}"
+
+
+def expand_inputs(inputs: list[str | Path] | str | Path) -> tuple[list[Path], list[Failure]]:
+    """Files, folders and glob patterns -> NIfTI files; patterns/folders matching nothing are failures."""
+    items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+    files: list[Path] = []
+    failures: list[Failure] = []
+    for item in items:
+        found = find_images([item])
+        p = Path(item)
+        is_pattern = any(c in str(item) for c in "*?[")
+        if not found and (p.is_dir() or is_pattern):
+            failures.append(Failure(str(item), "no NIfTI files (.nii, .nii.gz, .mgz) found there"))
+        for f in found:
+            if f not in files:
+                files.append(f)
+    return files, failures
+
+
+def unique_stems(paths: list[Path]) -> list[str]:
+    """Output stems: the file name without suffix, prefixed by parent folder names where two inputs
+    would otherwise share one (``a/t1.nii.gz``, ``b/t1.nii.gz`` -> ``a_t1``, ``b_t1``)."""
+    stems = [strip_nifti_suffix(p) for p in paths]
+    for depth in range(1, 64):
+        seen: dict[str, int] = {}
+        for s in stems:
+            seen[s] = seen.get(s, 0) + 1
+        dup = {s for s, n in seen.items() if n > 1}
+        if not dup:
+            return stems
+        for i, p in enumerate(paths):
+            if stems[i] in dup:
+                parents = [q.name for q in p.resolve().parents][:depth][::-1]
+                stems[i] = "_".join([*[x for x in parents if x], strip_nifti_suffix(p)])
+    return [f"{s}_{i}" for i, s in enumerate(stems)]
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, LesionsynthError):
+        return str(e)
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+
+
+def predict_files(
+    inputs: list[str | Path] | str | Path,
+    out_dir: str | Path,
+    model: str | Path | Segmenter | torch.nn.Module,
+    *,
+    config: PredictConfig | None = None,
+    ensemble: bool = False,
+    device: str | torch.device | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    verbose: bool = True,
+    schema: LabelSchema | None = None,
+    preprocessing: Preprocessing | dict[str, Any] | None = None,
+) -> tuple[list[FileResult], list[Failure]]:
+    """Segment scans on disk and write their outputs (see :mod:`lesionsynth.infer.outputs`).
+
+    Args:
+        inputs: files, folders or glob patterns.
+        out_dir: output folder (created).
+        model: run folder or checkpoint path, or a loaded :class:`Segmenter` / network.
+        config: :class:`PredictConfig`.
+        ensemble: the inputs are co-registered modalities of ONE subject: their logits are averaged
+            and one set of outputs is written on the first input's grid, named after it.
+        device: for a model path: ``cpu``, ``cuda[:N]`` or None/``auto``.
+        overwrite: recompute inputs whose outputs already exist (default: skip them).
+        progress: show a progress bar (stderr, only on a terminal).
+        verbose: print one line per failed input on stderr.
+        schema, preprocessing: for a bare network only.
+
+    Returns:
+        (finished subjects, failures). A bad input is reported and skipped; the others are done.
+    """
+    cfg = config or PredictConfig()
+    out = Path(out_dir)
+    seg = load_segmenter(model, device) if isinstance(model, (str, Path)) else \
+        as_segmenter(model, schema, preprocessing)
+    files, failures = expand_inputs(inputs)
+    if not files:
+        for f in failures:
+            _report(f, verbose)
+        raise InputError(f"no input images found in: {' '.join(str(i) for i in _as_list(inputs))}")
+    for f in failures:
+        _report(f, verbose)
+    if ensemble:
+        subjects = [(strip_nifti_suffix(files[0]), files)]
+    else:
+        subjects = [(s, [p]) for s, p in zip(unique_stems(files), files, strict=True)]
+    out.mkdir(parents=True, exist_ok=True)
+    rows = read_volumes(out)
+    expect = dict(lesion=seg.schema.lesion_index is not None, uncertainty=cfg.effective().tta,
+                  probabilities=cfg.save_probabilities)
+    results: list[FileResult] = []
+    debug = os.environ.get("LESIONSYNTH_DEBUG") == "1"
+    bar = tqdm(subjects, desc="predict", unit="scan", file=sys.stderr,
+               disable=None if progress else True)
+    for stem, paths in bar:
+        bar.set_postfix_str(stem, refresh=False)
+        expected = output_paths(out, stem, **expect)
+        if not overwrite and stem in rows and all(p.is_file() for p in expected.values()):
+            results.append(FileResult(stem, paths, "skipped", expected, rows[stem]))
+            continue
+        current = paths[0]
+        try:
+            vols = []
+            for p in paths:
+                current = p
+                vols.append(load_volume(p))
+            current = paths[0]
+            pred = predict_volume(seg, [v.data for v in vols], [v.affine for v in vols], config=cfg)
+            written, row = write_outputs(out, stem, vols[0].data, pred,
+                                         inputs=";".join(str(p) for p in paths))
+        except (LesionsynthError, RuntimeError, ValueError, MemoryError, OSError) as e:
+            if debug:
+                raise
+            fail = Failure(str(current), _one_line(e))
+            failures.append(fail)
+            _report(fail, verbose, bar)
+            continue
+        rows[stem] = row
+        write_volumes(out, rows)
+        results.append(FileResult(stem, paths, "done", written, row))
+    bar.close()
+    return results, failures
+
+
+def _as_list(inputs: Any) -> list[Any]:
+    return [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+
+
+def _report(f: Failure, verbose: bool, bar: tqdm | None = None) -> None:
+    if not verbose:
+        return
+    line = f"lesionsynth predict: skipped {f}"
+    if bar is not None:
+        bar.write(line, file=sys.stderr)
+    else:
+        print(line, file=sys.stderr)
+
+

@@ -1,0 +1,114 @@
+"""Files written by ``predict``, per input ``{stem}``:
+
+- ``{stem}_labels.nii.gz``: schema labels (uint8);
+- ``{stem}_lesion.nii.gz``: binary lesion mask (uint8), if the schema has a lesion class;
+- ``{stem}_uncertainty.nii.gz``: flip disagreement in [0, 1] (float32), with TTA;
+- ``{stem}_probabilities.nii.gz``: (X, Y, Z, C) class probabilities (float32), if asked for;
+- ``{stem}_qc.png``: three slices through the lesion, outlined, and the labels;
+- ``volumes.csv``: one row per input (merged on re-runs), written atomically.
+
+All images have exactly the input's shape and affine. The labels file is written last, after the
+others, so its presence (with the ``volumes.csv`` row) marks an input as done.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from lesionsynth.infer.predict import Prediction
+from lesionsynth.io import reorient_to_ras, save_volume, write_text_atomic
+
+VOLUMES_CSV = "volumes.csv"
+
+
+def output_paths(out_dir: str | Path, stem: str, *, lesion: bool = True, uncertainty: bool = True,
+                 probabilities: bool = False) -> dict[str, Path]:
+    """Expected output files of one input (``labels`` always, the others as configured)."""
+    d = Path(out_dir)
+    paths = {"labels": d / f"{stem}_labels.nii.gz", "qc": d / f"{stem}_qc.png"}
+    if lesion:
+        paths["lesion"] = d / f"{stem}_lesion.nii.gz"
+    if uncertainty:
+        paths["uncertainty"] = d / f"{stem}_uncertainty.nii.gz"
+    if probabilities:
+        paths["probabilities"] = d / f"{stem}_probabilities.nii.gz"
+    return paths
+
+
+def volume_row(pred: Prediction, inputs: str, stem: str) -> dict[str, str]:
+    """Volumes (ml) per non-background class from the hard labels; lesion count = 26-connected
+    components of the lesion mask."""
+    voxel_ml = abs(float(np.linalg.det(pred.affine[:3, :3]))) / 1000.0
+    counts = np.bincount(pred.labels.ravel(), minlength=pred.schema.num_classes)
+    row = {"stem": stem, "input": inputs}
+    for i, name in enumerate(pred.schema.classes):
+        if i != pred.schema.background_index:
+            row[f"{name}_ml"] = f"{counts[i] * voxel_ml:.3f}"
+    if pred.schema.lesion_index is not None:
+        _, n = ndimage.label(pred.lesion, structure=np.ones((3, 3, 3), dtype=bool))
+        row["lesion_count"] = str(int(n))
+        row["lesion_ml"] = f"{int(pred.lesion.sum()) * voxel_ml:.3f}"
+    return row
+
+
+def read_volumes(out_dir: str | Path) -> dict[str, dict[str, str]]:
+    """Rows of an existing ``volumes.csv`` by stem (empty if none or unreadable)."""
+    p = Path(out_dir) / VOLUMES_CSV
+    if not p.is_file():
+        return {}
+    try:
+        with open(p, newline="") as f:
+            return {r["stem"]: r for r in csv.DictReader(f) if r.get("stem")}
+    except (OSError, csv.Error, KeyError):
+        return {}
+
+
+def write_volumes(out_dir: str | Path, rows: dict[str, dict[str, str]]) -> Path:
+    """Write ``volumes.csv`` atomically; columns are the union of the rows' keys."""
+    cols: list[str] = []
+    for r in rows.values():
+        cols.extend(k for k in r if k not in cols)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, restval="", lineterminator="\n")
+    w.writeheader()
+    for stem in sorted(rows):
+        w.writerow(rows[stem])
+    path = Path(out_dir) / VOLUMES_CSV
+    write_text_atomic(path, buf.getvalue())
+    return path
+
+
+def save_qc(path: Path, image: np.ndarray, pred: Prediction, title: str) -> Path:
+    """QC figure on the RAS-reoriented grid (exact, so left is left in every figure)."""
+    from lesionsynth.viz import save_preview
+
+    img, _ = reorient_to_ras(np.asarray(image, dtype=np.float32), pred.affine)
+    les, _ = reorient_to_ras(pred.lesion, pred.affine)
+    lab, _ = reorient_to_ras(pred.labels, pred.affine)
+    return save_preview(path, img, lesion=les if les.any() else None, labels=lab, title=title)
+
+
+def write_outputs(out_dir: str | Path, stem: str, image: np.ndarray, pred: Prediction,
+                  *, inputs: str = "") -> tuple[dict[str, Path], dict[str, str]]:
+    """Write all files of one input (labels last); return their paths and the ``volumes.csv`` row."""
+    paths = output_paths(out_dir, stem, lesion=pred.schema.lesion_index is not None,
+                         uncertainty=pred.uncertainty is not None, probabilities=pred.probs is not None)
+    aff = pred.affine
+    if pred.probs is not None:
+        save_volume(paths["probabilities"], np.moveaxis(pred.probs, 0, -1), aff, dtype=np.float32)
+    if pred.uncertainty is not None:
+        save_volume(paths["uncertainty"], pred.uncertainty, aff, dtype=np.float32)
+    if "lesion" in paths:
+        save_volume(paths["lesion"], pred.lesion, aff, dtype=np.uint8)
+    row = volume_row(pred, inputs, stem)
+    les = ""
+    if "lesion_ml" in row:
+        les = f", lesion {row['lesion_ml']} ml in {row['lesion_count']} component(s)"
+    save_qc(paths["qc"], image, pred, f"{stem}{les}")
+    save_volume(paths["labels"], pred.labels, aff, dtype=np.uint8 if pred.labels.max() < 256 else np.int16)
+    return paths, row

@@ -1,0 +1,76 @@
+"""Multi-modal ensembling: logits of co-registered modalities are averaged before the softmax."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import torch
+from test_infer_toys import (
+    make_affine,
+    single_thread,  # noqa: F401  (autouse fixture)
+    tiny_unet,
+    toy_scan,
+)
+
+from lesionsynth.cli import main
+from lesionsynth.infer import PredictConfig, predict_volume
+from lesionsynth.infer.decide import decide
+from lesionsynth.infer.predict import as_segmenter, modality_logits
+from lesionsynth.labels import TISSUE
+from lesionsynth.models import model_state, save_checkpoint
+
+SHAPE = (22, 26, 20)
+
+
+def test_ensemble_equals_mean_of_per_modality_logits_same_grid():
+    A = make_affine(SHAPE, spacing=2.0, flip_x=True, rot=(0.0, 8.0, 0.0))
+    flair, _ = toy_scan(A, SHAPE, "flair", noise=0.01)
+    t1, _ = toy_scan(A, SHAPE, "t1", noise=0.01, seed=1)
+    model, _ = tiny_unet(seed=2)
+    cfg = PredictConfig(save_probabilities=True)
+    pre = {"spacing": 2.0}  # work on the 2 mm grid itself: fast
+    per = [predict_volume(model, im, A, config=cfg, preprocessing=pre, return_logits=True) for im in (flair, t1)]
+    ens = predict_volume(model, [flair, t1], A, config=cfg, preprocessing=pre, return_logits=True)
+    mean = (per[0].logits + per[1].logits) / 2
+    np.testing.assert_allclose(ens.logits, mean, atol=1e-5)
+    np.testing.assert_allclose(ens.probs, torch.softmax(torch.from_numpy(mean), 0).numpy(), atol=1e-5)
+    np.testing.assert_array_equal(ens.labels, mean.argmax(0))
+    np.testing.assert_allclose(ens.uncertainty, (per[0].uncertainty + per[1].uncertainty) / 2, atol=1e-6)
+    # the mean of logits is not the mean of probabilities: ensembling is really done on logits
+    assert not np.allclose(ens.probs, (per[0].probs + per[1].probs) / 2, atol=1e-3)
+
+
+def test_ensemble_of_modalities_on_different_grids_lands_on_the_first_grid():
+    A1 = make_affine(SHAPE, spacing=2.0, flip_x=True)
+    s2 = (30, 34, 12)
+    A2 = make_affine(s2, spacing=(1.5, 1.5, 3.5), rot=(4.0, 0.0, -6.0))
+    flair, _ = toy_scan(A1, SHAPE, "flair")
+    t1, _ = toy_scan(A2, s2, "t1")
+    seg = as_segmenter(tiny_unet(seed=4)[0], TISSUE)
+    cfg = PredictConfig(tta=False)
+    ens = predict_volume(seg, [flair, t1], [A1, A2], config=cfg, return_logits=True)
+    assert ens.labels.shape == SHAPE and np.array_equal(ens.affine, A1)
+    f1, f2 = modality_logits(seg, flair, A1, cfg), modality_logits(seg, t1, A2, cfg)
+    l1 = decide([f1], A1, SHAPE, want_logits=True).logits
+    l2 = decide([f2], A1, SHAPE, want_logits=True).logits
+    np.testing.assert_allclose(ens.logits, (l1 + l2) / 2, atol=1e-4)
+
+
+def test_cli_ensemble_writes_one_subject_named_after_the_first_input(tmp_path):
+    A = make_affine(SHAPE, spacing=2.0)
+    paths = []
+    for name, contrast in (("sub-02_FLAIR", "flair"), ("sub-02_T1w", "t1")):
+        img, _ = toy_scan(A, SHAPE, contrast)
+        paths.append(tmp_path / f"{name}.nii.gz")
+        nib.save(nib.Nifti1Image(img, A), str(paths[-1]))
+    model, cfg = tiny_unet()
+    ckpt = save_checkpoint(tmp_path / "m.pt", model_state(model, cfg, TISSUE))
+    out = tmp_path / "out"
+    rc = main(["predict", "-i", *map(str, paths), "-o", str(out), "--model", str(ckpt), "--device", "cpu",
+               "--ensemble", "--fast"])
+    assert rc == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["sub-02_FLAIR_labels.nii.gz", "sub-02_FLAIR_lesion.nii.gz", "sub-02_FLAIR_qc.png",
+                     "volumes.csv"]
+    row = (out / "volumes.csv").read_text().splitlines()[1]
+    assert "sub-02_FLAIR.nii.gz;" in row and "sub-02_T1w.nii.gz" in row

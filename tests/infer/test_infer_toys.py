@@ -1,0 +1,209 @@
+"""Toy scans defined in world space (so any grid can be sampled exactly), tiny networks, and the
+preprocessing unit tests. Other ``test_infer_*`` files import the helpers from here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lesionsynth.infer.config import Preprocessing
+from lesionsynth.infer.preprocess import normalise_intensity, plan_windows, prepare, working_grid
+from lesionsynth.io import voxel_sizes
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny tensors gain nothing from threads, and spinning threads on a loaded 2-core machine make
+    these tests ~10x slower; other test files import this fixture (autouse)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+BRAIN_RADII = (18.0, 22.0, 16.0)  # mm
+LESION = ((6.0, -5.0, 3.0), 6.0)  # centre (mm), radius (mm)
+CONTRASTS = {  # background, csf, grey, white, lesion
+    "flair": (0.0, 0.1, 0.75, 0.6, 1.6),
+    "t1": (0.0, 0.25, 0.6, 0.9, 0.4),
+}
+
+
+def rotation(deg: tuple[float, float, float]) -> np.ndarray:
+    a, b, c = np.deg2rad(deg)
+    rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
+    rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
+    return rx @ ry @ rz
+
+
+def make_affine(shape, spacing=2.0, flip_x=False, rot=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """A grid of ``shape`` centred on the world origin: LAS if ``flip_x``, rotated by ``rot`` degrees."""
+    d = np.diag(np.broadcast_to(np.asarray(spacing, dtype=float), (3,))).copy()
+    if flip_x:
+        d[0, 0] *= -1
+    A = np.eye(4)
+    A[:3, :3] = rotation(rot) @ d
+    A[:3, 3] = -A[:3, :3] @ ((np.asarray(shape) - 1) / 2.0)
+    return A
+
+
+def world_coords(affine: np.ndarray, shape) -> np.ndarray:
+    idx = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), -1).astype(float)
+    return idx @ affine[:3, :3].T + affine[:3, 3]
+
+
+def toy_scan(affine, shape, contrast="flair", lesions=(LESION,), noise=0.0, seed=0):
+    """(image, lesion truth) sampled on the grid: nested ellipsoids (WM, GM, CSF) and spherical lesions."""
+    p = world_coords(affine, shape)
+    r = np.sqrt(((p / np.asarray(BRAIN_RADII)) ** 2).sum(-1))
+    bg, csf, gm, wm, les = CONTRASTS[contrast]
+    img = np.full(shape, bg, dtype=np.float32)
+    img[r < 1.0] = csf
+    img[r < 0.85] = gm
+    img[r < 0.6] = wm
+    truth = np.zeros(shape, dtype=bool)
+    for c, rad in lesions:
+        truth |= ((p - np.asarray(c)) ** 2).sum(-1) <= rad ** 2
+    img[truth] = les
+    if noise:
+        img = img + noise * np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    return img.astype(np.float32), truth
+
+
+class BrightLesionNet(torch.nn.Module):
+    """A voxel-wise 'oracle': lesion where the normalised intensity exceeds ``threshold``, else
+    background (classes of the tissue schema; 6 outputs). Flip-equivariant by construction."""
+
+    def __init__(self, threshold: float, num_classes: int = 6, lesion_index: int = 5):
+        super().__init__()
+        self.threshold = threshold
+        self.num_classes = num_classes
+        self.lesion_index = lesion_index
+        self.dummy = torch.nn.Parameter(torch.zeros(()))  # gives the module a device
+
+    def forward(self, x):
+        out = torch.full((x.shape[0], self.num_classes, *x.shape[2:]), -5.0, device=x.device)
+        out[:, 0] = 0.0
+        out[:, self.lesion_index] = 8.0 * (x[:, 0] - self.threshold)
+        return out
+
+
+def lesion_threshold(image: np.ndarray) -> float:
+    """Normalised intensity halfway between the brightest tissue and the lesion of a FLAIR toy."""
+    norm, _ = normalise_intensity(image)
+    _, csf, gm, wm, les = CONTRASTS["flair"]
+    return float(0.5 * (norm[image >= les - 1e-3].mean() + norm[np.isclose(image, gm)].mean()))
+
+
+def tiny_unet(seed: int = 0, out_channels: int = 6, dropout: float = 0.2):
+    from lesionsynth.models import ModelConfig, build_unet
+
+    cfg = ModelConfig(channels=(4, 8, 16), strides=(2, 2), num_res_units=1, out_channels=out_channels,
+                      dropout=dropout)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = build_unet(cfg).eval()
+    return model, cfg
+
+
+def toy_labels(affine, shape, lesions=(LESION,)) -> np.ndarray:
+    """Tissue-schema labels of :func:`toy_scan` (0 bg, 1 GM, 2 WM, 4 CSF, 5 lesion)."""
+    p = world_coords(affine, shape)
+    r = np.sqrt(((p / np.asarray(BRAIN_RADII)) ** 2).sum(-1))
+    lab = np.zeros(shape, np.int64)
+    lab[r < 1.0] = 4
+    lab[r < 0.85] = 1
+    lab[r < 0.6] = 2
+    for c, rad in lesions:
+        lab[((p - np.asarray(c)) ** 2).sum(-1) <= rad ** 2] = 5
+    return lab
+
+
+TRAIN_SPACING = 2.0  # the toy model works on a 2 mm grid (keeps tests fast)
+
+
+def train_toy_unet(steps: int = 150, seed: int = 0):
+    """A tiny UNet trained for a few seconds to segment the FLAIR toy (tissues and a bright lesion)
+    on 24^3 2 mm grids, with random lesion position/size, intensity scale and noise."""
+    from lesionsynth.infer.preprocess import normalise_intensity
+
+    shape = (24, 24, 24)
+    A = make_affine(shape, TRAIN_SPACING)
+    rng = np.random.default_rng(seed)
+    model, cfg = tiny_unet(seed, dropout=0.0)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    weight = torch.tensor([1.0, 1, 1, 1, 1, 5])
+    for _ in range(steps):
+        xs, ys = [], []
+        for _ in range(2):
+            les = ((tuple(rng.uniform(-0.5, 0.5, 3) * np.asarray(BRAIN_RADII)), float(rng.uniform(4.5, 8))),)
+            img, _ = toy_scan(A, shape, "flair", lesions=les, noise=float(rng.uniform(0, 0.05)),
+                              seed=int(rng.integers(1 << 30)))
+            xs.append(torch.from_numpy(normalise_intensity(img * rng.uniform(0.5, 2))[0])[None])
+            ys.append(torch.from_numpy(toy_labels(A, shape, les)))
+        loss = torch.nn.functional.cross_entropy(model(torch.stack(xs)), torch.stack(ys), weight=weight)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval(), cfg
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    return 2.0 * (a & b).sum() / max(a.sum() + b.sum(), 1)
+
+
+# ---------------------------------------------------------------- preprocessing unit tests
+
+def test_normalise_zscore_is_invariant_to_linear_rescaling():
+    img, _ = toy_scan(make_affine((20, 22, 18)), (20, 22, 18), noise=0.02)
+    a, fg = normalise_intensity(img)
+    b, _ = normalise_intensity(3.5 * img - 1000.0)  # e.g. a CT-like offset
+    np.testing.assert_allclose(a, b, atol=1e-3)
+    assert abs(float(a[fg].mean())) < 1e-4
+    assert abs(float(a[fg].std()) - 1.0) < 1e-3
+
+
+@pytest.mark.parametrize("method", ["zscore", "histogram"])
+def test_normalise_keeps_tissue_order(method):
+    img, truth = toy_scan(make_affine((20, 22, 18)), (20, 22, 18))
+    n, _ = normalise_intensity(img, method)
+    _, csf, gm, wm, les = CONTRASTS["flair"]
+    means = [float(n[np.isclose(img, v)].mean()) for v in (csf, wm, gm)]
+    assert means == sorted(means)
+    assert float(n[truth].mean()) >= means[-1]
+
+
+def test_working_grid_covers_the_scan_and_keeps_1mm_grids():
+    A = make_affine((24, 28, 22), spacing=(2.0, 2.0, 3.0), flip_x=True, rot=(10, -5, 7))
+    B, shape = working_grid(A, (24, 28, 22), 1.0)
+    np.testing.assert_allclose(voxel_sizes(B), 1.0, atol=1e-9)
+    # the scan's corner voxel centres lie inside the working grid's voxel-centre hull
+    corners = np.array([[i, j, k, 1] for i in (0, 23) for j in (0, 27) for k in (0, 21)], float)
+    vox = (np.linalg.inv(B) @ A @ corners.T).T[:, :3]
+    assert (vox > -1e-6).all() and (vox < np.asarray(shape) - 1 + 1e-6).all()
+    A1 = make_affine((10, 11, 12), spacing=1.0)
+    B1, s1 = working_grid(A1, (10, 11, 12), 1.0)
+    assert s1 == (10, 11, 12) and np.allclose(B1, A1)
+
+
+def test_prepare_reorients_to_ras_and_reslices():
+    A = make_affine((24, 28, 22), spacing=2.0, flip_x=True)
+    img, _ = toy_scan(A, (24, 28, 22))
+    prep = prepare(img, A, Preprocessing(spacing=1.0))
+    assert prep.affine[0, 0] > 0 and np.allclose(voxel_sizes(prep.affine), 1.0)
+    assert prep.image.shape == (47, 55, 43)
+
+
+def test_plan_windows_box_and_window_sizes():
+    fg = np.zeros((100, 120, 90), bool)
+    fg[20:70, 30:100, 10:80] = True
+    box, roi = plan_windows(fg, fg.shape, window=64, divisor=8, margin=2)
+    assert roi == (56, 64, 64)  # 54 -> 56 (<= 64); 74 and 74 -> capped at the window 64
+    assert [s.stop - s.start for s in box] == [56, 74, 74]  # widened to 56 with real content
+    assert box[0].start <= 18 and box[0].stop >= 72
+    box2, roi2 = plan_windows(None, (30, 31, 17), window=192, divisor=4)
+    assert roi2 == (32, 32, 20) and [s.stop for s in box2] == [30, 31, 17]
