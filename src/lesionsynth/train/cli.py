@@ -1,0 +1,109 @@
+"""``lesionsynth train``: train a segmenter from a YAML config into a run folder.
+
+Examples::
+
+    lesionsynth train --config tiny-cpu --out runs/tiny
+    lesionsynth train --config synth.yaml --out runs/synth --set real.path=/data/ATLAS
+    lesionsynth train --out runs/synth --resume
+    torchrun --nproc_per_node 4 -m lesionsynth train --config synth --out runs/synth
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lesionsynth.config import _deep_update
+from lesionsynth.errors import ConfigError
+from lesionsynth.train.config import TrainConfig, config_from_dict, load_train_config
+from lesionsynth.train.run_dir import recorded_config
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a lesion segmenter (synthetic and/or real data)",
+        description="Train a MONAI UNet on on-the-fly synthetic data and/or an nnU-Net-style folder of "
+                    "real images. Run under torchrun for data-parallel training.")
+    p.add_argument("--config", help="YAML config file or shipped name (synth, baseline, synth-only, "
+                                     "tiny-cpu); with --resume defaults to RUN_DIR/config.yaml")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (checkpoints, metrics, logs)")
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.pt")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (overrides the config)")
+    p.add_argument("--epochs", type=int, help="override epochs")
+    p.add_argument("--iterations-per-epoch", type=int, help="override iterations_per_epoch")
+    p.add_argument("--seed", type=int, help="override seed")
+    p.add_argument("--num-workers", type=int, help="override num_workers (real-data loader processes)")
+    p.add_argument("--threads", type=int, help="override threads (CPU threads for torch)")
+    p.add_argument("--checkpoint-every", type=int, help="override checkpoint_every (iterations)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, dotted, value in YAML (e.g. --set val.every_epochs=5 "
+                        "--set real.path=/data/ATLAS); repeatable")
+    p.add_argument("--stop-after", type=int, metavar="N",
+                   help="stop after N iterations in total (with a checkpoint); resume later with --resume")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show the progress bar (default: only on a terminal)")
+    p.set_defaults(func=run)
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``["a.b=1", "c=[1, 2]"]`` -> ``{"a": {"b": 1}, "c": [1, 2]}`` (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item}: expected KEY=VALUE")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item}: value is not valid YAML") from None
+        node = out
+        parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"--set {item}: bad key '{key}'")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item}: '{part}' is set both as a value and a section")
+        node[parts[-1]] = value
+    return out
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    o: dict[str, Any] = {}
+    for flag, key in (("device", "device"), ("epochs", "epochs"), ("iterations_per_epoch",
+                      "iterations_per_epoch"), ("seed", "seed"), ("num_workers", "num_workers"),
+                      ("threads", "threads"), ("checkpoint_every", "checkpoint_every")):
+        v = getattr(args, flag, None)
+        if v is not None:
+            o[key] = v
+    return _deep_update(o, parse_set(args.set))
+
+
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
+    """The config of this invocation: --config (or the run's recorded config on --resume) + overrides."""
+    overrides = overrides_from_args(args)
+    if args.config is not None:
+        return load_train_config(args.config, overrides)
+    if not args.resume:
+        raise ConfigError("train: --config is required (unless resuming a run with --resume)")
+    rec = recorded_config(Path(args.out))
+    if rec is None:
+        raise ConfigError(f"{Path(args.out) / 'config.yaml'}: no recorded config to resume; give --config")
+    return config_from_dict(_deep_update(rec, overrides), where=str(Path(args.out) / "config.yaml"))
+
+
+def run(args: argparse.Namespace) -> int:
+    from lesionsynth.train.loop import train
+
+    cfg = resolve_config(args)
+    res = train(cfg, Path(args.out), resume=args.resume, stop_after=args.stop_after,
+                progress_bar=args.progress)
+    from lesionsynth.train.ddp import env_info
+
+    if env_info().is_main:
+        best = f", best validation lesion Dice {res.best_dice:.4f}" if res.best_dice >= 0 else ""
+        print(f"trained {res.iterations} iterations into {res.run_dir} (last loss {res.last_loss:.4f}{best})")
+    return 0

@@ -1,0 +1,266 @@
+"""Training configuration: typed dataclasses loaded from YAML (unknown keys are errors naming the key).
+
+A config file has these top-level sections (see ``docs/train.md`` and the shipped configs in
+``lesionsynth/configs``)::
+
+    schema: tissue            # label schema: built-in name, YAML path, or an inline mapping
+    model: {...}              # lesionsynth.models.ModelConfig (out_channels follows the schema)
+    synth: {...} | null       # lesionsynth.synth.SynthConfig: on-the-fly synthetic data
+    real: {...} | null        # RealDataConfig: an nnU-Net-style folder of real images
+    mix: [1, 1]               # synthetic : real iterations, alternated
+    preprocessing: {...}      # spacing and intensity normalisation (recorded in checkpoints)
+    loss: {...}
+    optim: {...}
+    val: {...}
+    epochs, iterations_per_epoch, batch_size, crop_size, seed, device, amp, ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from lesionsynth.augment import AugmentConfig
+from lesionsynth.config import from_dict, load_config, resolve_config_path, to_dict
+from lesionsynth.errors import ConfigError
+from lesionsynth.labels.schema import LabelSchema, load_schema
+from lesionsynth.models import ModelConfig
+from lesionsynth.synth import SynthConfig
+
+
+@dataclass
+class RealDataConfig:
+    """A folder of real training images in nnU-Net layout (``imagesTr/``, ``labelsTr/``, ``dataset.json``).
+
+    Attributes:
+        path: the dataset folder.
+        split: ``Tr`` (``imagesTr``/``labelsTr``) or ``Ts``.
+        label_names: renames dataset label names onto schema class names (``{stroke: lesion}``);
+            names not listed must already be schema class names.
+        augment: the real-image augmentation chain (``lesionsynth.augment.AugmentConfig``); null
+            disables augmentation.
+        cache: keep the preprocessed volumes in memory (per data-loader worker): for small datasets.
+        max_cases: use only the first N cases (sorted by name); null for all.
+    """
+
+    path: str
+    split: str = "Tr"
+    label_names: dict[str, str] = field(default_factory=dict)
+    augment: AugmentConfig | None = field(default_factory=AugmentConfig)
+    cache: bool = False
+    max_cases: int | None = None
+
+
+@dataclass
+class PreprocessConfig:
+    """How images are presented to the network; recorded in checkpoints for inference.
+
+    Attributes:
+        spacing: isotropic voxel size in mm. Real images are reoriented to RAS and resampled to it (in
+            the augmentation's single resampling); synthetic images must be generated at it.
+        normalisation: ``zscore``: mean 0, sd 1 over all voxels of the network's input (the last step
+            of the augmentation chain; validation and inference z-score the whole volume).
+    """
+
+    spacing: float = 1.0
+    normalisation: Literal["zscore"] = "zscore"
+
+
+@dataclass
+class LossConfig:
+    """Dice + cross-entropy (see :mod:`lesionsynth.train.losses` for the treatment of background).
+
+    Attributes:
+        dice_weight: weight of the soft Dice term.
+        ce_weight: weight of the cross-entropy term.
+        dice_include_background: include the background channel in the Dice term (default: no).
+    """
+
+    dice_weight: float = 1.0
+    ce_weight: float = 1.0
+    dice_include_background: bool = False
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with a per-iteration poly schedule ``lr = lr0 * (1 - n / N) ** power``.
+
+    Attributes:
+        lr: initial learning rate.
+        weight_decay: AdamW weight decay.
+        poly_power: exponent of the poly schedule.
+        grad_clip: maximum gradient norm (null disables clipping).
+    """
+
+    lr: float = 1e-4
+    weight_decay: float = 1e-5
+    poly_power: float = 0.9
+    grad_clip: float | None = 12.0
+
+
+@dataclass
+class ValConfig:
+    """Validation every ``every_epochs`` epochs, on a held-out folder or held-out synthetic cases.
+
+    Attributes:
+        path: an nnU-Net-style folder (real or written by ``lesionsynth synth``); ``split`` picks
+            ``imagesTr``/``imagesTs``.
+        split: which split of ``path`` to read.
+        synthetic_cases: when ``path`` is null, generate this many held-out synthetic cases (a seed
+            distinct from training) with the ``synth`` config; 0 disables validation.
+        every_epochs: validate after every K-th epoch (and after the last one).
+        max_cases: at most this many cases of ``path``.
+        overlap: sliding-window overlap.
+        sw_batch_size: windows per forward pass.
+    """
+
+    path: str | None = None
+    split: str = "Tr"
+    synthetic_cases: int = 0
+    every_epochs: int = 1
+    max_cases: int | None = None
+    overlap: float = 0.25
+    sw_batch_size: int = 1
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; loaded with :func:`load_train_config`.
+
+    Attributes:
+        schema: output label schema: a built-in name (``tissue``), a YAML path, or an inline mapping
+            ``{name, classes, background, lesion}``.
+        model: network hyper-parameters; ``out_channels`` is set from the schema.
+        synth: on-the-fly synthetic data (generated on the training device), or null.
+        real: real data folder, or null.
+        mix: ``[a, b]``: when both sources are given, ``a`` synthetic then ``b`` real iterations, repeated.
+        preprocessing: spacing and intensity normalisation.
+        loss: loss weights.
+        optim: optimiser and schedule.
+        val: validation.
+        epochs: number of epochs.
+        iterations_per_epoch: optimiser steps per epoch.
+        batch_size: cases per step per process.
+        crop_size: training patch size (voxels); each a multiple of the network's stride product.
+        lesion_crop_prob: probability that a crop is centred on a random lesion voxel (when present).
+        seed: seeds every random draw; each draw is derived from (seed, iteration, rank).
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``, ...
+        amp: mixed precision on CUDA: ``auto`` (bf16 when supported, else fp16), ``bf16``, ``fp16``, ``off``.
+            Ignored on CPU.
+        checkpoint_every: also write ``last.pt`` every N iterations (0: only at the end of each epoch).
+        log_every: write a metrics row every N iterations.
+        num_workers: data-loader processes for real data.
+        threads: CPU threads for torch (null: torch's default).
+        deterministic: ask torch for deterministic algorithms (bitwise-reproducible runs on CPU).
+    """
+
+    schema: str | dict[str, Any] = "tissue"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    synth: SynthConfig | None = None
+    real: RealDataConfig | None = None
+    mix: tuple[int, int] = (1, 1)
+    preprocessing: PreprocessConfig = field(default_factory=PreprocessConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    val: ValConfig = field(default_factory=ValConfig)
+    epochs: int = 1200
+    iterations_per_epoch: int = 500
+    batch_size: int = 1
+    crop_size: tuple[int, int, int] = (192, 192, 192)
+    lesion_crop_prob: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
+    checkpoint_every: int = 0
+    log_every: int = 10
+    num_workers: int = 2
+    threads: int | None = None
+    deterministic: bool = False
+
+    @property
+    def total_iterations(self) -> int:
+        return self.epochs * self.iterations_per_epoch
+
+    def label_schema(self) -> LabelSchema:
+        """The output label schema (an inline schema's ``lesion`` defaults to a class named ``lesion``)."""
+        if isinstance(self.schema, dict):
+            data = dict(self.schema)
+            classes = data.get("classes")
+            names = classes.values() if isinstance(classes, dict) else classes or []
+            if "lesion" not in data and "lesion" in [str(n) for n in names]:
+                data["lesion"] = "lesion"
+            return LabelSchema.from_dict(data, where="schema")
+        return load_schema(self.schema)
+
+
+def validate_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
+    """Check values that types cannot express; returns ``cfg`` with ``model.out_channels`` from the schema.
+
+    Raises:
+        ConfigError: one line naming the first bad key.
+    """
+    schema = cfg.label_schema()
+    if schema.lesion_index is None:
+        raise ConfigError(f"{where}: schema '{schema.name}' has no lesion class")
+    cfg.model.out_channels = schema.num_classes
+    if cfg.synth is None and cfg.real is None:
+        raise ConfigError(f"{where}: no training data: set 'synth', 'real' or both")
+    positive = {"epochs": cfg.epochs, "iterations_per_epoch": cfg.iterations_per_epoch,
+                "batch_size": cfg.batch_size, "log_every": cfg.log_every,
+                "val.every_epochs": cfg.val.every_epochs}
+    for key, v in positive.items():
+        if v < 1:
+            raise ConfigError(f"{where}: {key} must be at least 1, got {v}")
+    for key, v in {"checkpoint_every": cfg.checkpoint_every, "num_workers": cfg.num_workers,
+                   "val.synthetic_cases": cfg.val.synthetic_cases}.items():
+        if v < 0:
+            raise ConfigError(f"{where}: {key} must be 0 or more, got {v}")
+    if any(m < 0 for m in cfg.mix) or sum(cfg.mix) == 0:
+        raise ConfigError(f"{where}: mix must be two non-negative counts, not both 0, got {list(cfg.mix)}")
+    if cfg.synth is not None and cfg.real is not None and 0 in cfg.mix:
+        raise ConfigError(f"{where}: mix {list(cfg.mix)} leaves one of 'synth' and 'real' unused")
+    div = cfg.model.divisor
+    if any(c < div or c % div for c in cfg.crop_size):
+        raise ConfigError(f"{where}: crop_size {list(cfg.crop_size)} must be multiples of {div} "
+                          f"(the product of model.strides)")
+    if len(cfg.model.strides) != len(cfg.model.channels) - 1:
+        raise ConfigError(f"{where}: model.strides needs {len(cfg.model.channels) - 1} values "
+                          f"(one fewer than model.channels), got {len(cfg.model.strides)}")
+    if not 0.0 <= cfg.lesion_crop_prob <= 1.0:
+        raise ConfigError(f"{where}: lesion_crop_prob must be in [0, 1], got {cfg.lesion_crop_prob}")
+    if cfg.optim.lr <= 0:
+        raise ConfigError(f"{where}: optim.lr must be positive, got {cfg.optim.lr}")
+    if cfg.optim.grad_clip is not None and cfg.optim.grad_clip <= 0:
+        raise ConfigError(f"{where}: optim.grad_clip must be positive or null, got {cfg.optim.grad_clip}")
+    if cfg.preprocessing.spacing <= 0:
+        raise ConfigError(f"{where}: preprocessing.spacing must be positive, got {cfg.preprocessing.spacing}")
+    if cfg.val.synthetic_cases and cfg.val.path is None and cfg.synth is None:
+        raise ConfigError(f"{where}: val.synthetic_cases needs a 'synth' section")
+    if not 0.0 <= cfg.val.overlap < 1.0:
+        raise ConfigError(f"{where}: val.overlap must be in [0, 1), got {cfg.val.overlap}")
+    if cfg.real is not None and not Path(cfg.real.path).is_dir():
+        raise ConfigError(f"{where}: real.path {cfg.real.path}: dataset folder not found")
+    if cfg.val.path is not None and not Path(cfg.val.path).is_dir():
+        raise ConfigError(f"{where}: val.path {cfg.val.path}: dataset folder not found")
+    if cfg.device != "auto" and not (cfg.device == "cpu" or cfg.device.startswith("cuda")):
+        raise ConfigError(f"{where}: device must be auto, cpu or cuda[:N], got '{cfg.device}'")
+    return cfg
+
+
+def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Load and check a training config (a path or a shipped config name such as ``tiny-cpu``)."""
+    if path is not None:
+        path = resolve_config_path(path)
+    cfg = load_config(TrainConfig, path, overrides)
+    return validate_config(cfg, where=str(path) if path is not None else "config")
+
+
+def config_from_dict(data: dict[str, Any], where: str = "config") -> TrainConfig:
+    """Build and check a config from plain data (e.g. a run folder's recorded ``config.yaml``)."""
+    return validate_config(from_dict(TrainConfig, data, where=where), where=where)
+
+
+def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """Plain-data view (what ``config.yaml`` in a run folder holds)."""
+    return to_dict(cfg)

@@ -1,0 +1,214 @@
+"""The training loop: one function that wires the pieces together and steps through iterations.
+
+Per iteration ``i``: seed dropout from (seed, i, rank); take the batch of ``i``; forward under autocast
+(CUDA); Dice + CE; backward (scaled for fp16); clip the gradient norm; AdamW step; poly schedule step.
+At the end of every epoch (and every ``checkpoint_every`` iterations) ``last.pt`` is written; every
+``val.every_epochs`` epochs the model is validated and ``best.pt`` written when the lesion Dice improves
+(``best`` before ``last``, so a kill between the two loses nothing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from lesionsynth.labels.schema import LabelSchema, load_schema
+from lesionsynth.models import build_unet
+from lesionsynth.train import ddp
+from lesionsynth.train.config import TrainConfig, config_to_dict
+from lesionsynth.train.data import ValCase, load_val_folder
+from lesionsynth.train.losses import MaskedDiceCELoss
+from lesionsynth.train.metrics import MetricsLogger
+from lesionsynth.train.optim import amp_dtype, build_optimizer, build_scaler
+from lesionsynth.train.run_dir import prepare
+from lesionsynth.train.sources import TrainingSources, schema_lut
+from lesionsynth.train.state import (
+    Progress,
+    checkpoint_paths,
+    load_training_checkpoint,
+    remove_stale_temporaries,
+    save_best_checkpoint,
+    save_training_checkpoint,
+    seed_iteration,
+)
+from lesionsynth.train.validate import evaluate, synthetic_val_cases
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns."""
+
+    run_dir: Path
+    iterations: int
+    last_loss: float
+    best_dice: float
+    last_checkpoint: Path
+    model: torch.nn.Module
+
+
+def preprocessing_record(cfg: TrainConfig) -> dict[str, Any]:
+    """The ``preprocessing`` entry of checkpoints: what inference must do to an image."""
+    return {"spacing": cfg.preprocessing.spacing, "normalisation": cfg.preprocessing.normalisation,
+            "orientation": "RAS", "patch_size": list(cfg.crop_size)}
+
+
+def _configure_torch(cfg: TrainConfig, device: torch.device) -> None:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.deterministic:
+        if device.type == "cuda":
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
+def _val_cases(cfg: TrainConfig, schema: LabelSchema, sources: TrainingSources
+               ) -> tuple[list[ValCase], torch.Tensor | None]:
+    if cfg.val.path is not None:
+        rename = cfg.real.label_names if cfg.real is not None else None
+        return load_val_folder(cfg.val.path, cfg.val.split, schema, cfg.preprocessing.spacing,
+                               cfg.model.in_channels, rename, cfg.val.max_cases), None
+    if cfg.val.synthetic_cases and sources.synth is not None:
+        lut = torch.tensor(schema_lut(load_schema(sources.synth.cfg.schema), schema), dtype=torch.long)
+        return synthetic_val_cases(sources.synth, cfg.val.synthetic_cases, cfg.seed), lut
+    return [], None
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, stop_after: int | None = None,
+          progress_bar: bool | None = None, generator=None) -> TrainResult:
+    """Train (or resume training) into ``run_dir``.
+
+    Args:
+        cfg: a checked config (:func:`lesionsynth.train.config.load_train_config`).
+        run_dir: the run folder.
+        resume: continue from ``checkpoints/last.pt`` (start from scratch if there is none yet).
+        stop_after: stop (with a checkpoint) once this many iterations are done in total; for tests
+            and time-boxed jobs. The schedule still spans the full run.
+        progress_bar: show a tqdm bar (None: only on a terminal).
+        generator: a pre-built synthetic generator (default: built from ``cfg.synth``).
+
+    Returns:
+        Summary of the run.
+    """
+    run_dir = Path(run_dir)
+    info = ddp.env_info()
+    device = ddp.resolve_device(cfg.device, info)
+    _configure_torch(cfg, device)
+    ddp.init(info, device)
+    try:
+        return _train(cfg, run_dir, resume, stop_after, progress_bar, generator, info, device)
+    finally:
+        ddp.cleanup(info)
+
+
+def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None, progress_bar: bool | None,
+           generator, info: ddp.DistInfo, device: torch.device) -> TrainResult:
+    schema = cfg.label_schema()
+    cfg_dict = config_to_dict(cfg)
+    last_path, best_path = checkpoint_paths(run_dir)
+    if info.is_main:
+        prepare(run_dir, cfg_dict, resume, {"world_size": info.world, "device": str(device)})
+        if resume:
+            remove_stale_temporaries(run_dir)
+    ddp.barrier(info)
+
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    model = build_unet(cfg.model).to(device)
+    optimizer, scheduler = build_optimizer(model, cfg.optim, cfg.total_iterations)
+    dtype = amp_dtype(cfg.amp, device)
+    scaler = build_scaler(dtype)
+    progress = Progress()
+    if resume and last_path.is_file():
+        progress = load_training_checkpoint(last_path, model, optimizer, scheduler, scaler, device)
+    net = model
+    model = ddp.wrap(model, info, device)
+
+    total = cfg.total_iterations
+    end = total if stop_after is None else min(total, stop_after)
+    loss_fn = MaskedDiceCELoss(schema.background_index, cfg.loss.dice_weight, cfg.loss.ce_weight,
+                               cfg.loss.dice_include_background)
+    sources = TrainingSources(cfg, schema, device, info.rank, info.world, progress.iteration, generator)
+    val_cases, val_lut = _val_cases(cfg, schema, sources)
+    logger = MetricsLogger(run_dir, progress.iteration, enabled=info.is_main)
+    prep = preprocessing_record(cfg)
+
+    def save_last() -> None:
+        if info.is_main:
+            save_training_checkpoint(last_path, net, cfg.model, schema, prep, optimizer, scheduler, scaler,
+                                     progress, cfg_dict)
+        ddp.barrier(info)
+
+    bar = tqdm(total=total, initial=progress.iteration, desc="train", unit="it", dynamic_ncols=True,
+               disable=(not info.is_main) or (None if progress_bar is None else not progress_bar))
+    window: list[torch.Tensor] = []
+    grad_norms: list[torch.Tensor] = []
+    t_window = time.perf_counter()
+    last_loss = float("nan")
+    clip = cfg.optim.grad_clip if cfg.optim.grad_clip is not None else math.inf
+    model.train()
+    try:
+        for i in range(progress.iteration, end):
+            seed_iteration(cfg.seed, i, info.rank, info.world)
+            batch = sources.batch(i)
+            autocast = (torch.autocast(device.type, dtype=dtype) if dtype is not None
+                        else contextlib.nullcontext())
+            with autocast:
+                logits = model(batch.image)
+            loss = loss_fn(logits, batch.target, batch.labelled)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            grad_norms.append(torch.nn.utils.clip_grad_norm_(model.parameters(), clip).detach())
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            progress.iteration = i + 1
+            window.append(loss.detach())
+            bar.update(1)
+            if progress.iteration % cfg.log_every == 0 or progress.iteration == end:
+                dt = time.perf_counter() - t_window
+                losses = torch.stack(window).float()
+                last_loss = float(losses[-1])
+                mean_loss = float(losses.mean())
+                lr = scheduler.get_last_lr()[0]
+                bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
+                logger.log(progress.iteration, i // cfg.iterations_per_epoch + 1, "train", loss=mean_loss,
+                           lr=lr, grad_norm=float(torch.stack(grad_norms).float().mean()),
+                           iter_per_s=len(window) / dt if dt > 0 else float("nan"))
+                window, grad_norms, t_window = [], [], time.perf_counter()
+
+            epoch_done = progress.iteration % cfg.iterations_per_epoch == 0
+            epoch = progress.iteration // cfg.iterations_per_epoch  # completed epochs
+            val_due = epoch % cfg.val.every_epochs == 0 or progress.iteration == total
+            if epoch_done and val_cases and val_due:
+                metrics = evaluate(net, val_cases, tuple(cfg.crop_size), schema.lesion_index, device, info,
+                                   cfg.val.overlap, cfg.val.sw_batch_size, dtype, val_lut)
+                logger.log(progress.iteration, epoch, "val", lesion_dice=metrics["lesion_dice"],
+                           cases=metrics["cases"])
+                if info.is_main:
+                    bar.write(f"epoch {epoch}: validation lesion Dice {metrics['lesion_dice']:.4f} "
+                              f"({metrics['cases']} cases)")
+                if metrics["lesion_dice"] > progress.best_dice:
+                    progress.best_dice = float(metrics["lesion_dice"])
+                    progress.best_iteration = progress.iteration
+                    if info.is_main:
+                        save_best_checkpoint(best_path, net, cfg.model, schema, prep, progress, metrics,
+                                             cfg_dict)
+            every = cfg.checkpoint_every and progress.iteration % cfg.checkpoint_every == 0
+            if epoch_done or every or progress.iteration == end:
+                save_last()
+    finally:
+        bar.close()
+        logger.close()
+        sources.close()
+    return TrainResult(run_dir, progress.iteration, last_loss, progress.best_dice, last_path, net)

@@ -1,0 +1,42 @@
+"""Optimiser, poly learning-rate schedule and mixed precision."""
+
+from __future__ import annotations
+
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+
+from lesionsynth.train.config import OptimConfig
+
+
+class PolyLambda:
+    """``(1 - n / N) ** power``, the poly factor at step ``n`` (a picklable callable)."""
+
+    def __init__(self, total: int, power: float):
+        self.total = max(int(total), 1)
+        self.power = float(power)
+
+    def __call__(self, n: int) -> float:
+        return max(0.0, 1.0 - n / self.total) ** self.power
+
+
+def build_optimizer(model: torch.nn.Module, cfg: OptimConfig, total_iterations: int
+                    ) -> tuple[torch.optim.Optimizer, LambdaLR]:
+    """AdamW and its per-iteration poly schedule ``lr = lr0 * (1 - n / N) ** power``."""
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return opt, LambdaLR(opt, PolyLambda(total_iterations, cfg.poly_power))
+
+
+def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype: None on CPU or when ``off``; bf16 when asked or supported (``auto``), else fp16."""
+    if device.type != "cuda" or mode == "off":
+        return None
+    if mode == "fp16":
+        return torch.float16
+    if mode == "bf16" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+def build_scaler(dtype: torch.dtype | None) -> torch.amp.GradScaler:
+    """A gradient scaler, enabled only for fp16."""
+    return torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)

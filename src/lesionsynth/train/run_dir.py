@@ -1,0 +1,141 @@
+"""The run folder: resolved config, provenance, checkpoints, metrics.
+
+Layout::
+
+    RUN/config.yaml            # the resolved TrainConfig (every default filled in)
+    RUN/run.json               # provenance of every start: package version, git revision, libraries, ...
+    RUN/metrics.csv            # one row per logged iteration and per validation
+    RUN/tensorboard/           # the same scalars for TensorBoard
+    RUN/checkpoints/last.pt    # resumable state (see lesionsynth.train.state)
+    RUN/checkpoints/best.pt    # best validation lesion Dice (inference checkpoint)
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import socket
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lesionsynth import __version__
+from lesionsynth.errors import ConfigError
+from lesionsynth.io.atomic import write_text_atomic
+
+# keys that may differ between a run and its resumption without changing what is computed
+RUNTIME_KEYS = {"device", "num_workers", "threads", "log_every"}
+LIBRARIES = ["torch", "monai", "numpy", "scipy", "nibabel", "nilearn", "pyyaml", "tqdm", "tensorboard"]
+
+
+def git_revision() -> dict[str, Any] | None:
+    """The source tree's git commit and whether it has uncommitted changes, if it is a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                             timeout=10)
+        if rev.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10)
+        return {"commit": rev.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def library_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def environment(extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Provenance of this start of the run."""
+    import torch
+
+    info: dict[str, Any] = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "lesionsynth": __version__,
+        "git": git_revision(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "argv": sys.argv,
+        "libraries": library_versions(),
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        if torch.cuda.is_available() else [],
+    }
+    info.update(extra or {})
+    return info
+
+
+def _first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            if prefix == "" and k in RUNTIME_KEYS:
+                continue
+            d = _first_difference(a.get(k), b.get(k), f"{prefix}{k}.")
+            if d is not None:
+                return d
+        return None
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        a, b = list(a), list(b)
+    return None if a == b else prefix.rstrip(".")
+
+
+def recorded_config(run_dir: Path) -> dict[str, Any] | None:
+    p = Path(run_dir) / "config.yaml"
+    if not p.is_file():
+        return None
+    try:
+        return yaml.safe_load(p.read_text())
+    except yaml.YAMLError:
+        raise ConfigError(f"{p}: not valid YAML") from None
+
+
+def check_resume_config(run_dir: Path, config: dict[str, Any]) -> None:
+    """Refuse to resume with a config that differs from the recorded one (runtime keys excepted)."""
+    rec = recorded_config(run_dir)
+    if rec is None:
+        return
+    diff = _first_difference(rec, config)
+    if diff is not None:
+        raise ConfigError(f"{Path(run_dir) / 'config.yaml'}: the given config differs from the run's at "
+                          f"'{diff}'; resume without --config, or start a new --out folder")
+
+
+def prepare(run_dir: Path, config: dict[str, Any], resume: bool, extra: dict[str, Any] | None = None) -> None:
+    """Create or re-open a run folder and record config and provenance (call on the main rank only).
+
+    Raises:
+        ConfigError: the folder already holds a run and ``resume`` is false.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: exists and is not a folder")
+    has_run = (run_dir / "config.yaml").is_file() or (run_dir / "checkpoints").is_dir()
+    if has_run and not resume:
+        raise ConfigError(f"{run_dir}: already holds a training run; add --resume or choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if resume:
+        check_resume_config(run_dir, config)
+    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    runs: list[dict[str, Any]] = []
+    rj = run_dir / "run.json"
+    if rj.is_file():
+        try:
+            runs = list(json.loads(rj.read_text()).get("starts", []))
+        except (json.JSONDecodeError, AttributeError):
+            runs = []
+    runs.append(environment(extra))
+    write_text_atomic(rj, json.dumps({"starts": runs}, indent=1, default=str) + "\n")

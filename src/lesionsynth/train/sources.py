@@ -1,0 +1,159 @@
+"""Training batches: synthetic (on the training device) and real (DataLoader workers), alternated.
+
+Iteration ``i`` of rank ``r`` among ``W`` processes uses sample indices
+``k = (i * W + r) * B + b`` for ``b < B`` (B: batch size). With ``mix = [a, b]``, iterations with
+``i mod (a + b) < a`` are synthetic, the others real. Synthetic case ``k`` is
+``SynthGenerator.sample(k, seed)``; real sample ``k`` is :class:`RealTrainingSet` item ``k``. Every
+draw is therefore a pure function of (seed, iteration, rank): nothing to save, and a resumed run sees
+exactly the batches an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from lesionsynth.errors import ConfigError
+from lesionsynth.labels.schema import LabelSchema, load_schema
+from lesionsynth.train.config import TrainConfig
+from lesionsynth.train.data import RealTrainingSet, open_folder, real_augment_config
+
+
+@dataclass
+class Batch:
+    """One training batch on the training device."""
+
+    image: torch.Tensor     # (B, C, X, Y, Z) float32
+    target: torch.Tensor    # (B, 1, X, Y, Z) int64
+    labelled: torch.Tensor  # (B, K) bool
+    synthetic: bool
+
+
+def schema_lut(source: LabelSchema, target: LabelSchema) -> list[int]:
+    """Class index in ``target`` of each class of ``source``, by name; missing classes -> background."""
+    return [target.index(n) if n in target.classes else target.background_index for n in source.classes]
+
+
+def synth_config_for_training(cfg: TrainConfig):  # -> SynthConfig
+    """The generator config with the training crop size and spacing imposed on its augmentation chain."""
+    import copy
+
+    s = copy.deepcopy(cfg.synth)
+    s.augment.spatial = replace(s.augment.spatial, crop_size=tuple(cfg.crop_size),
+                                spacing=float(cfg.preprocessing.spacing))
+    return s
+
+
+class _IndexSampler(Sampler[int]):
+    """Yields the real-data sample indices of iterations ``start..total-1`` in order."""
+
+    def __init__(self, indices: list[int]):
+        self.indices = indices
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+class TrainingSources:
+    """Produces the batch of every iteration, from ``start`` on.
+
+    Args:
+        cfg: the training config.
+        schema: the training schema.
+        device: the training device (the synthetic generator runs there).
+        rank: this process's rank.
+        world: number of processes.
+        start: first iteration to produce (a resumed run's counter).
+        generator: a pre-built :class:`SynthGenerator` (default: built from ``cfg.synth``).
+    """
+
+    def __init__(self, cfg: TrainConfig, schema: LabelSchema, device: torch.device, rank: int = 0,
+                 world: int = 1, start: int = 0, generator=None):
+        self.cfg = cfg
+        self.schema = schema
+        self.device = device
+        self.rank = rank
+        self.world = world
+        self.start = start
+        self.synth = generator
+        self._synth_lut: torch.Tensor | None = None
+        if cfg.synth is not None and self.synth is None:
+            from lesionsynth.synth import SynthGenerator
+
+            self.synth = SynthGenerator(synth_config_for_training(cfg), device)
+        if self.synth is not None:
+            lut = schema_lut(load_schema(self.synth.cfg.schema), schema)
+            self._synth_lut = torch.tensor(lut, dtype=torch.long, device=device)
+        self.real: RealTrainingSet | None = None
+        self._real_iter: Iterator[dict] | None = None
+        if cfg.real is not None:
+            folder, dl = open_folder(cfg.real.path, cfg.real.split, schema, cfg.real.label_names,
+                                     cfg.real.max_cases)
+            if not dl.labelled[schema.lesion_index]:
+                raise ConfigError(f"{folder.root / 'dataset.json'}: real data must label '{schema.lesion}'")
+            aug = real_augment_config(cfg.real.augment, cfg.crop_size, cfg.preprocessing.spacing, dl, schema)
+            self.real = RealTrainingSet(folder, dl, schema, aug, cfg.crop_size, cfg.preprocessing.spacing,
+                                        cfg.seed, cfg.lesion_crop_prob, cfg.real.cache, cfg.model.in_channels)
+
+    def is_synthetic(self, i: int) -> bool:
+        """Whether iteration ``i`` draws synthetic data."""
+        if self.real is None:
+            return True
+        if self.synth is None:
+            return False
+        a, b = self.cfg.mix
+        return i % (a + b) < a
+
+    def indices(self, i: int) -> list[int]:
+        """Sample indices of iteration ``i`` on this rank."""
+        B = self.cfg.batch_size
+        return [(i * self.world + self.rank) * B + b for b in range(B)]
+
+    def _loader(self) -> Iterator[dict]:
+        assert self.real is not None
+        idx = [k for i in range(self.start, self.cfg.total_iterations) if not self.is_synthetic(i)
+               for k in self.indices(i)]
+        nw = self.cfg.num_workers
+        loader = DataLoader(self.real, batch_size=self.cfg.batch_size, sampler=_IndexSampler(idx),
+                            num_workers=nw, pin_memory=self.device.type == "cuda",
+                            worker_init_fn=_worker_init if nw else None,
+                            persistent_workers=False, prefetch_factor=2 if nw else None,
+                            # its own generator: creating the iterator must not draw from the global
+                            # stream (that would shift the dropout masks of the iteration it starts at)
+                            generator=torch.Generator().manual_seed(self.cfg.seed))
+        return iter(loader)
+
+    def batch(self, i: int) -> Batch:
+        """The batch of iteration ``i`` (iterations must be requested in order from ``start``)."""
+        ks = self.indices(i)
+        if self.is_synthetic(i):
+            assert self.synth is not None and self._synth_lut is not None
+            imgs, tgts = [], []
+            for k in ks:
+                s = self.synth.sample(k, self.cfg.seed)
+                imgs.append(s.image.to(self.device))
+                tgts.append(self._synth_lut[s.target.to(self.device)][None])
+            labelled = torch.ones(len(ks), self.schema.num_classes, dtype=torch.bool, device=self.device)
+            return Batch(torch.stack(imgs).float(), torch.stack(tgts), labelled, True)
+        if self._real_iter is None:
+            self._real_iter = self._loader()
+        d = next(self._real_iter)
+        got = [int(x) for x in d["index"]]
+        if got != ks:  # the loader must stay in step with the loop
+            raise RuntimeError(f"real-data loader out of step at iteration {i}: {got} != {ks}")
+        nb = self.device.type == "cuda"
+        return Batch(d["image"].to(self.device, non_blocking=nb),
+                     d["target"].to(self.device, non_blocking=nb), d["labelled"].to(self.device), False)
+
+    def close(self) -> None:
+        self._real_iter = None

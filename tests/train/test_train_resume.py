@@ -1,0 +1,131 @@
+"""Interrupted and resumed runs end bit-identical to uninterrupted ones (CPU, deterministic settings)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+from lesionsynth.train.config import config_from_dict
+from lesionsynth.train.loop import train
+from lesionsynth.train.toy import toy_config, write_blob_dataset
+
+
+@pytest.fixture(scope="module")
+def blobs(tmp_path_factory):
+    return write_blob_dataset(tmp_path_factory.mktemp("data") / "blobs", n=3, shape=(20, 20, 20))
+
+
+def _config(blobs, **over):
+    # dropout and the real-image augmentation chain on, so every random stream matters
+    spatial = {"crop_size": [16, 16, 16], "elastic_spacing_mm": 8.0}
+    data = toy_config(blobs, real={"path": str(blobs), "cache": True, "augment": {"spatial": spatial}},
+                      model={"channels": [4, 8, 16], "strides": [2, 2], "dropout": 0.2},
+                      epochs=3, iterations_per_epoch=8, checkpoint_every=3)
+    data.update(over)
+    return data
+
+
+def _assert_same_state(a, b):
+    ca = torch.load(a, weights_only=False)
+    cb = torch.load(b, weights_only=False)
+    assert ca["progress"] == cb["progress"]
+    for k, v in ca["model"].items():
+        assert torch.equal(v, cb["model"][k]), k
+    sa, sb = ca["optimizer"]["state"], cb["optimizer"]["state"]
+    for p in sa:
+        for k in sa[p]:
+            assert torch.equal(torch.as_tensor(sa[p][k]), torch.as_tensor(sb[p][k])), (p, k)
+    assert ca["scheduler"] == cb["scheduler"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, blobs):
+    run = tmp_path_factory.mktemp("ref") / "run"
+    train(config_from_dict(_config(blobs)), run, progress_bar=False)
+    return run
+
+
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, blobs, reference):
+    cfg = config_from_dict(_config(blobs))
+    run = tmp_path / "run"
+    first = train(cfg, run, stop_after=10, progress_bar=False)
+    assert first.iterations == 10
+    train(cfg, run, resume=True, progress_bar=False)
+    _assert_same_state(reference / "checkpoints" / "last.pt", run / "checkpoints" / "last.pt")
+    with open(run / "metrics.csv") as f:
+        its = [int(r["iteration"]) for r in csv.DictReader(f) if r["phase"] == "train"]
+    assert its == list(range(1, 25))
+
+
+def _run_cli(args, **kw):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "lesionsynth", "train", *args], env=env, capture_output=True,
+                          text=True, timeout=300, **kw)
+
+
+def test_kill_9_mid_run_then_resume(tmp_path, blobs, reference):
+    """A training subprocess is killed with SIGKILL mid-run, then resumed through the CLI."""
+    cfg_path = tmp_path / "cfg.yaml"
+    # same run as the reference; a checkpoint after every iteration makes kills during writes likely
+    cfg_path.write_text(yaml.safe_dump(_config(blobs, checkpoint_every=1)))
+    run = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "lesionsynth", "train", "--config", str(cfg_path),
+                             "--out", str(run)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    last = run / "checkpoints" / "last.pt"
+    deadline = time.time() + 120
+    while not last.is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    done = torch.load(last, weights_only=False)["progress"]["iteration"]
+    assert 0 < done < 24, done
+    r = _run_cli(["--out", str(run), "--resume"])  # the recorded config
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not list((run / "checkpoints").glob(".*"))  # temporaries of a killed write are gone
+    ref = torch.load(reference / "checkpoints" / "last.pt", weights_only=False)
+    got = torch.load(last, weights_only=False)
+    assert got["progress"]["iteration"] == 24
+    for k, v in ref["model"].items():
+        assert torch.equal(v, got["model"][k]), k
+
+
+KILL_DURING_SAVE = """
+import os, signal, sys, torch
+from lesionsynth.models import save_checkpoint
+real_save = torch.save
+def half_then_die(obj, f, *a, **k):
+    f.write(b"PK\\x03\\x04 partial checkpoint")
+    f.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+torch.save = half_then_die
+save_checkpoint(sys.argv[1], {"model": {}})
+"""
+
+
+def test_kill_9_while_a_checkpoint_is_written(tmp_path, blobs):
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg_path.write_text(yaml.safe_dump(_config(blobs, epochs=1, iterations_per_epoch=4, checkpoint_every=2)))
+    run = tmp_path / "run"
+    r = _run_cli(["--config", str(cfg_path), "--out", str(run), "--stop-after", "2"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    last = run / "checkpoints" / "last.pt"
+    before = last.read_bytes()
+    p = subprocess.run([sys.executable, "-c", KILL_DURING_SAVE, str(last)], timeout=120)
+    assert p.returncode == -signal.SIGKILL
+    assert last.read_bytes() == before  # the old checkpoint is intact ...
+    assert list((run / "checkpoints").glob(".last.*"))  # ... next to the killed write's temporary file
+    r = _run_cli(["--out", str(run), "--resume"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert torch.load(last, weights_only=False)["progress"]["iteration"] == 4
+    assert not list((run / "checkpoints").glob(".*"))
