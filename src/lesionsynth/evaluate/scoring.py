@@ -51,11 +51,12 @@ class LabelVolume:
 
 def read_labels(path: str | Path) -> LabelVolume:
     """Read an integer label map; non-integer or negative values are an error naming the file."""
-    vol = load_volume(path, dtype=np.float32)
-    data = vol.data
-    labels = np.rint(data)
-    if not np.array_equal(labels, data):
-        raise InputError(f"{path}: not an integer label map (non-integer values, e.g. probabilities)")
+    vol = load_volume(path, dtype=None)  # keep the stored dtype: integer files need no float copy
+    labels = vol.data
+    if not np.issubdtype(labels.dtype, np.integer) and labels.dtype != bool:
+        labels = np.rint(vol.data)
+        if not np.array_equal(labels, vol.data):
+            raise InputError(f"{path}: not an integer label map (non-integer values, e.g. probabilities)")
     lo, hi = float(labels.min()), float(labels.max())
     if lo < 0 or hi > 32767:
         raise InputError(f"{path}: label values must be in 0..32767, found {lo:g}..{hi:g}")
