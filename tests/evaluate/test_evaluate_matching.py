@@ -67,3 +67,24 @@ def test_matching_errors(tmp_path):
         list_cases(tmp_path / "dup")
     with pytest.raises(InputError, match="no case of model 'm' matches"):
         match_cases(tmp_path / "truth", {"m": tmp_path / "other"})
+
+
+def test_predict_output_folder_reads_labels_only(tmp_path):
+    names = []
+    for c in ("case_0000", "case_0001"):
+        names += [f"{c}_labels.nii.gz", f"{c}_lesion.nii.gz", f"{c}_uncertainty.nii.gz", f"{c}_qc.png"]
+    _touch(tmp_path / "pred", *names)
+    got = list_cases(tmp_path / "pred")
+    # `_labels` is stripped; the last four digits differ between files, so they are part of the id
+    assert sorted(got) == ["case_0000", "case_0001"]
+    assert all(p.name.endswith("_labels.nii.gz") for p in got.values())
+
+
+def test_channel_suffix_from_image_names(tmp_path):
+    _touch(tmp_path / "truth", "a.nii.gz", "b.nii.gz")
+    _touch(tmp_path / "many", "a_0000_labels.nii.gz", "b_0000_labels.nii.gz", "a_0000_lesion.nii.gz")
+    _touch(tmp_path / "one", "b_0000_labels.nii.gz", "b_0000_lesion.nii.gz")
+    assert sorted(list_cases(tmp_path / "many")) == ["a", "b"]
+    m = match_cases(tmp_path / "truth", {"one": tmp_path / "one", "many": tmp_path / "many"})
+    assert sorted(m.preds["one"]) == ["b"] and m.missing["one"] == ["a"] and m.extra["one"] == []
+    assert sorted(m.preds["many"]) == ["a", "b"]

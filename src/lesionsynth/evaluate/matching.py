@@ -5,13 +5,17 @@ Case identifier rule (documented in ``docs/evaluate.md``):
 1. A folder is either a plain folder of NIfTI files or an nnU-Net dataset folder; for a dataset folder
    the labels are read from ``labelsTs/`` when it exists, else from ``labelsTr/`` (pass
    ``DIR/labelsTr`` to choose explicitly). Files that are not NIfTI (``.json``, ``.npz``, ``.png``,
-   ...) are ignored.
+   ...) are ignored. In a ``lesionsynth predict`` output folder (``{stem}_labels.nii.gz`` next to
+   ``{stem}_lesion``/``_uncertainty``/``_probabilities`` files) only the ``*_labels`` files are read.
 2. The identifier is the file name without ``.nii``/``.nii.gz``/``.mgz``/``.mgh``.
-3. A trailing suffix is removed when **every** file in the folder carries the same one: a word suffix
-   ``_label``, ``_labels``, ``_lesion``, ``_lesions``, ``_seg``, ``_mask``, ``_pred``, ``_prediction``
-   (``_`` or ``-`` before it, any case), or an nnU-Net channel suffix ``_0000`` (only when the folder
-   has at least two files, so that ``case_0000.nii.gz`` alone keeps its name). Stripping happens
-   once, and only if the identifiers stay distinct.
+3. A trailing word suffix ``_label``, ``_labels``, ``_lesion``, ``_lesions``, ``_seg``, ``_mask``,
+   ``_pred``, ``_prediction`` (``_`` or ``-`` before it, any case) is removed when **every** file in
+   the folder carries the same one; then an nnU-Net channel suffix (``_0000``) is removed when every
+   file carries the same one and the folder has at least two files (so ``case_0000.nii.gz`` alone keeps
+   its name). A suffix is only removed if the identifiers stay distinct.
+4. A prediction whose identifier is not a truth case but becomes one without a trailing ``_dddd``
+   channel suffix is matched to it (``case_0000_labels.nii.gz`` predicted from ``case_0000.nii.gz``
+   matches the truth ``case.nii.gz`` even in a one-case folder).
 
 So ``sub-01_lesion.nii.gz``, ``sub-01_pred.nii.gz`` and ``sub-01.nii.gz`` in three folders all match as
 ``sub-01``, while ``case_0001.nii.gz`` keeps its number.
@@ -43,20 +47,21 @@ def label_folder(root: str | Path) -> Path:
     return root
 
 
-def _common_suffix(stems: list[str]) -> str | None:
-    if not stems:
-        return None
-    found = []
-    for pattern in (_WORD_SUFFIX, _CHANNEL_SUFFIX):
-        m = pattern.search(stems[0])
-        if m is None:
-            continue
-        suf = m.group(0)
-        if all(s.lower().endswith(suf.lower()) and len(s) > len(suf) for s in stems):
-            if pattern is _CHANNEL_SUFFIX and len(stems) < 2:
-                continue
-            found.append(suf)
-    return found[0] if found else None
+_PREDICT_EXTRAS = ("_lesion", "_uncertainty", "_probabilities")
+
+
+def _strip_common(stems: list[str], pattern: re.Pattern, min_files: int = 1) -> list[str]:
+    """Remove the suffix matched by ``pattern`` if every stem carries the same one and ids stay distinct."""
+    if len(stems) < min_files:
+        return stems
+    m = pattern.search(stems[0])
+    if m is None:
+        return stems
+    suf = m.group(0).lower()
+    if not all(s.lower().endswith(suf) and len(s) > len(suf) for s in stems):
+        return stems
+    stripped = [s[: -len(suf)] for s in stems]
+    return stripped if len(set(stripped)) == len(stripped) else stems
 
 
 def list_cases(root: str | Path) -> dict[str, Path]:
@@ -66,11 +71,12 @@ def list_cases(root: str | Path) -> dict[str, Path]:
     if not files:
         raise InputError(f"{folder}: no NIfTI files (.nii, .nii.gz) found")
     stems = [strip_nifti_suffix(p) for p in files]
-    suf = _common_suffix(stems)
-    if suf is not None:
-        stripped = [s[: -len(suf)] for s in stems]
-        if len(set(stripped)) == len(stripped):
-            stems = stripped
+    if any(s.endswith("_labels") for s in stems) and any(s.endswith(_PREDICT_EXTRAS) for s in stems):
+        # a `lesionsynth predict` output folder: read the label maps only
+        files = [p for p, s in zip(files, stems, strict=True) if s.endswith("_labels")]
+        stems = [s for s in stems if s.endswith("_labels")]
+    stems = _strip_common(stems, _WORD_SUFFIX)
+    stems = _strip_common(stems, _CHANNEL_SUFFIX, min_files=2)
     out: dict[str, Path] = {}
     for s, p in zip(stems, files, strict=True):
         if s in out:
@@ -127,6 +133,10 @@ def match_cases(truth: str | Path, preds: dict[str, str | Path]) -> Matching:
     out = Matching(truth=t, preds={})
     for model, folder in preds.items():
         p = list_cases(folder)
+        for c in sorted(p):  # rule 4: an image channel suffix left on a prediction's name
+            base = _CHANNEL_SUFFIX.sub("", c)
+            if c not in t and base != c and base in t and base not in p:
+                p[base] = p.pop(c)
         out.preds[model] = {c: p[c] for c in sorted(p) if c in t}
         out.missing[model] = sorted(c for c in t if c not in p)
         out.extra[model] = sorted(c for c in p if c not in t)
