@@ -244,3 +244,29 @@ def test_axis_aligned_mapping_matches_interpolation():
     rot = np.array([[0.0, -1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
     rot[:3, :3] = np.array([[np.cos(0.3), -np.sin(0.3), 0], [np.sin(0.3), np.cos(0.3), 0], [0, 0, 1]])
     assert axis_aligned_map(rot) is None  # oblique: interpolated by the general resampler
+
+
+def test_oblique_prediction_grid_is_interpolated(tmp_path, monkeypatch):
+    import lesionsynth.evaluate.scoring as S
+    from lesionsynth.io.resample import resample_to_grid
+
+    calls = []
+    monkeypatch.setattr(S, "resample_to_grid", lambda *a, **k: calls.append(k) or resample_to_grid(*a, **k))
+
+    aff = np.diag([2.0, 2.0, 2.0, 1.0])
+    aff[:3, 3] = -24.0
+    lab = np.zeros((24, 24, 24), np.uint8)
+    lab[6:18, 8:16, 7:17] = 5
+    c, s = np.cos(0.4), np.sin(0.4)
+    rot = np.eye(4)
+    rot[:3, :3] = [[c, -s, 0], [s, c, 0], [0, 0, 1]]
+    obl = rot.copy()
+    obl[:3, 3] = rot[:3, :3] @ np.array([-30.0, -30.0, -30.0])
+    pred = resample_to_grid(lab.astype(np.int16), aff, obl, (60, 60, 60), mode="nearest").astype(np.uint8)
+    save_volume(tmp_path / "truth" / "a.nii.gz", lab, aff)
+    save_volume(tmp_path / "m" / "a.nii.gz", pred, obl)
+    res = evaluate_folders(tmp_path / "truth", {"m": tmp_path / "m"}, tmp_path / "out", progress=False)
+    # a 1 mm oblique copy of the 2 mm truth, resampled back through both affines (nearest neighbour)
+    assert calls and calls[0]["mode"] == "nearest"
+    assert res["summary"]["m"]["dice"] > 0.95
+    assert res["summary"]["m"]["hd95_mm"] <= 2.0 + 1e-6
