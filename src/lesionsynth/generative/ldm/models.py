@@ -1,0 +1,183 @@
+"""Trained LDMs: loading checkpoints and generating with them.
+
+Checkpoint format (``torch.save`` dict, written atomically by :func:`lesionsynth.models.save_checkpoint`
+to ``RUN/checkpoints/last.pt``):
+
+- ``ldm_format``: ``1``; ``stage``: ``autoencoder`` or ``diffusion``; ``kind``: ``mask`` or ``image``;
+- ``model``: the stage's network ``state_dict`` (autoencoder, or denoiser incl. the condition MLP and
+  null token);
+- ``config``: the :class:`~lesionsynth.generative.ldm.config.LDMConfig` as a dict;
+- ``schema``: the label schema (``LabelSchema.to_dict``); ``grid_affine``: 4x4 affine of the grid;
+- ``condition``: :class:`~lesionsynth.generative.ldm.data.Condition` as a dict (mask LDM);
+- diffusion only: ``autoencoder`` (the first stage's ``state_dict``, so a diffusion run is
+  self-contained), ``autoencoder_path``, ``scale_factor`` (1 / std of the training latents);
+- training state: ``optimizer``, ``iteration``, ``rng`` (state of the run's ``torch.Generator``),
+  ``history``, ``seconds``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lesionsynth.config import from_dict
+from lesionsynth.errors import InputError
+from lesionsynth.generative.ldm.config import LDMConfig
+from lesionsynth.generative.ldm.data import Condition, one_hot
+from lesionsynth.generative.ldm.nets import build_autoencoder, build_denoiser, ddim_scheduler
+from lesionsynth.generative.ldm.sampling import ddim_sample, initial_noise
+from lesionsynth.labels import LabelSchema
+
+LDM_FORMAT = 1
+
+
+def read_ldm_checkpoint(path: str | Path, stage: str | None = None) -> dict[str, Any]:
+    """A checkpoint dict from a run folder or file; one-line errors for the wrong kind of file."""
+    from lesionsynth.models.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    if ckpt.get("ldm_format") != LDM_FORMAT:
+        raise InputError(f"{path}: not a lesionsynth LDM checkpoint")
+    if stage is not None and ckpt.get("stage") != stage:
+        hint = "train-diffusion run" if stage == "diffusion" else "train-autoencoder run"
+        raise InputError(f"{path}: is a {ckpt.get('stage')} checkpoint; give a {hint}")
+    return ckpt
+
+
+def checkpoint_config(ckpt: dict[str, Any], path: str | Path) -> LDMConfig:
+    return from_dict(LDMConfig, ckpt["config"], where=f"{path}: config")
+
+
+def load_autoencoder(path: str | Path, device: torch.device | str = "cpu"
+                     ) -> tuple[nn.Module, LDMConfig, dict[str, Any]]:
+    """The autoencoder of a ``train-autoencoder`` run (eval mode), its config and checkpoint dict."""
+    ckpt = read_ldm_checkpoint(path, "autoencoder")
+    cfg = checkpoint_config(ckpt, path)
+    schema = LabelSchema.from_dict(ckpt["schema"])
+    ae = build_autoencoder(cfg.autoencoder, schema.num_classes, cfg.kind)
+    ae.load_state_dict(ckpt["model"])
+    return ae.to(device).eval(), cfg, ckpt
+
+
+@dataclass
+class _LDM:
+    cfg: LDMConfig
+    autoencoder: nn.Module
+    denoiser: nn.Module
+    schema: LabelSchema
+    scale_factor: float
+    affine: np.ndarray
+    device: torch.device
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return (self.cfg.autoencoder.latent_channels, *self.cfg.latent_shape)
+
+    def _latents(self, seeds: Sequence[int], cond: torch.Tensor, guidance: float, steps: int,
+                 progress: bool) -> torch.Tensor:
+        sched = ddim_scheduler(self.cfg.diffusion, steps, self.device)
+        noise = initial_noise(seeds, self.latent_shape, self.device)
+        z = ddim_sample(self.denoiser, sched, noise, cond, guidance, progress=progress)
+        return z / self.scale_factor
+
+
+@dataclass
+class MaskLDM(_LDM):
+    """A trained mask LDM: label maps whose condition-class volume ratio follows c."""
+
+    condition: Condition | None = None
+
+    @torch.no_grad()
+    def sample(self, conditions: Sequence[float], seeds: Sequence[int], guidance: float | None = None,
+               steps: int | None = None, batch_size: int | None = None, progress: bool = False
+               ) -> torch.Tensor:
+        """One label map per (condition, seed): (N, X, Y, Z) int64 on the CPU.
+
+        Args:
+            conditions: normalised conditions c (0 and 1 = smallest and largest training ratio).
+            seeds: one seed per map (its initial noise).
+            guidance: classifier-free guidance scale (default: the config's).
+            steps: DDIM steps (default: the config's).
+            batch_size: maps denoised together (default: the config's).
+            progress: tqdm bar over the batches.
+        """
+        from tqdm import tqdm
+
+        if len(conditions) != len(seeds):
+            raise ValueError("one seed per condition")
+        s = self.cfg.sampling
+        g = s.guidance if guidance is None else float(guidance)
+        n_steps = steps or s.steps
+        bs = batch_size or s.batch_size
+        out = []
+        for i in tqdm(range(0, len(seeds), bs), desc="sample", leave=False, disable=not progress):
+            c = torch.as_tensor(list(conditions[i:i + bs]), dtype=torch.float32, device=self.device)
+            z = self._latents(seeds[i:i + bs], c, g, n_steps, False)
+            out.append(self.autoencoder.decode(z).argmax(1).cpu())
+        return torch.cat(out) if out else torch.zeros((0, *self.cfg.grid.shape), dtype=torch.long)
+
+
+@dataclass
+class ImageLDM(_LDM):
+    """A trained SPADE image LDM: an image for each label map."""
+
+    @torch.no_grad()
+    def render(self, labels: torch.Tensor, seeds: Sequence[int], guidance: float | None = None,
+               steps: int | None = None, batch_size: int | None = None, progress: bool = False
+               ) -> torch.Tensor:
+        """Images (N, X, Y, Z) float32 (about [0, 1]) for label maps (N, X, Y, Z) of this model's schema."""
+        from tqdm import tqdm
+
+        if labels.shape[1:] != tuple(self.cfg.grid.shape):
+            raise InputError(f"label maps of shape {tuple(labels.shape[1:])} given to an image LDM trained "
+                             f"on {tuple(self.cfg.grid.shape)}")
+        if len(labels) != len(seeds):
+            raise ValueError("one seed per label map")
+        s = self.cfg.sampling
+        g = s.guidance if guidance is None else float(guidance)
+        n_steps = steps or s.steps
+        bs = batch_size or s.batch_size
+        K = self.schema.num_classes
+        out = []
+        for i in tqdm(range(0, len(seeds), bs), desc="render", leave=False, disable=not progress):
+            seg = one_hot(labels[i:i + bs].to(self.device), K)
+            z = self._latents(seeds[i:i + bs], seg, g, n_steps, False)
+            out.append(self.autoencoder.decode(z, seg)[:, 0].float().cpu())
+        return torch.cat(out) if out else torch.zeros((0, *self.cfg.grid.shape))
+
+
+def load_ldm(path: str | Path, device: torch.device | str = "cpu") -> MaskLDM | ImageLDM:
+    """A trained LDM from a ``train-diffusion`` run folder or checkpoint."""
+    ckpt = read_ldm_checkpoint(path, "diffusion")
+    cfg = checkpoint_config(ckpt, path)
+    schema = LabelSchema.from_dict(ckpt["schema"])
+    dev = torch.device(device)
+    ae = build_autoencoder(cfg.autoencoder, schema.num_classes, cfg.kind)
+    ae.load_state_dict(ckpt["autoencoder"])
+    den = build_denoiser(cfg.diffusion, cfg.autoencoder.latent_channels, schema.num_classes, cfg.kind)
+    den.load_state_dict(ckpt["model"])
+    ae.to(dev).eval()
+    den.to(dev).eval()
+    common = dict(cfg=cfg, autoencoder=ae, denoiser=den, schema=schema,
+                  scale_factor=float(ckpt["scale_factor"]), affine=np.asarray(ckpt["grid_affine"]),
+                  device=dev)
+    if cfg.kind == "mask":
+        return MaskLDM(**common, condition=Condition.from_dict(ckpt["condition"]))
+    return ImageLDM(**common)
+
+
+def check_compatible(mask: MaskLDM, image: ImageLDM, mask_path: str | Path, image_path: str | Path) -> None:
+    """The image LDM must know the mask LDM's classes and grid."""
+    if mask.schema.classes != image.schema.classes:
+        raise InputError(f"{image_path}: image LDM classes {list(image.schema.classes)} differ from the mask "
+                         f"LDM's {list(mask.schema.classes)} ({mask_path})")
+    mg, ig = mask.cfg.grid, image.cfg.grid
+    if tuple(mg.shape) != tuple(ig.shape) or mg.spacing != ig.spacing:
+        raise InputError(f"{image_path}: image LDM grid {list(ig.shape)} at {ig.spacing} mm differs from the "
+                         f"mask LDM's {list(mg.shape)} at {mg.spacing} mm")

@@ -1,0 +1,425 @@
+"""Training of both LDM stages: the autoencoder, then the latent diffusion UNet (DDPM objective).
+
+A run folder holds::
+
+    RUN/config.yaml              # the LDM config used
+    RUN/checkpoints/last.pt      # model, optimiser, iteration, RNG state (see models.py for the format)
+    RUN/history.csv              # loss every train.log_every steps
+    RUN/samples/iter_NNNNNN.png  # reconstructions (autoencoder) or samples (diffusion)
+    RUN/data_cache.pt            # the training maps on the grid (reused on resume)
+
+Every random draw (batches, posterior samples, noise, timesteps, condition dropout) comes from one CPU
+``torch.Generator`` seeded with ``config.seed``; its state is checkpointed, so a resumed run continues
+exactly as an uninterrupted one would (on the CPU).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+
+from lesionsynth.config import to_dict
+from lesionsynth.errors import ConfigError, InputError
+from lesionsynth.generative.ldm.config import LDMConfig, TrainConfig
+from lesionsynth.generative.ldm.data import LabelSet, cached_label_set, one_hot
+from lesionsynth.generative.ldm.losses import image_recon_loss, kl_loss, mask_recon_loss
+from lesionsynth.generative.ldm.models import (
+    LDM_FORMAT,
+    ImageLDM,
+    MaskLDM,
+    checkpoint_config,
+    load_autoencoder,
+    read_ldm_checkpoint,
+)
+from lesionsynth.generative.ldm.nets import build_autoencoder, build_denoiser, ddpm_scheduler, seeded_init
+from lesionsynth.generative.ldm.preview import save_grid
+from lesionsynth.io.atomic import write_text_atomic
+from lesionsynth.models import save_checkpoint
+
+
+def resolve_device(spec: str | torch.device = "auto") -> torch.device:
+    """``auto`` (CUDA if available), ``cpu``, ``cuda`` or ``cuda:N``; a one-line error otherwise."""
+    s = str(spec)
+    if s == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(s)
+    except RuntimeError:
+        raise InputError(f"--device {s}: not a device (use auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {s}: CUDA is not available on this machine")
+    return dev
+
+
+def run_dir_of(path: str | Path) -> Path:
+    """The run folder of a run folder or of a checkpoint file inside ``RUN/checkpoints/``."""
+    p = Path(path)
+    if p.is_dir():
+        return p
+    return p.parent.parent if p.parent.name == "checkpoints" else p.parent
+
+
+class _Run:
+    """Run-folder bookkeeping shared by both stages: resume checks, history, checkpoints."""
+
+    def __init__(self, out: str | Path, resume: bool):
+        self.out = Path(out)
+        self.ckpt_path = self.out / "checkpoints" / "last.pt"
+        if self.ckpt_path.is_file() and not resume:
+            raise InputError(f"{self.out}: already holds a run (checkpoints/last.pt); pass --resume to "
+                             "continue it or choose another --out")
+        if resume and not self.ckpt_path.is_file():
+            raise InputError(f"{self.out}: nothing to resume (no checkpoints/last.pt)")
+        self.history: list[dict[str, float]] = []
+        self.seconds = 0.0
+
+    def write_config(self, cfg: LDMConfig) -> None:
+        write_text_atomic(self.out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+    def write_history(self) -> None:
+        if not self.history:
+            return
+        keys = list(dict.fromkeys(k for row in self.history for k in row))
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=keys)
+        w.writeheader()
+        w.writerows(self.history)
+        write_text_atomic(self.out / "history.csv", buf.getvalue())
+
+    def save(self, state: dict[str, Any]) -> None:
+        state.update(ldm_format=LDM_FORMAT, history=self.history, seconds=self.seconds)
+        save_checkpoint(self.ckpt_path, state)
+        self.write_history()
+
+
+def _with_iterations(cfg: LDMConfig, stage: str, iterations: int | None) -> LDMConfig:
+    if iterations is None:
+        return cfg
+    if iterations < 1:
+        raise ConfigError(f"--iterations must be >= 1, got {iterations}")
+    if stage == "autoencoder":
+        ae = replace(cfg.autoencoder, train=replace(cfg.autoencoder.train, iterations=iterations))
+        return replace(cfg, autoencoder=ae)
+    dm = replace(cfg.diffusion, train=replace(cfg.diffusion.train, iterations=iterations))
+    return replace(cfg, diffusion=dm)
+
+
+def _due(it: int, every: int, last: int) -> bool:
+    return it == last or (every > 0 and it % every == 0)
+
+
+def _loop(run: _Run, tcfg: TrainConfig, start: int, step, checkpoint, preview, desc: str,
+          progress: bool | None) -> None:
+    """Optimisation loop: ``step(it) -> (loss, parts)``, then logging, checkpoints and previews."""
+    from tqdm import tqdm
+
+    T = tcfg.iterations
+    bar = tqdm(total=T, initial=start, desc=desc, disable=None if progress is None else not progress)
+    t0 = time.perf_counter()
+    base = run.seconds
+    for it in range(start + 1, T + 1):
+        loss, parts = step(it)
+        run.seconds = base + time.perf_counter() - t0
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4f}")
+        if _due(it, tcfg.log_every, T):
+            run.history.append({"iteration": it, "loss": loss, **parts, "seconds": round(run.seconds, 2)})
+        if _due(it, tcfg.checkpoint_every, T):
+            checkpoint(it)
+        if _due(it, tcfg.sample_every, T):
+            preview(it)
+    bar.close()
+
+
+# ----------------------------------------------------------------------------------------------------
+# stage 1: autoencoder
+# ----------------------------------------------------------------------------------------------------
+
+
+def train_autoencoder(cfg: LDMConfig | None, out: str | Path, device: str | torch.device = "auto",
+                      resume: bool = False, iterations: int | None = None,
+                      progress: bool | None = None) -> dict[str, float]:
+    """Train (or resume) the first stage; returns reconstruction metrics on the training set.
+
+    Args:
+        cfg: the LDM config (ignored when resuming: the run's own config is used).
+        out: run folder.
+        device: torch device spec.
+        resume: continue ``out/checkpoints/last.pt``.
+        iterations: override the total number of steps (e.g. to extend a resumed run).
+        progress: force the progress bar on/off (None: only on a terminal).
+    """
+    run = _Run(out, resume)
+    dev = resolve_device(device)
+    ckpt = None
+    if resume:
+        ckpt = read_ldm_checkpoint(run.ckpt_path, "autoencoder")
+        cfg = checkpoint_config(ckpt, run.ckpt_path)
+    if cfg is None:
+        raise ConfigError("train-autoencoder: no config given")
+    cfg = _with_iterations(cfg, "autoencoder", iterations)
+    run.out.mkdir(parents=True, exist_ok=True)
+    run.write_config(cfg)
+    data, _ = cached_label_set(cfg, [run.out])
+    K, acfg = data.schema.num_classes, cfg.autoencoder
+    gen = torch.Generator().manual_seed(int(cfg.seed))
+    ae = seeded_init(cfg.seed, lambda: build_autoencoder(acfg, K, cfg.kind)).to(dev)
+    opt = torch.optim.Adam(ae.parameters(), lr=acfg.train.lr)
+    start = 0
+    if ckpt is not None:
+        ae.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        gen.set_state(ckpt["rng"])
+        start = int(ckpt["iteration"])
+        run.history, run.seconds = list(ckpt.get("history", [])), float(ckpt.get("seconds", 0.0))
+    N, B = len(data), acfg.train.batch_size
+
+    def step(it: int) -> tuple[float, dict[str, float]]:
+        ae.train()
+        idx = torch.randint(0, N, (B,), generator=gen)
+        lab = data.labels[idx].long().to(dev)
+        x = one_hot(lab, K) if cfg.kind == "mask" else data.images[idx][:, None].to(dev)  # type: ignore[index]
+        mu, sigma = ae.encode(x)
+        z = mu + sigma * torch.randn(mu.shape, generator=gen).to(dev)
+        if cfg.kind == "mask":
+            rec, parts = mask_recon_loss(ae.decode(z), lab, acfg.dice_weight)
+        else:
+            rec, parts = image_recon_loss(ae.decode(z, one_hot(lab, K)), x)
+        kl = kl_loss(mu, sigma)
+        loss = rec + acfg.kl_weight * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item(), {**parts, "kl": kl.item()}
+
+    def checkpoint(it: int) -> None:
+        run.save({"stage": "autoencoder", "kind": cfg.kind, "model": ae.state_dict(), "config": to_dict(cfg),
+                  "schema": data.schema.to_dict(), "grid_affine": data.affine.tolist(), "condition": None,
+                  "optimizer": opt.state_dict(), "iteration": it, "rng": gen.get_state()})
+
+    def preview(it: int) -> None:
+        _autoencoder_preview(ae, data, cfg, dev, run.out / "samples" / f"iter_{it:06d}.png")
+
+    _loop(run, acfg.train, start, step, checkpoint, preview, "autoencoder", progress)
+    return evaluate_autoencoder(ae, data, cfg, dev)
+
+
+@torch.no_grad()
+def _reconstruct(ae: nn.Module, data: LabelSet, cfg: LDMConfig, idx: torch.Tensor, dev: torch.device
+                 ) -> torch.Tensor:
+    ae.eval()
+    K = data.schema.num_classes
+    lab = data.labels[idx].long().to(dev)
+    if cfg.kind == "mask":
+        return ae.reconstruct(one_hot(lab, K)).argmax(1).cpu()
+    return ae.reconstruct(data.images[idx][:, None].to(dev), one_hot(lab, K))[:, 0].cpu()  # type: ignore[index]
+
+
+def _autoencoder_preview(ae: nn.Module, data: LabelSet, cfg: LDMConfig, dev: torch.device,
+                         path: Path) -> None:
+    idx = torch.as_tensor(np.unique(np.linspace(0, len(data) - 1, 4).round().astype(int)))
+    rec = _reconstruct(ae, data, cfg, idx, dev)
+    focus = data.schema.index(cfg.data.condition_label) if cfg.data.condition_label in data.schema.classes \
+        else None
+    labels, images, titles = [], [], []
+    for j, i in enumerate(idx.tolist()):
+        if cfg.kind == "mask":
+            labels += [data.labels[i].numpy(), rec[j].numpy()]
+        else:
+            labels += [data.labels[i].numpy()] * 2
+            images += [data.images[i].numpy(), rec[j].numpy()]  # type: ignore[index]
+        titles += [f"{data.names[i][:14]}", "reconstruction"]
+    save_grid(path, labels, images or None, titles, focus=focus, suptitle=path.stem)
+
+
+@torch.no_grad()
+def evaluate_autoencoder(ae: nn.Module, data: LabelSet, cfg: LDMConfig, dev: torch.device,
+                         batch_size: int = 4) -> dict[str, float]:
+    """Reconstruction quality on the training set.
+
+    Mask LDM: mean Dice of each foreground class, and the Pearson correlation between the condition
+    class's volume in the inputs and in the reconstructions. Image LDM: mean absolute error.
+    """
+    out: dict[str, float] = {}
+    recs = torch.cat([_reconstruct(ae, data, cfg, torch.arange(i, min(i + batch_size, len(data))), dev)
+                      for i in range(0, len(data), batch_size)])
+    if cfg.kind == "image":
+        out["l1"] = float((recs - data.images).abs().mean())  # type: ignore[operator]
+        return out
+    lab = data.labels.long()
+    for k in range(1, data.schema.num_classes):
+        a, b = lab == k, recs == k
+        inter = (a & b).flatten(1).sum(1).double()
+        den = (a.flatten(1).sum(1) + b.flatten(1).sum(1)).double()
+        present = den > 0
+        if present.any():
+            out[f"dice_{data.schema.classes[k]}"] = float((2 * inter[present] / den[present]).mean())
+    label = cfg.data.condition_label
+    k = data.schema.index(label) if label in data.schema.classes else None
+    if k is not None:
+        va = (lab == k).flatten(1).sum(1).double()
+        vb = (recs == k).flatten(1).sum(1).double()
+        if va.std() > 0 and vb.std() > 0:
+            out["volume_corr"] = float(np.corrcoef(va.numpy(), vb.numpy())[0, 1])
+        out["volume_ratio_recon_over_input"] = float(vb.sum() / va.sum().clamp_min(1))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# stage 2: latent diffusion
+# ----------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def encode_set(ae: nn.Module, data: LabelSet, kind: str, dev: torch.device, batch_size: int = 4
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior mean and sigma of every training map (CPU tensors)."""
+    ae.eval()
+    K = data.schema.num_classes
+    mus, sigmas = [], []
+    for i in range(0, len(data), batch_size):
+        sl = slice(i, i + batch_size)
+        x = one_hot(data.labels[sl].long(), K) if kind == "mask" else data.images[sl][:, None]  # type: ignore[index]
+        mu, sigma = ae.encode(x.to(dev))
+        mus.append(mu.cpu())
+        sigmas.append(sigma.cpu())
+    return torch.cat(mus), torch.cat(sigmas)
+
+
+def _check_same_model(cfg: LDMConfig, ae_cfg: LDMConfig, ae_path: str | Path) -> None:
+    for name in ("kind", "grid", "data", "autoencoder"):
+        if to_dict(getattr(cfg, name)) != to_dict(getattr(ae_cfg, name)):
+            raise ConfigError(f"--config: section '{name}' differs from the autoencoder run {ae_path}; "
+                              "use the same config for both stages")
+
+
+def train_diffusion(cfg: LDMConfig | None, autoencoder: str | Path | None, out: str | Path,
+                    device: str | torch.device = "auto", resume: bool = False, iterations: int | None = None,
+                    progress: bool | None = None) -> dict[str, float]:
+    """Train (or resume) the latent diffusion UNet on a trained autoencoder's latents.
+
+    Args:
+        cfg: the LDM config (default: the autoencoder run's; ignored when resuming).
+        autoencoder: ``train-autoencoder`` run folder or checkpoint (not needed when resuming).
+        out: run folder.
+        device: torch device spec.
+        resume: continue ``out/checkpoints/last.pt``.
+        iterations: override the total number of steps.
+        progress: force the progress bar on/off.
+
+    Returns:
+        ``scale_factor`` and the final loss.
+    """
+    run = _Run(out, resume)
+    dev = resolve_device(device)
+    ckpt = None
+    if resume:
+        ckpt = read_ldm_checkpoint(run.ckpt_path, "diffusion")
+        cfg = checkpoint_config(ckpt, run.ckpt_path)
+        autoencoder = ckpt.get("autoencoder_path")
+        ae_cfg = cfg
+        K = len(ckpt["schema"]["classes"])
+        ae = build_autoencoder(cfg.autoencoder, K, cfg.kind)
+        ae.load_state_dict(ckpt["autoencoder"])
+        ae.to(dev).eval()
+    else:
+        if autoencoder is None:
+            raise ConfigError("train-diffusion: give the autoencoder run (--autoencoder)")
+        ae, ae_cfg, _ = load_autoencoder(autoencoder, dev)
+        if cfg is None:
+            cfg = ae_cfg
+        _check_same_model(cfg, ae_cfg, autoencoder)
+    assert cfg is not None
+    cfg = _with_iterations(cfg, "diffusion", iterations)
+    run.out.mkdir(parents=True, exist_ok=True)
+    run.write_config(cfg)
+    caches = [run.out] + ([run_dir_of(autoencoder)] if autoencoder else [])
+    data, _ = cached_label_set(cfg, caches)
+    K, dcfg = data.schema.num_classes, cfg.diffusion
+    gen = torch.Generator().manual_seed(int(cfg.seed) + 1)
+    mu, sigma = encode_set(ae, data, cfg.kind, dev)
+    if ckpt is not None:
+        scale = float(ckpt["scale_factor"])
+    else:
+        z = mu + sigma * torch.randn(mu.shape, generator=gen)
+        scale = float(1.0 / z.std().clamp_min(1e-8))
+    condition = None
+    cond_all = None
+    if cfg.kind == "mask":
+        condition = data.condition(cfg.data.condition_label, cfg.grid.spacing)
+        cond_all = condition.normalise(condition.measure(data.labels)).float()  # type: ignore[union-attr]
+    lc = cfg.autoencoder.latent_channels
+    den = seeded_init(cfg.seed + 1, lambda: build_denoiser(dcfg, lc, K, cfg.kind)).to(dev)
+    opt = torch.optim.Adam(den.parameters(), lr=dcfg.train.lr)
+    start = 0
+    if ckpt is not None:
+        den.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        gen.set_state(ckpt["rng"])
+        start = int(ckpt["iteration"])
+        run.history, run.seconds = list(ckpt.get("history", [])), float(ckpt.get("seconds", 0.0))
+    ddpm = ddpm_scheduler(dcfg)
+    N, B = len(data), dcfg.train.batch_size
+
+    def step(it: int) -> tuple[float, dict[str, float]]:
+        den.train()
+        idx = torch.randint(0, N, (B,), generator=gen)
+        z = (mu[idx] + sigma[idx] * torch.randn(mu[idx].shape, generator=gen)) * scale
+        noise = torch.randn(z.shape, generator=gen)
+        t = torch.randint(0, dcfg.num_train_timesteps, (B,), generator=gen)
+        null = torch.rand(B, generator=gen) < dcfg.condition_dropout
+        zt = ddpm.add_noise(z, noise, t)
+        if cfg.kind == "mask":
+            cond = cond_all[idx]  # type: ignore[index]
+        else:
+            cond = one_hot(data.labels[idx].long(), K)
+        pred = den(zt.to(dev), t.to(dev), cond.to(dev), null.to(dev))
+        loss = F.mse_loss(pred.float(), noise.to(dev))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item(), {}
+
+    def state(it: int) -> dict[str, Any]:
+        return {"stage": "diffusion", "kind": cfg.kind, "model": den.state_dict(), "config": to_dict(cfg),
+                "schema": data.schema.to_dict(), "grid_affine": data.affine.tolist(),
+                "condition": None if condition is None else condition.to_dict(),
+                "autoencoder": ae.state_dict(),
+                "autoencoder_path": None if autoencoder is None else str(autoencoder),
+                "scale_factor": scale, "optimizer": opt.state_dict(), "iteration": it, "rng": gen.get_state()}
+
+    def checkpoint(it: int) -> None:
+        run.save(state(it))
+
+    def preview(it: int) -> None:
+        common = dict(cfg=cfg, autoencoder=ae, denoiser=den.eval(), schema=data.schema, scale_factor=scale,
+                      affine=data.affine, device=dev)
+        path = run.out / "samples" / f"iter_{it:06d}.png"
+        steps = min(cfg.sampling.steps, 25)
+        if cfg.kind == "mask":
+            assert condition is not None
+            cs = [0.0, 0.25, 0.5, 0.75, 1.0]
+            maps = MaskLDM(**common, condition=condition).sample(cs, list(range(len(cs))), steps=steps)
+            vols = condition.volume_ml(maps)
+            titles = [f"c={c:.2f}: {v:.1f} ml" for c, v in zip(cs, vols.tolist(), strict=True)]
+            save_grid(path, maps.numpy(), None, titles, focus=condition.index,
+                      suptitle=f"{path.stem}, G={cfg.sampling.guidance:g}")
+        else:
+            idx = list(range(min(4, N)))
+            imgs = ImageLDM(**common).render(data.labels[idx].long(), idx, steps=steps)
+            save_grid(path, data.labels[idx].numpy(), imgs.numpy(), [data.names[i][:14] for i in idx],
+                      suptitle=f"{path.stem}, G={cfg.sampling.guidance:g}")
+
+    _loop(run, dcfg.train, start, step, checkpoint, preview, "diffusion", progress)
+    last = run.history[-1]["loss"] if run.history else float("nan")
+    return {"scale_factor": scale, "loss": float(last)}
