@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 from test_infer_toys import (
+    RAW,
     BrightLesionNet,
     dice,
-    lesion_threshold,
     make_affine,
     single_thread,  # noqa: F401
     tiny_unet,
@@ -76,8 +76,8 @@ def test_obvious_lesion_comes_back_where_it_is(grid):
     shape, kw = GRIDS[grid]
     A = make_affine(shape, **kw)
     img, truth = toy_scan(A, shape)
-    net = BrightLesionNet(lesion_threshold(img))
-    pred = predict_volume(net, img, A, TISSUE, config=PredictConfig(window=32))
+    net = BrightLesionNet()
+    pred = predict_volume(net, img, A, TISSUE, config=PredictConfig(window=32), preprocessing=RAW)
     assert pred.lesion.shape == shape
     assert dice(pred.lesion, truth) > 0.85
     p = world_coords(A, shape)

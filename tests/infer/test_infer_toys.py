@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from lesionsynth.infer.config import Preprocessing
-from lesionsynth.infer.preprocess import normalise_intensity, plan_windows, prepare, working_grid
+from lesionsynth.infer.preprocess import (
+    foreground_mask,
+    normalise_intensity,
+    plan_windows,
+    prepare,
+    working_grid,
+)
 from lesionsynth.io import voxel_sizes
 
 
@@ -72,11 +78,16 @@ def toy_scan(affine, shape, contrast="flair", lesions=(LESION,), noise=0.0, seed
     return img.astype(np.float32), truth
 
 
-class BrightLesionNet(torch.nn.Module):
-    """A voxel-wise 'oracle': lesion where the normalised intensity exceeds ``threshold``, else
-    background (classes of the tissue schema; 6 outputs). Flip-equivariant by construction."""
+LESION_THRESHOLD = 1.2  # raw FLAIR-toy intensity between the brightest tissue (0.75) and lesions (1.6)
+RAW = {"normalisation": "none"}  # preprocessing for the oracle: it thresholds raw intensities
 
-    def __init__(self, threshold: float, num_classes: int = 6, lesion_index: int = 5):
+
+class BrightLesionNet(torch.nn.Module):
+    """A voxel-wise 'oracle': lesion where the intensity exceeds ``threshold``, else background
+    (classes of the tissue schema; 6 outputs). Flip-equivariant by construction. Use it with the
+    :data:`RAW` preprocessing."""
+
+    def __init__(self, threshold: float = LESION_THRESHOLD, num_classes: int = 6, lesion_index: int = 5):
         super().__init__()
         self.threshold = threshold
         self.num_classes = num_classes
@@ -88,13 +99,6 @@ class BrightLesionNet(torch.nn.Module):
         out[:, 0] = 0.0
         out[:, self.lesion_index] = 8.0 * (x[:, 0] - self.threshold)
         return out
-
-
-def lesion_threshold(image: np.ndarray) -> float:
-    """Normalised intensity halfway between the brightest tissue and the lesion of a FLAIR toy."""
-    norm, _ = normalise_intensity(image)
-    _, csf, gm, wm, les = CONTRASTS["flair"]
-    return float(0.5 * (norm[image >= les - 1e-3].mean() + norm[np.isclose(image, gm)].mean()))
 
 
 def tiny_unet(seed: int = 0, out_channels: int = 6, dropout: float = 0.2):
@@ -126,23 +130,25 @@ TRAIN_SPACING = 2.0  # the toy model works on a 2 mm grid (keeps tests fast)
 
 def train_toy_unet(steps: int = 150, seed: int = 0):
     """A tiny UNet trained for a few seconds to segment the FLAIR toy (tissues and a bright lesion)
-    on 24^3 2 mm grids, with random lesion position/size, intensity scale and noise."""
+    on 2 mm grids of random field of view (20-32 voxels) and brain position, with random lesion
+    position/size, intensity scale and noise; images z-scored like inference does."""
     from lesionsynth.infer.preprocess import normalise_intensity
 
-    shape = (24, 24, 24)
-    A = make_affine(shape, TRAIN_SPACING)
     rng = np.random.default_rng(seed)
     model, cfg = tiny_unet(seed, dropout=0.0)
     model.train()
     opt = torch.optim.Adam(model.parameters(), 1e-2)
     weight = torch.tensor([1.0, 1, 1, 1, 1, 5])
     for _ in range(steps):
+        shape = tuple(int(v) for v in rng.integers(5, 9, 3) * 4)
+        A = make_affine(shape, TRAIN_SPACING)
+        A[:3, 3] += rng.uniform(-4, 4, 3)
         xs, ys = [], []
         for _ in range(2):
             les = ((tuple(rng.uniform(-0.5, 0.5, 3) * np.asarray(BRAIN_RADII)), float(rng.uniform(4.5, 8))),)
             img, _ = toy_scan(A, shape, "flair", lesions=les, noise=float(rng.uniform(0, 0.05)),
                               seed=int(rng.integers(1 << 30)))
-            xs.append(torch.from_numpy(normalise_intensity(img * rng.uniform(0.5, 2))[0])[None])
+            xs.append(torch.from_numpy(normalise_intensity(img * rng.uniform(0.5, 2)))[None])
             ys.append(torch.from_numpy(toy_labels(A, shape, les)))
         loss = torch.nn.functional.cross_entropy(model(torch.stack(xs)), torch.stack(ys), weight=weight)
         opt.zero_grad()
@@ -160,17 +166,33 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_normalise_zscore_is_invariant_to_linear_rescaling():
     img, _ = toy_scan(make_affine((20, 22, 18)), (20, 22, 18), noise=0.02)
-    a, fg = normalise_intensity(img)
-    b, _ = normalise_intensity(3.5 * img - 1000.0)  # e.g. a CT-like offset
+    a = normalise_intensity(img)
+    b = normalise_intensity(3.5 * img - 1000.0)  # e.g. a CT-like offset
     np.testing.assert_allclose(a, b, atol=1e-3)
-    assert abs(float(a[fg].mean())) < 1e-4
-    assert abs(float(a[fg].std()) - 1.0) < 1e-3
+    assert abs(float(a.mean())) < 1e-4
+    assert abs(float(a.std()) - 1.0) < 1e-3
+    np.testing.assert_array_equal(foreground_mask(img), foreground_mask(3.5 * img - 1000.0))
 
 
-@pytest.mark.parametrize("method", ["zscore", "histogram"])
-def test_normalise_keeps_tissue_order(method):
+def test_foreground_box_is_the_head_even_with_background_noise():
+    shape = (40, 44, 36)  # 80 mm field of view, the toy brain is 36 x 44 x 32 mm
+    A = make_affine(shape, 2.0)
+    img, _ = toy_scan(A, shape, noise=0.05)
+    brain = toy_scan(A, shape)[0] > 0
+    fg = foreground_mask(img, smooth_vox=1.0)
+    assert (fg == brain).mean() > 0.97
+    box, _ = plan_windows(fg, shape, window=192, divisor=1, margin=0)
+    idx = np.argwhere(brain)
+    for ax in range(3):
+        assert abs(box[ax].start - idx[:, ax].min()) <= 1 and abs(box[ax].stop - 1 - idx[:, ax].max()) <= 1
+
+
+def test_normalise_clips_outliers_and_keeps_tissue_order():
     img, truth = toy_scan(make_affine((20, 22, 18)), (20, 22, 18))
-    n, _ = normalise_intensity(img, method)
+    hot = img.copy()
+    hot[0, 0, 0] = 1000.0  # one hot voxel does not squash the contrast
+    n = normalise_intensity(hot)
+    assert float(n.max()) < 5.0
     _, csf, gm, wm, les = CONTRASTS["flair"]
     means = [float(n[np.isclose(img, v)].mean()) for v in (csf, wm, gm)]
     assert means == sorted(means)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from test_infer_toys import (
+    RAW,
     BrightLesionNet,
-    lesion_threshold,
     make_affine,
     single_thread,  # noqa: F401  (autouse fixture)
     tiny_unet,
@@ -72,9 +72,10 @@ def test_tta_on_a_symmetric_input_is_symmetric():
 def test_flip_equivariant_model_gives_same_result_with_and_without_tta():
     A = make_affine((30, 34, 26), spacing=1.5, flip_x=True)
     img, _ = toy_scan(A, (30, 34, 26))
-    net = BrightLesionNet(lesion_threshold(img))
-    a = predict_volume(net, img, A, config=PredictConfig(window=24, save_probabilities=True))
-    b = predict_volume(net, img, A, config=PredictConfig(window=24, tta=False, save_probabilities=True))
+    net = BrightLesionNet()
+    a = predict_volume(net, img, A, config=PredictConfig(window=24, save_probabilities=True), preprocessing=RAW)
+    b = predict_volume(net, img, A, config=PredictConfig(window=24, tta=False, save_probabilities=True),
+                       preprocessing=RAW)
     np.testing.assert_allclose(a.probs, b.probs, atol=1e-5)
     assert a.lesion.sum() > 0
     assert float(a.uncertainty.max()) == 0.0

@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--save-probabilities", action="store_true",
                    help="also write {stem}_probabilities.nii.gz (X, Y, Z, classes)")
     p.add_argument("--overwrite", action="store_true", help="recompute inputs whose outputs exist")
-    p.add_argument("--window", type=int, default=192, help="largest window edge in voxels (default: 192)")
+    p.add_argument("--window", type=int, default=None,
+                   help="largest window edge in voxels (default: the model's training patch size, else 192)")
     p.add_argument("--overlap", type=float, default=0.5, help="window overlap (default: 0.5)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="network batch (window flips per pass); default: 1 on CPU, from free memory on GPU")

@@ -7,46 +7,58 @@ import sys
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+import numpy as np
+
 from lesionsynth.config import from_dict
 from lesionsynth.errors import ConfigError
 
-NORMALISATIONS = ("zscore", "histogram", "none")
+NORMALISATIONS = ("zscore", "none")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass
 class Preprocessing:
-    """Image preparation the network was trained with (the checkpoint's ``preprocessing`` dict).
+    """Image preparation the network was trained with (the checkpoint's ``preprocessing`` dict,
+    written by training: see ``lesionsynth.train.loop.preprocessing_record``).
 
     Attributes:
         spacing: working voxel size in mm (isotropic number or three values).
-        normalisation: ``zscore`` (clip to the 0.5/99.5 percentiles, z-score over the foreground),
-            ``histogram`` (foreground histogram equalisation, then z-score) or ``none``.
+        normalisation: ``zscore`` (percentile clipping, then z-score; see
+            :func:`lesionsynth.infer.preprocess.normalise_intensity`) or ``none``.
+        orientation: axis order the network expects; only ``RAS`` is supported.
+        patch_size: training crop size; the default sliding-window size when given.
     """
 
     spacing: float | tuple[float, float, float] = 1.0
     normalisation: str = "zscore"
+    orientation: str = "RAS"
+    patch_size: tuple[int, int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.normalisation not in NORMALISATIONS:
             raise ConfigError(f"preprocessing.normalisation: {self.normalisation!r} is not one of "
                               f"{list(NORMALISATIONS)}")
+        if self.orientation != "RAS":
+            raise ConfigError(f"preprocessing.orientation: only 'RAS' is supported, got {self.orientation!r}")
         sp = self.spacing if isinstance(self.spacing, tuple) else (self.spacing,)
         if any(s <= 0 for s in sp):
             raise ConfigError(f"preprocessing.spacing: must be positive, got {self.spacing!r}")
+        if self.patch_size is not None and any(p < 1 for p in self.patch_size):
+            raise ConfigError(f"preprocessing.patch_size: must be positive, got {self.patch_size!r}")
 
     @classmethod
     def from_checkpoint(cls, data: dict[str, Any] | None, where: str = "checkpoint.preprocessing"
                         ) -> Preprocessing:
         """Read the known keys of a checkpoint's ``preprocessing`` dict; other keys are reported once
-        on stderr and ignored (they belong to training)."""
+        on stderr and ignored."""
         data = dict(data or {})
         known = {f.name for f in fields(cls)}
         extra = sorted(k for k in data if k not in known)
         if extra:
             print(f"lesionsynth predict: note: {where}: ignoring key(s) {', '.join(extra)}", file=sys.stderr)
-        if isinstance(data.get("spacing"), list):
-            data["spacing"] = tuple(data["spacing"])
+        for k in ("spacing", "patch_size"):
+            if isinstance(data.get(k), list):
+                data[k] = tuple(data[k])
         return from_dict(cls, {k: v for k, v in data.items() if k in known}, where=where)
 
 
@@ -55,8 +67,9 @@ class PredictConfig:
     """How ``predict`` runs the network.
 
     Attributes:
-        window: largest sliding-window edge in voxels (paper: 192); shrunk per axis to the (rounded-up)
-            size of what has to be covered, always a multiple of the network's divisor.
+        window: largest sliding-window size in voxels (one number or three); None: the checkpoint's
+            training patch size, else 192 (the paper's). Shrunk per axis to the (rounded-up) size of
+            what has to be covered, always a multiple of the network's divisor.
         overlap: overlap of neighbouring windows (paper: 0.5).
         sigma_scale: Gaussian window weighting, sigma = sigma_scale x window size (paper: 0.125).
         tta: average the logits over all 8 flip combinations (paper: on).
@@ -70,7 +83,7 @@ class PredictConfig:
         save_probabilities: also return/write class probabilities.
     """
 
-    window: int = 192
+    window: int | tuple[int, int, int] | None = None
     overlap: float = 0.5
     sigma_scale: float = 0.125
     tta: bool = True
@@ -82,7 +95,7 @@ class PredictConfig:
     save_probabilities: bool = False
 
     def __post_init__(self) -> None:
-        if self.window < 1:
+        if self.window is not None and min(np.atleast_1d(self.window)) < 1:
             raise ConfigError(f"predict.window: must be positive, got {self.window}")
         if not 0.0 <= self.overlap < 1.0:
             raise ConfigError(f"predict.overlap: must be in [0, 1), got {self.overlap}")

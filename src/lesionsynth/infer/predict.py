@@ -18,10 +18,11 @@ import torch
 from lesionsynth.errors import InputError
 from lesionsynth.infer.config import PredictConfig, Preprocessing
 from lesionsynth.infer.decide import LogitField, decide
-from lesionsynth.infer.preprocess import plan_windows, prepare
+from lesionsynth.infer.preprocess import network_input, plan_windows, prepare
 from lesionsynth.infer.sliding import model_device, windowed_logits
 from lesionsynth.labels.schema import TISSUE, LabelSchema
 
+DEFAULT_WINDOW = 192  # the paper's sliding-window size, when the checkpoint records no patch size
 STITCH_FRACTION = 0.25  # stitch on the GPU when the stitched box needs < 25% of its free memory
 
 
@@ -131,12 +132,14 @@ def modality_logits(seg: Segmenter, image: np.ndarray, affine: np.ndarray,
         raise InputError("image contains NaN/inf values")
     prep = prepare(data, affine, seg.preprocessing)
     fg = prep.foreground if cfg.crop_foreground else None
-    box, roi = plan_windows(fg, prep.image.shape, cfg.window, seg.divisor, cfg.margin)
-    crop = torch.from_numpy(np.ascontiguousarray(prep.image[box]))
+    window = cfg.window or seg.preprocessing.patch_size or DEFAULT_WINDOW
+    box, roi = plan_windows(fg, prep.image.shape, window, seg.divisor, cfg.margin)
+    crop_np, cval = network_input(prep, box, seg.preprocessing.normalisation)
+    crop = torch.from_numpy(crop_np)
     stitch = _stitch_device(seg.device, seg.schema.num_classes, box)
     logits, disagreement = windowed_logits(
         seg.model, crop, roi, overlap=cfg.overlap, sigma_scale=cfg.sigma_scale, tta=cfg.tta,
-        batch_size=cfg.batch_size, precision=cfg.precision, cval=prep.background, stitch_device=stitch)
+        batch_size=cfg.batch_size, precision=cfg.precision, cval=cval, stitch_device=stitch)
     shift = np.eye(4)
     shift[:3, 3] = [s.start for s in box]
     return LogitField(logits=logits, affine=prep.affine @ shift, disagreement=disagreement)

@@ -1,5 +1,5 @@
-"""Preparing a scan for the network: RAS orientation, working voxel size, intensity normalisation and
-the foreground box the windows have to cover.
+"""Preparing a scan for the network: RAS orientation, working voxel size, the foreground box the
+windows have to cover, and intensity normalisation of that box.
 
 Every step keeps track of the voxel-to-world affine, so network outputs can be brought back onto the
 scan's own grid exactly (see :mod:`lesionsynth.infer.decide`).
@@ -10,9 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
+from lesionsynth.augment.normalize import percentiles, zscore
 from lesionsynth.infer.config import Preprocessing
 from lesionsynth.io import reorient_to_ras, resample_to_grid, voxel_sizes
+from lesionsynth.ops import gaussian_blur
 
 CLIP_PERCENTILES = (0.5, 99.5)
 FOREGROUND_FRACTION = 0.1
@@ -20,74 +23,63 @@ FOREGROUND_FRACTION = 0.1
 
 @dataclass
 class Prepared:
-    """A scan on its working grid, ready for the network.
+    """A scan on its working grid (intensities not yet normalised).
 
     Attributes:
-        image: (X, Y, Z) float32 normalised intensities on the working grid.
+        image: (X, Y, Z) float32 intensities on the working grid.
         affine: working grid voxel-to-world matrix (RAS axis order, working spacing).
         foreground: (X, Y, Z) bool foreground mask on the working grid.
-        background: normalised value of the background (used to pad windows).
     """
 
     image: np.ndarray
     affine: np.ndarray
     foreground: np.ndarray
-    background: float
 
 
-def foreground_mask(image: np.ndarray) -> np.ndarray:
-    """Head/brain voxels: above 10% of the robust (2nd to 98th percentile) intensity range.
+def foreground_mask(image: np.ndarray, smooth_vox: float = 2.0) -> np.ndarray:
+    """Head/brain voxels: the image smoothed (Gaussian, ``smooth_vox`` voxels) above 10% of its
+    robust (2nd to 98th percentile) intensity range.
 
-    Works for MRI (background ~0) and CT (air ~-1000 HU) alike. A constant image is all foreground.
+    The smoothing keeps background noise (e.g. MRI's Rician noise) from scattering "foreground" voxels
+    over the whole field of view. Works for MRI (background ~0) and CT (air ~-1000 HU) alike; used to
+    find the box the windows must cover. A constant image is all foreground.
     """
-    x = np.asarray(image, dtype=np.float32)
-    lo, hi = np.percentile(x, [2.0, 98.0])
+    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
+    if smooth_vox > 0 and min(x.shape) > 1:
+        x = gaussian_blur(x, smooth_vox)
+    lo, hi = percentiles(x, [2.0, 98.0])
     if hi <= lo:
         lo, hi = float(x.min()), float(x.max())
     if hi <= lo:
         return np.ones(x.shape, dtype=bool)
-    fg = x > lo + FOREGROUND_FRACTION * (hi - lo)
+    fg = (x > lo + FOREGROUND_FRACTION * (hi - lo)).numpy()
     return fg if fg.sum() >= 8 else np.ones(x.shape, dtype=bool)
 
 
-def normalise_intensity(image: np.ndarray, method: str = "zscore") -> tuple[np.ndarray, np.ndarray]:
-    """Intensity normalisation shared by training and inference.
+def normalise_intensity(image: np.ndarray, method: str = "zscore") -> np.ndarray:
+    """Intensity normalisation of the network's input, the same as training's
+    (:mod:`lesionsynth.augment.normalize`).
 
-    - ``zscore``: clip below at the 0.5th percentile of the whole image and above at the 99.5th
-      percentile of the foreground (:func:`foreground_mask`), then subtract the mean and divide by the
-      standard deviation of the foreground.
-    - ``histogram``: clip as above, map foreground intensities through their empirical CDF (histogram
-      equalisation, 1024 bins), background to 0, then z-score as above.
+    - ``zscore``: clip to the 0.5th and 99.5th percentiles (the middle of training's random clipping
+      ranges; this robust clipping is the "histogram normalisation" step), then subtract the mean and
+      divide by the standard deviation of all voxels (training z-scores its whole input crop).
     - ``none``: unchanged.
 
     The result does not depend on a linear rescaling ``a * image + b`` (a > 0) of the input.
 
     Args:
-        image: (X, Y, Z) array.
+        image: (X, Y, Z) array: at inference, the box the windows cover (see :func:`network_input`).
         method: one of the above.
 
     Returns:
-        (normalised float32 image, foreground mask).
+        The normalised float32 image.
     """
     x = np.asarray(image, dtype=np.float32)
     if method == "none":
-        return x.copy(), foreground_mask(x)
-    fg = foreground_mask(x)
-    lo = float(np.percentile(x, CLIP_PERCENTILES[0]))
-    hi = max(lo, float(np.percentile(x[fg], CLIP_PERCENTILES[1])))
-    x = np.clip(x, lo, hi)
-    if method == "histogram" and hi > lo:
-        vals = x[fg]
-        hist, edges = np.histogram(vals, bins=1024, range=(lo, hi))
-        cdf = np.cumsum(hist).astype(np.float64)
-        cdf /= max(cdf[-1], 1.0)
-        x = np.interp(x, edges[1:], cdf).astype(np.float32)
-        x[~fg] = 0.0
-    vals = x[fg]
-    mu = float(vals.mean())
-    sd = float(vals.std())
-    out = (x - mu) / (sd if sd > 1e-8 else 1.0)
-    return out.astype(np.float32, copy=False), fg
+        return x.copy()
+    t = torch.from_numpy(np.ascontiguousarray(x))
+    lo, hi = percentiles(t, list(CLIP_PERCENTILES))
+    return zscore(t.clamp(lo, hi)).numpy().astype(np.float32, copy=False)
 
 
 def working_grid(affine: np.ndarray, shape: tuple[int, int, int], spacing: float | tuple[float, ...] = 1.0,
@@ -114,7 +106,7 @@ def working_grid(affine: np.ndarray, shape: tuple[int, int, int], spacing: float
 
 
 def prepare(image: np.ndarray, affine: np.ndarray, preprocessing: Preprocessing | None = None) -> Prepared:
-    """Reorient to RAS (exact), reslice to the working spacing (trilinear), normalise intensities."""
+    """Reorient to RAS (exact), reslice to the working spacing (trilinear), find the foreground."""
     pre = preprocessing or Preprocessing()
     data = np.asarray(image, dtype=np.float32)
     ras, ras_affine = reorient_to_ras(data, np.asarray(affine, dtype=np.float64))
@@ -122,16 +114,30 @@ def prepare(image: np.ndarray, affine: np.ndarray, preprocessing: Preprocessing 
     if work_shape != tuple(ras.shape) or not np.allclose(work_affine, ras_affine, atol=1e-6):
         ras = resample_to_grid(ras, ras_affine, work_affine, work_shape, mode="linear",
                                padding_value=float(ras.min()))
-    norm, fg = normalise_intensity(ras, pre.normalisation)
-    return Prepared(image=norm, affine=work_affine, foreground=fg, background=float(norm.min()))
+    smooth = 2.0 / float(np.mean(voxel_sizes(work_affine)))  # 2 mm
+    return Prepared(image=ras, affine=work_affine, foreground=foreground_mask(ras, smooth))
+
+
+def network_input(prep: Prepared, box: tuple[slice, slice, slice], method: str = "zscore"
+                  ) -> tuple[np.ndarray, float]:
+    """The normalised box the windows run over, and the value to pad windows with beyond it.
+
+    Normalising the box (the head plus a margin, widened to at least one window), not the whole
+    field of view, mirrors training (which z-scores its input crop) and makes the result independent
+    of how much empty space or neck a scan's field of view contains. Without foreground cropping the
+    box is the whole volume.
+    """
+    crop = normalise_intensity(prep.image[box], method)
+    return np.ascontiguousarray(crop), float(crop.min())
 
 
 def round_up(n: int, divisor: int) -> int:
     return int(-(-int(n) // divisor) * divisor)
 
 
-def plan_windows(foreground: np.ndarray | None, shape: tuple[int, int, int], window: int, divisor: int,
-                 margin: int = 4) -> tuple[tuple[slice, slice, slice], tuple[int, int, int]]:
+def plan_windows(foreground: np.ndarray | None, shape: tuple[int, int, int],
+                 window: int | tuple[int, int, int], divisor: int, margin: int = 4
+                 ) -> tuple[tuple[slice, slice, slice], tuple[int, int, int]]:
     """The box to run windows over, and the window size.
 
     The box is the foreground's bounding box plus ``margin`` (the whole volume if ``foreground`` is
@@ -141,14 +147,15 @@ def plan_windows(foreground: np.ndarray | None, shape: tuple[int, int, int], win
     Args:
         foreground: bool mask of the volume, or None for the whole volume.
         shape: volume shape.
-        window: largest window edge (rounded down to a multiple of ``divisor``, at least ``divisor``).
+        window: largest window size, one number or per axis (rounded down to a multiple of
+            ``divisor``, at least ``divisor``).
         divisor: the network's input size divisor.
         margin: voxels added around the foreground box.
 
     Returns:
         (box as three slices, window size per axis).
     """
-    wmax = max(divisor, (int(window) // divisor) * divisor)
+    wmax = [max(divisor, (int(w) // divisor) * divisor) for w in np.broadcast_to(window, (3,))]
     if foreground is not None and foreground.any():
         lo = []
         hi = []
@@ -163,7 +170,7 @@ def plan_windows(foreground: np.ndarray | None, shape: tuple[int, int, int], win
     roi = []
     for ax in range(3):
         n = hi[ax] - lo[ax]
-        w = min(wmax, round_up(n, divisor))
+        w = min(wmax[ax], round_up(n, divisor))
         if n < w:  # widen with real content, centred, within the volume
             want = min(w, shape[ax])
             start = lo[ax] - (want - n) // 2
