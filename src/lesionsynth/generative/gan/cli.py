@@ -21,6 +21,8 @@ def _training(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, log.csv, samples/)")
     p.add_argument("--iterations", type=int, help="override the config's number of iterations")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
+    p.add_argument("--time-limit", type=float, metavar="MIN",
+                   help="stop (with a checkpoint) after this many minutes; --resume continues")
     _common(p)
 
 
@@ -84,7 +86,8 @@ def run_train_masks(args: argparse.Namespace) -> int:
     overrides = {"iterations": args.iterations} if args.iterations else None
     cfg = load_config(MaskGANConfig, args.config, overrides)
     device = resolve_device(args.device)
-    ckpt = train_mask_gan(cfg, args.lesions, args.out, device, seed=args.seed, resume=args.resume)
+    ckpt = train_mask_gan(cfg, args.lesions, args.out, device, seed=args.seed, resume=args.resume,
+                          time_limit_min=args.time_limit)
     print(f"mask GAN checkpoint: {ckpt}", file=sys.stderr)
     return 0
 
@@ -125,7 +128,8 @@ def run_train_translator(args: argparse.Namespace) -> int:
     if pairs:
         overrides["pairs"] = pairs
     cfg = load_config(TranslatorConfig, config, overrides)
-    ckpt = train_translator(cfg, args.out, resolve_device(args.device), seed=args.seed, resume=args.resume)
+    ckpt = train_translator(cfg, args.out, resolve_device(args.device), seed=args.seed, resume=args.resume,
+                            time_limit_min=args.time_limit)
     print(f"translator checkpoint: {ckpt}", file=sys.stderr)
     return 0
 

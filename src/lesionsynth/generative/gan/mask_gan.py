@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from lesionsynth.config import from_dict
 from lesionsynth.errors import ConfigError, InputError
@@ -22,7 +21,7 @@ from lesionsynth.generative.gan.losses import gradient_penalty, wgan_critic_loss
 from lesionsynth.generative.gan.mask_data import check_flip_grid, load_coarse_masks, real_batch
 from lesionsynth.generative.gan.nets import MaskCritic, MaskGenerator, seeded_build
 from lesionsynth.generative.gan.preview import save_mask_grid
-from lesionsynth.generative.gan.runs import RunFolder, load_gan_checkpoint
+from lesionsynth.generative.gan.runs import RunFolder, load_gan_checkpoint, training_loop
 from lesionsynth.io.atomic import write_text_atomic
 from lesionsynth.models.checkpoint import save_checkpoint
 from lesionsynth.ops import case_seed, make_generator
@@ -179,7 +178,8 @@ class MaskGANTrainer:
 
 
 def train_mask_gan(cfg: MaskGANConfig, lesions: str | Path | None, out: str | Path, device: torch.device,
-                   seed: int = 0, resume: bool = False, progress: bool = True) -> Path:
+                   seed: int = 0, resume: bool = False, progress: bool = True,
+                   time_limit_min: float | None = None) -> Path:
     """Train (or resume) a mask GAN on a folder of real masks; returns the checkpoint path.
 
     On resume the run's own config (except ``iterations``), seed and lesion folder (recorded in
@@ -208,23 +208,13 @@ def train_mask_gan(cfg: MaskGANConfig, lesions: str | Path | None, out: str | Pa
     run.write_config(cfg)
     if trainer.iteration == 0:
         save_mask_grid(run.root / "samples" / "real.png", real[:8, 0], title="real masks (coarse grid)")
-    bar = tqdm(total=cfg.iterations, initial=trainer.iteration, desc="mask GAN",
-               disable=None if progress else True)
-    while trainer.iteration < cfg.iterations:
-        losses = trainer.step()
-        it = trainer.iteration
-        bar.update(1)
-        if it % cfg.log_every == 0 or it == cfg.iterations:
-            run.log({"iteration": it, **losses})
-            bar.set_postfix(W=f"{losses['wasserstein']:.3g}", ml=f"{losses['fake_ml']:.0f}")
-        if it % cfg.sample_every == 0 or it == cfg.iterations:
-            save_mask_grid(run.sample_png(it), trainer.preview_probs(), title=f"mask GAN, iteration {it}")
-        if it % cfg.checkpoint_every == 0 or it == cfg.iterations:
-            run.save(trainer.state())
-    bar.close()
-    if not run.last.is_file():
-        run.save(trainer.state())
-    return run.last
+
+    def sample(it: int) -> None:
+        save_mask_grid(run.sample_png(it), trainer.preview_probs(), title=f"mask GAN, iteration {it}")
+
+    return training_loop(run, trainer, cfg, "mask GAN", sample,
+                         lambda losses: {"W": f"{losses['wasserstein']:.3g}", "ml": f"{losses['fake_ml']:.0f}"},
+                         time_limit_min, progress)
 
 
 def _cached_real_masks(run: RunFolder, lesions: str | Path, grid: MaskGrid, progress: bool) -> torch.Tensor:

@@ -18,11 +18,14 @@ where an uninterrupted one would be).
 from __future__ import annotations
 
 import csv
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import yaml
+from tqdm import tqdm
 
 from lesionsynth.config import to_dict
 from lesionsynth.errors import ConfigError, InputError
@@ -114,3 +117,42 @@ def load_gan_checkpoint(path: str | Path, kind: str,
     if ckpt["kind"] != kind:
         raise InputError(f"{p}: is a {ckpt['kind']} checkpoint, expected a {kind} checkpoint")
     return ckpt
+
+
+class Trainer(Protocol):
+    iteration: int
+
+    def step(self) -> dict[str, float]: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+
+def training_loop(run: RunFolder, trainer: Trainer, cfg: Any, desc: str,
+                  sample: Callable[[int], None], postfix: Callable[[dict[str, float]], dict[str, str]],
+                  time_limit_min: float | None = None, progress: bool = True) -> Path:
+    """Step ``trainer`` to ``cfg.iterations``: log rows, sample grids and checkpoints at their intervals.
+
+    With ``time_limit_min`` the loop stops after the iteration that crosses the limit and writes a
+    checkpoint; ``--resume`` continues from it. Returns the checkpoint path.
+    """
+    start = time.monotonic()
+    bar = tqdm(total=cfg.iterations, initial=trainer.iteration, desc=desc, disable=None if progress else True)
+    while trainer.iteration < cfg.iterations:
+        losses = trainer.step()
+        it = trainer.iteration
+        bar.update(1)
+        last = it == cfg.iterations
+        out_of_time = time_limit_min is not None and time.monotonic() - start > 60.0 * time_limit_min
+        if it % cfg.log_every == 0 or last or out_of_time:
+            run.log({"iteration": it, **losses, "wall_s": round(time.monotonic() - start, 1)})
+            bar.set_postfix(postfix(losses))
+        if it % cfg.sample_every == 0 or last or out_of_time:
+            sample(it)
+        if it % cfg.checkpoint_every == 0 or last or out_of_time:
+            run.save(trainer.state())
+        if out_of_time:
+            break
+    bar.close()
+    if not run.last.is_file():  # nothing to do (a finished run resumed): still leave a checkpoint
+        run.save(trainer.state())
+    return run.last

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from tqdm import tqdm
 
 from lesionsynth.config import from_dict
 from lesionsynth.errors import ConfigError
@@ -31,7 +30,7 @@ from lesionsynth.generative.gan.nets import (
 )
 from lesionsynth.generative.gan.pairs import PairConfig, PairSampler, one_hot
 from lesionsynth.generative.gan.preview import save_pair_grid
-from lesionsynth.generative.gan.runs import RunFolder, load_gan_checkpoint
+from lesionsynth.generative.gan.runs import RunFolder, load_gan_checkpoint, training_loop
 from lesionsynth.labels import LabelSchema, load_schema
 from lesionsynth.ops import case_seed, make_generator
 
@@ -107,6 +106,10 @@ class TranslatorConfig:
         if any(s % div for s in dims):
             raise ValueError(f"shape {tuple(self.shape)}: sizes {tuple(dims)} must be divisible by {div} "
                              f"for {self.arch} with {len(self.channels)} levels")
+        depth = self.disc_layers * self.num_d  # stride-2 layers of the deepest discriminator
+        if min(dims) / 2 ** depth < 3:
+            raise ValueError(f"shape {tuple(dims)} is too small for {self.num_d} discriminator(s) with "
+                             f"disc_layers={self.disc_layers} (the deepest halves it {depth} times)")
         for name in ("batch_size", "iterations", "log_every", "sample_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
@@ -219,8 +222,8 @@ class TranslatorTrainer:
 
 
 def train_translator(cfg: TranslatorConfig, out: str | Path, device: torch.device, seed: int = 0,
-                     resume: bool = False, progress: bool = True) -> Path:
-    """Train (or resume) a translator; returns the checkpoint path."""
+                     resume: bool = False, progress: bool = True, time_limit_min: float | None = None) -> Path:
+    """Train (or resume) a translator; returns the checkpoint path (see :func:`training_loop`)."""
     run = RunFolder(out)
     has_ckpt = run.prepare(resume)
     ckpt = None
@@ -234,27 +237,17 @@ def train_translator(cfg: TranslatorConfig, out: str | Path, device: torch.devic
         trainer.load_state(ckpt)
         run.truncate_log(trainer.iteration)
     run.write_config(cfg)
-    bar = tqdm(total=cfg.iterations, initial=trainer.iteration, desc=f"{cfg.arch} translator",
-               disable=None if progress else True)
     li = trainer.schema.lesion_index
-    while trainer.iteration < cfg.iterations:
-        losses = trainer.step()
-        it = trainer.iteration
-        bar.update(1)
-        if it % cfg.log_every == 0 or it == cfg.iterations:
-            run.log({"iteration": it, **losses})
-            bar.set_postfix(l1=f"{losses['l1']:.3f}", d=f"{losses['loss_d']:.3f}")
-        if it % cfg.sample_every == 0 or it == cfg.iterations:
-            labels, real = trainer.preview_pairs()
-            fake = trainer.render(labels)
-            save_pair_grid(run.sample_png(it), list(labels), list(real[:, 0]), list(fake[:, 0]), li,
-                           title=f"{cfg.arch}, iteration {it}", num_classes=trainer.schema.num_classes)
-        if it % cfg.checkpoint_every == 0 or it == cfg.iterations:
-            run.save(trainer.state())
-    bar.close()
-    if not run.last.is_file():
-        run.save(trainer.state())
-    return run.last
+
+    def sample(it: int) -> None:
+        labels, real = trainer.preview_pairs()
+        fake = trainer.render(labels)
+        save_pair_grid(run.sample_png(it), list(labels), list(real[:, 0]), list(fake[:, 0]), li,
+                       title=f"{cfg.arch}, iteration {it}", num_classes=trainer.schema.num_classes)
+
+    return training_loop(run, trainer, cfg, f"{cfg.arch} translator", sample,
+                         lambda losses: {"l1": f"{losses['l1']:.3f}", "d": f"{losses['loss_d']:.3f}"},
+                         time_limit_min, progress)
 
 
 def load_translator(path: str | Path, device: torch.device | str = "cpu"
