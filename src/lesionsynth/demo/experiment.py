@@ -42,12 +42,19 @@ from lesionsynth.io.atomic import write_text_atomic
 
 @dataclass
 class ArmConfig:
-    """One model: trained from ``train_config`` (+ ``overrides``), or an existing ``model``."""
+    """One model: trained from ``train_config`` (+ ``overrides``), or an existing ``model``.
+
+    ``datasets``: several nnU-Net folders (e.g. real + synthetic) merged into one training folder (links
+    to the files, case ids prefixed by the folder's position) that becomes the arm's ``real.path``;
+    ``max_cases`` then limits each folder (e.g. 10 real cases + a whole synthetic database).
+    """
 
     name: str
     train_config: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
     model: str | None = None
+    datasets: list[str] = field(default_factory=list)
+    max_cases: list[int | None] = field(default_factory=list)
 
 
 @dataclass
@@ -131,6 +138,9 @@ def train_arm(arm: ArmConfig, out: Path, device: str | None = None) -> Path:
     run_dir = out / "arms" / arm.name
     base = read_yaml(resolve_config_path(arm.train_config))  # type: ignore[arg-type]
     cfg = _deep_update(base, arm.overrides)
+    if arm.datasets:
+        merged = merge_datasets(arm.datasets, out / "arms" / f"{arm.name}_data", arm.max_cases)
+        cfg = _deep_update(cfg, {"real": {"path": str(merged)}})
     cfg_path = out / "arms" / f"{arm.name}.yaml"
     write_text_atomic(cfg_path, yaml.safe_dump(cfg, sort_keys=False))
     if (run_dir / "checkpoints" / "last.pt").is_file() and (run_dir / "DONE").is_file():
@@ -145,6 +155,39 @@ def train_arm(arm: ArmConfig, out: Path, device: str | None = None) -> Path:
     _cli(argv)
     write_text_atomic(run_dir / "DONE", "")
     return run_dir
+
+
+def merge_datasets(folders: list[str], dest: Path, max_cases: list[int | None] | None = None) -> Path:
+    """Merge nnU-Net folders into one (symbolic links; case ids prefixed ``d0_``, ``d1_``, ...).
+
+    The label names must agree (same ``labels`` in every ``dataset.json``).
+    """
+    from lesionsynth.data import read_dataset, write_dataset_json
+
+    labels = None
+    n = 0
+    channels: dict[str, str] = {}
+    for k, folder in enumerate(folders):
+        ds = read_dataset(folder)
+        if labels is not None and ds.labels != labels:
+            raise InputError(f"{folder}: labels {ds.labels} differ from {folders[0]}'s {labels}")
+        labels, channels = ds.labels, ds.channel_names
+        limit = (max_cases or [None] * len(folders))[k] if k < len(max_cases or []) else None
+        for case in ds.cases[:limit]:
+            for c, img in enumerate(case.images):
+                _link(img, dest / "imagesTr" / f"d{k}_{case.id}_{c:04d}.nii.gz")
+            assert case.label is not None
+            _link(case.label, dest / "labelsTr" / f"d{k}_{case.id}.nii.gz")
+            n += 1
+    write_dataset_json(dest, channels, labels or {}, n, extra={"merged_from": [str(f) for f in folders]})
+    return dest
+
+
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.is_symlink() or dst.exists():
+        dst.unlink()
+    dst.symlink_to(Path(src).resolve())
 
 
 def lesion_view(pred_dir: Path, view_dir: Path) -> Path:
