@@ -229,3 +229,14 @@ def test_plan_windows_box_and_window_sizes():
     assert box[0].start <= 18 and box[0].stop >= 72
     box2, roi2 = plan_windows(None, (30, 31, 17), window=192, divisor=4)
     assert roi2 == (32, 32, 20) and [s.stop for s in box2] == [30, 31, 17]
+    # a 1 mm brain box (152 x 180 x 176 + margins) fits one 160 x 192 x 192 window
+    fg3 = np.zeros((193, 229, 193), bool)
+    fg3[20:172, 24:204, 4:180] = True
+    box3, roi3 = plan_windows(fg3, fg3.shape, window=192, divisor=32, margin=4)
+    assert roi3 == (160, 192, 192) and [s.stop - s.start for s in box3] == [160, 192, 192]
+    # a little longer than the window along y: one reshaped window of no more voxels than 192^3,
+    # instead of two overlapping 192^3 windows
+    fg3[:, 22:207] = fg3[:, 24:25]
+    box4, roi4 = plan_windows(fg3, fg3.shape, window=192, divisor=32, margin=4)
+    assert roi4 == (160, 224, 192) and np.prod(roi4) <= 192 ** 3
+    assert [s.stop - s.start for s in box4] == [160, 224, 192]

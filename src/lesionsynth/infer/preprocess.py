@@ -141,7 +141,10 @@ def plan_windows(foreground: np.ndarray | None, shape: tuple[int, int, int],
     """The box to run windows over, and the window size.
 
     The box is the foreground's bounding box plus ``margin`` (the whole volume if ``foreground`` is
-    None). Per axis the window is ``min(window, box rounded up to the divisor)``; a box smaller than its
+    None), its sides rounded up to multiples of ``divisor``. If that fits in one window of at most as
+    many voxels as a ``window`` window (no side longer than 1.5 x ``window``), the window is the box:
+    one window per pass, e.g. 160 x 224 x 192 for a brain at 1 mm instead of two overlapping 192^3
+    windows. Otherwise windows are ``min(window, box)`` per axis and slide. A box smaller than its
     window is widened with real image content where the volume allows (the rest is padded by MONAI).
 
     Args:
@@ -157,8 +160,7 @@ def plan_windows(foreground: np.ndarray | None, shape: tuple[int, int, int],
     """
     wmax = [max(divisor, (int(w) // divisor) * divisor) for w in np.broadcast_to(window, (3,))]
     if foreground is not None and foreground.any():
-        lo = []
-        hi = []
+        lo, hi = [], []
         for ax in range(3):
             other = tuple(a for a in range(3) if a != ax)
             prof = np.flatnonzero(foreground.any(axis=other))
@@ -166,11 +168,13 @@ def plan_windows(foreground: np.ndarray | None, shape: tuple[int, int, int],
             hi.append(min(shape[ax], int(prof[-1]) + 1 + margin))
     else:
         lo, hi = [0, 0, 0], list(shape)
-    box = []
-    roi = []
+    rounded = [round_up(hi[ax] - lo[ax], divisor) for ax in range(3)]
+    single = (int(np.prod(rounded)) <= int(np.prod(wmax))
+              and all(r <= 1.5 * w for r, w in zip(rounded, wmax, strict=True)))
+    box, roi = [], []
     for ax in range(3):
         n = hi[ax] - lo[ax]
-        w = min(wmax[ax], round_up(n, divisor))
+        w = rounded[ax] if single else min(wmax[ax], rounded[ax])
         if n < w:  # widen with real content, centred, within the volume
             want = min(w, shape[ax])
             start = lo[ax] - (want - n) // 2
