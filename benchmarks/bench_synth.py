@@ -414,7 +414,12 @@ def make_cornucopia(lm, probs: torch.Tensor, hard: torch.Tensor, size: int, devi
     motion = cc.SmallIntraScanMotionTransform(translations=MOTION_SHIFT_VOX / size, rotations=0)
     lr = int(np.argmax(np.abs(lm.affine[0, :3])))
     flip = cc.RandomFlipTransform(axes=lr)
-    lab_in = hard[None]
+    # cornucopia's patch must fit inside the input: pad axes shorter than the crop with background
+    pad: list[int] = []
+    for n in reversed(hard.shape):
+        extra = max(0, size - n)
+        pad += [extra // 2, extra - extra // 2]
+    lab_in = F.pad(hard, pad)[None]
 
     def step(i: int) -> tuple[torch.Tensor, torch.Tensor]:
         torch.manual_seed(i)
@@ -543,14 +548,17 @@ def worker(args: argparse.Namespace) -> None:
             prof.disable()
             pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(25)
         times = []
+        ru0 = resource.getrusage(resource.RUSAGE_SELF)
         with _RssPeak() as rss:
             for i in range(1, args.n + 1):
                 t0 = time.perf_counter()
                 img, lab = step(i)
                 _sync(device)
                 times.append(time.perf_counter() - t0)
-        res.update(times=times, mean=float(np.mean(times)), rss_peak_mb=rss.peak, rss_base_mb=rss.base,
-                   img_mean=float(img.float().mean()), img_std=float(img.float().std()))
+        ru1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) / args.n
+        res.update(times=times, mean=float(np.mean(times)), cpu=cpu, rss_peak_mb=rss.peak,
+                   rss_base_mb=rss.base)
         if args.preview:
             _save_preview(Path(args.preview) / f"{args.worker}.png", img, lab, args.worker)
         if device.type == "cuda":
@@ -630,19 +638,20 @@ def main() -> None:
     lb, ls = base.get("lower-bound"), base.get("lesionsynth")
     gpu = args.device.startswith("cuda")
     mem = "GPU peak MiB" if gpu else "peak RSS MiB (+ over inputs)"
-    print(f"| row | s/sample (mean) | min-max | x lower bound | x lesionsynth | {mem} | chain |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+    print(f"| row | s/sample (mean) | min-max | CPU s/sample | x lower bound | x lesionsynth | {mem} "
+          "| chain |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
         if "skip" in r:
-            print(f"| {r['row']} | skipped | | | | | {r['skip']} |")
+            print(f"| {r['row']} | skipped | | | | | | {r['skip']} |")
             continue
         m = r["mean"]
         xl = f"{m / lb:.2f}" if lb else "-"
         xs = f"{m / ls:.2f}" if ls else "-"
         extra = r["rss_peak_mb"] - r["rss_base_mb"]
         mm = f"{r['gpu_peak_mb']:.0f}" if gpu else f"{r['rss_peak_mb']:.0f} (+{extra:.0f})"
-        print(f"| {r['row']} | {m:.3f} | {min(r['times']):.3f}-{max(r['times']):.3f} | {xl} | {xs} | {mm} "
-              f"| {NOTES[r['row']]} |")
+        span = f"{min(r['times']):.3f}-{max(r['times']):.3f}"
+        print(f"| {r['row']} | {m:.3f} | {span} | {r['cpu']:.2f} | {xl} | {xs} | {mm} | {NOTES[r['row']]} |")
     for r in results:
         if r.get("steps"):
             print(f"\nper-step seconds ({r['row']}, mean over {args.n}):\n")
