@@ -126,6 +126,12 @@ def test_gan_build_dataset_is_reproducible(translator, soft_labels, tmp_path):
     assert np.array_equal(a, b)
     la = np.asarray(nib.load(str(tmp_path / "a" / "labelsTr" / "gan_00000.nii.gz")).dataobj)
     assert (la == TISSUE.lesion_index).any()
+    # background/lesion-only labels, to merge with real datasets labelled that way
+    cfg.output_labels = "lesion"
+    build_dataset(translator, tmp_path / "c", 1, cfg, seed=4, progress=False)
+    lc = np.asarray(nib.load(str(tmp_path / "c" / "labelsTr" / "gan_00000.nii.gz")).dataobj)
+    assert np.array_equal(lc, (la == TISSUE.lesion_index).astype(lc.dtype))
+    assert read_dataset(tmp_path / "c").labels == {"background": 0, "lesion": 1}
 
 
 def test_gan_cli_end_to_end(translator, soft_labels, lesion_dir, tmp_path, capsys):

@@ -98,6 +98,7 @@ def test_gan_dataset_folder_pairs(tiny_labelmap, tmp_path):
     bases = dataset_bases(tmp_path, 2.0, TISSUE)
     assert len(bases) == 2 and bases[0].image.max() <= 1.0
     assert bases[0].csf < bases[0].gm
+    assert len(dataset_bases(tmp_path, 2.0, TISSUE, max_cases=1)) == 1
     write_dataset_json(tmp_path, ["T1"], {"background": 0, "stroke": 1}, 2)
     with pytest.raises(InputError, match="'stroke' is not a class"):
         dataset_bases(tmp_path, 2.0, TISSUE)
@@ -182,3 +183,18 @@ def test_gan_mni_pairs_have_t1_contrast():
            for c in ("csf", "grey_matter", "white_matter")}
     assert med["csf"] < med["grey_matter"] < med["white_matter"]
     assert float(base.image[base.labels == 0].max()) < 0.5
+
+
+def test_gan_shipped_configs_load():
+    from lesionsynth.config import load_config
+    from lesionsynth.demo.experiment import load_experiment
+    from lesionsynth.generative.gan.database import BuildConfig
+    from lesionsynth.generative.gan.mask_gan import MaskGANConfig
+
+    for name in ("gan-pix2pix", "gan-spade", "gan-pix2pix-2d-cpu"):
+        assert load_config(TranslatorConfig, name).arch in ("pix2pix", "spade")
+    for name in ("gan-masks", "gan-masks-cpu"):
+        assert load_config(MaskGANConfig, name).objective == "wgan-gp"
+    assert load_config(BuildConfig, "gan-build").labels == "default"
+    exp = load_experiment("small-data")
+    assert [a.max_cases for a in exp.arms if a.name.startswith("real-10")] == [[10], [10, None]]

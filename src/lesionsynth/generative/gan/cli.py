@@ -36,6 +36,7 @@ def register(subparsers: Any) -> None:
 
     p = sub.add_parser("train-masks", help="train the lesion-mask GAN (WGAN-GP) on a folder of real masks")
     p.add_argument("--lesions", type=Path, help="folder of binary lesion masks (NIfTI, MNI space)")
+    p.add_argument("--max-masks", type=int, metavar="N", help="use only the first N masks (sorted by name)")
     p.add_argument("--config", default="gan-masks", help="YAML config or shipped name (default gan-masks)")
     _training(p)
     p.set_defaults(func=run_train_masks)
@@ -54,6 +55,7 @@ def register(subparsers: Any) -> None:
                                    "(nnU-Net layout)")
     p.add_argument("--lesions", help="simulated lesions of the pairs: procedural, none, or a mask folder")
     p.add_argument("--spatial-dims", type=int, choices=[2, 3], help="2 (axial slices) or 3 (volumes)")
+    p.add_argument("--max-cases", type=int, metavar="N", help="dataset --pairs: use only the first N cases")
     _training(p)
     p.set_defaults(func=run_train_translator)
 
@@ -64,6 +66,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--config", default="gan-build", help="YAML config or shipped name (default gan-build)")
     p.add_argument("--labels", help="healthy label maps: default (MNI) or a file/folder")
     p.add_argument("--lesions", help="procedural, a folder of masks, or a mask GAN run folder")
+    p.add_argument("--output-labels", choices=["schema", "lesion"],
+                   help="write all schema classes, or background/lesion only (to merge with such real data)")
     _common(p)
     p.set_defaults(func=run_build_dataset)
 
@@ -83,11 +87,12 @@ def run_train_masks(args: argparse.Namespace) -> int:
     from lesionsynth.generative.gan.runs import resolve_device
 
     _check_positive("--iterations", args.iterations)
+    _check_positive("--max-masks", args.max_masks)
     overrides = {"iterations": args.iterations} if args.iterations else None
     cfg = load_config(MaskGANConfig, args.config, overrides)
     device = resolve_device(args.device)
     ckpt = train_mask_gan(cfg, args.lesions, args.out, device, seed=args.seed, resume=args.resume,
-                          time_limit_min=args.time_limit)
+                          time_limit_min=args.time_limit, max_masks=args.max_masks)
     print(f"mask GAN checkpoint: {ckpt}", file=sys.stderr)
     return 0
 
@@ -121,6 +126,9 @@ def run_train_translator(args: argparse.Namespace) -> int:
         if args.pairs != "mni" and not Path(args.pairs).is_dir():
             raise InputError(f"{args.pairs}: --pairs must be 'mni' or a dataset folder")
         pairs["source"] = args.pairs
+    if args.max_cases:
+        _check_positive("--max-cases", args.max_cases)
+        pairs["max_cases"] = args.max_cases
     if args.lesions:
         if args.lesions not in ("procedural", "none") and not Path(args.lesions).exists():
             raise InputError(f"{args.lesions}: lesion folder not found")
@@ -139,7 +147,8 @@ def run_build_dataset(args: argparse.Namespace) -> int:
     from lesionsynth.generative.gan.runs import resolve_device
 
     _check_positive("-n", args.n)
-    overrides = {k: v for k, v in (("labels", args.labels), ("lesions", args.lesions)) if v}
+    overrides = {k: v for k, v in (("labels", args.labels), ("lesions", args.lesions),
+                                   ("output_labels", args.output_labels)) if v}
     cfg = load_config(BuildConfig, args.config, overrides)
     out = build_dataset(args.translator, args.out, args.n, cfg, seed=args.seed,
                         device=resolve_device(args.device))

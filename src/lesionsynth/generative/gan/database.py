@@ -53,6 +53,8 @@ class BuildConfig:
         lesion_volume_ml: procedural lesions' volume range.
         deform: random deformation of the healthy label map.
         previews: write ``previews/{case}.png`` for the first this-many cases.
+        output_labels: ``schema``: every class of the translator's schema (tissue + lesion);
+            ``lesion``: background 0 / lesion 1 only, to merge with real datasets labelled that way.
     """
 
     labels: str = "default"
@@ -63,6 +65,11 @@ class BuildConfig:
     lesion_volume_ml: tuple[float, float] = (3.0, 150.0)
     deform: DeformConfig = field(default_factory=DeformConfig)
     previews: int = 4
+    output_labels: str = "schema"
+
+    def __post_init__(self) -> None:
+        if self.output_labels not in ("schema", "lesion"):
+            raise ValueError(f"output_labels must be schema or lesion, got '{self.output_labels}'")
 
 
 class LesionSource:
@@ -140,6 +147,8 @@ def build_dataset(translator: str | Path, out: str | Path, n: int, cfg: BuildCon
     extra = {"lesionsynth": {**signature, "arch": tcfg.arch, "spacing_mm": tcfg.spacing_mm,
                              "schema": schema.to_dict()}}
     labels = {c: i for i, c in enumerate(schema.classes)}
+    if cfg.output_labels == "lesion":
+        labels = {"background": 0, "lesion": 1}
     write_dataset_json(out, {"0": tcfg.contrast}, labels, n_total, extra)
     todo = [i for i in range(n) if not case_done(out, f"gan_{i:05d}")]
     bar = tqdm(total=n, initial=n - len(todo), desc="building", disable=None if progress else True)
@@ -176,7 +185,8 @@ def _build_case(i: int, out: Path, G: torch.nn.Module, tcfg, schema: LabelSchema
     image = ((image + 1.0) / 2.0).clamp(0, 1).numpy()
     lab = labels_c.numpy().astype(np.uint8)
     params["lesion_voxels"] = int((lab == schema.lesion_index).sum())
-    write_case(out, f"gan_{i:05d}", [image], lab, out_affine, params)
+    written = (lab == schema.lesion_index).astype(np.uint8) if cfg.output_labels == "lesion" else lab
+    write_case(out, f"gan_{i:05d}", [image], written, out_affine, params)
     if preview:
         from lesionsynth.viz import save_preview
 

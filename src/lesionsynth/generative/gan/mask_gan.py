@@ -9,6 +9,7 @@ All randomness of step ``t`` comes from a generator seeded with ``case_seed(seed
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -179,11 +180,12 @@ class MaskGANTrainer:
 
 def train_mask_gan(cfg: MaskGANConfig, lesions: str | Path | None, out: str | Path, device: torch.device,
                    seed: int = 0, resume: bool = False, progress: bool = True,
-                   time_limit_min: float | None = None) -> Path:
+                   time_limit_min: float | None = None, max_masks: int | None = None) -> Path:
     """Train (or resume) a mask GAN on a folder of real masks; returns the checkpoint path.
 
-    On resume the run's own config (except ``iterations``), seed and lesion folder (recorded in
-    ``RUN/lesions.txt`` when ``lesions`` is None) are used.
+    ``max_masks`` keeps only the first N masks (sorted by file name). On resume the run's own config
+    (except ``iterations``), seed and lesion selection (recorded in ``RUN/lesions.json`` when
+    ``lesions`` is None) are used.
     """
     run = RunFolder(out)
     if lesions is None and not (resume and run.last.is_file()):
@@ -194,13 +196,14 @@ def train_mask_gan(cfg: MaskGANConfig, lesions: str | Path | None, out: str | Pa
         ckpt = load_gan_checkpoint(run.last, KIND)
         cfg = from_dict(MaskGANConfig, {**ckpt["config"], "iterations": cfg.iterations}, where=str(run.last))
         seed = int(ckpt["seed"])
-    record = run.root / "lesions.txt"
+    record = run.root / "lesions.json"
     if lesions is None:
         if not record.is_file():
-            raise InputError(f"{run.root}: no lesions.txt recorded; pass --lesions FOLDER")
-        lesions = Path(record.read_text().strip())
-    write_text_atomic(record, str(Path(lesions).resolve()) + "\n")
-    real = _cached_real_masks(run, lesions, cfg.grid, progress)
+            raise InputError(f"{run.root}: no lesions.json recorded; pass --lesions FOLDER")
+        rec = json.loads(record.read_text())
+        lesions, max_masks = Path(rec["folder"]), rec.get("max_masks")
+    write_text_atomic(record, json.dumps({"folder": str(Path(lesions).resolve()), "max_masks": max_masks}) + "\n")
+    real = _cached_real_masks(run, lesions, cfg.grid, progress, max_masks)
     trainer = MaskGANTrainer(cfg, real, device, seed)
     if ckpt is not None:
         trainer.load_state(ckpt)
@@ -217,11 +220,13 @@ def train_mask_gan(cfg: MaskGANConfig, lesions: str | Path | None, out: str | Pa
                          time_limit_min, progress)
 
 
-def _cached_real_masks(run: RunFolder, lesions: str | Path, grid: MaskGrid, progress: bool) -> torch.Tensor:
+def _cached_real_masks(run: RunFolder, lesions: str | Path, grid: MaskGrid, progress: bool,
+                       max_masks: int | None = None) -> torch.Tensor:
     """Real masks on the coarse grid, cached in ``RUN/real_masks.pt`` (keyed by files and grid)."""
     from lesionsynth.lesions import LesionFolder
 
     folder = LesionFolder(lesions)
+    folder.files = folder.files[:max_masks]
     key = {"files": [str(f.resolve()) for f in folder.files], "grid": asdict(grid)}
     cache = run.root / "real_masks.pt"
     if cache.is_file():

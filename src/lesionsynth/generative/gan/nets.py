@@ -121,7 +121,7 @@ class MaskCritic(nn.Module):
 class Pix2PixGenerator(nn.Module):
     """MONAI ``UNet`` from the one-hot label map to an image in [-1, 1] (tanh)."""
 
-    def __init__(self, spatial_dims: int, num_classes: int, channels: Sequence[int], num_res_units: int = 1,
+    def __init__(self, spatial_dims: int, num_classes: int, channels: Sequence[int], num_res_units: int = 0,
                  dropout: float = 0.0):
         super().__init__()
         self.unet = UNet(spatial_dims=spatial_dims, in_channels=num_classes, out_channels=1,

@@ -19,7 +19,8 @@ MNI pairs is therefore this simulation (a chronic, T1-hypointense lesion), not r
 **Paired deformations.** Every pair is deformed by one random affine + elastic transform
 (:mod:`lesionsynth.augment.spatial`), sampled trilinearly for the image and by nearest neighbour for
 the labels through the same grid, and cropped to ``shape`` around the brain's centre. For 2D
-translators an axial slice is then taken (through the lesion with probability ``p_lesion_slice``).
+translators an axial slice is chosen first (through the lesion with probability ``p_lesion_slice``) and
+only the deformed plane through it is sampled (an (X, Y, 1) crop centred on that slice).
 
 Images are scaled so the 99.5th percentile inside the brain is 1, clipped to [0, 1] and mapped to
 [-1, 1] (the translators' tanh range).
@@ -27,6 +28,7 @@ Images are scaled so the 99.5th percentile inside the brain is 1, clipped to [0,
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +90,7 @@ class PairConfig:
     Attributes:
         source: ``mni`` or a dataset folder (nnU-Net layout) of images with label maps.
         channel: which image channel of a dataset folder to use.
+        max_cases: use only the first N cases of a dataset folder (sorted by name); null for all.
         lesions: ``procedural``, ``none``, or a folder of binary lesion masks (any grid, e.g. MNI).
         p_lesion: probability that a pair gets a simulated lesion.
         lesion_volume_ml: volume range of procedural lesions.
@@ -100,6 +103,7 @@ class PairConfig:
 
     source: str = "mni"
     channel: int = 0
+    max_cases: int | None = None
     lesions: str = "procedural"
     p_lesion: float = 0.8
     lesion_volume_ml: tuple[float, float] = (3.0, 150.0)
@@ -180,8 +184,9 @@ def mni_base(spacing: float, schema: LabelSchema) -> Base:
     return base_from_tensors(img, lm.target_probs_argmax(), aff, schema, "mni152")
 
 
-def dataset_bases(root: str | Path, spacing: float, schema: LabelSchema, channel: int = 0) -> list[Base]:
-    """Every case of an nnU-Net-style folder; label names must be schema class names."""
+def dataset_bases(root: str | Path, spacing: float, schema: LabelSchema, channel: int = 0,
+                  max_cases: int | None = None) -> list[Base]:
+    """The cases (the first ``max_cases``) of an nnU-Net-style folder; label names must be schema classes."""
     ds = read_dataset(root)
     lut: dict[int, int] = {}
     for name, value in ds.labels.items():
@@ -190,7 +195,7 @@ def dataset_bases(root: str | Path, spacing: float, schema: LabelSchema, channel
                              f"{schema.name} ({', '.join(schema.classes)})")
         lut[int(value)] = schema.index(name)
     bases = []
-    for case in ds.cases:
+    for case in ds.cases[:max_cases]:
         if channel >= len(case.images):
             raise InputError(f"{root}: case {case.id} has no channel {channel}")
         img = load_volume(case.images[channel])
@@ -225,7 +230,7 @@ class PairSampler:
         self.spatial_dims = spatial_dims
         if bases is None:
             bases = [mni_base(spacing, schema)] if cfg.source == "mni" else dataset_bases(
-                cfg.source, spacing, schema, cfg.channel)
+                cfg.source, spacing, schema, cfg.channel, cfg.max_cases)
         self.bases = bases
         self.lesion_folder = None
         if cfg.lesions not in ("procedural", "none"):
@@ -233,6 +238,7 @@ class PairSampler:
         if cfg.p_lesion > 0 and cfg.lesions != "none" and schema.lesion_index is None:
             raise ConfigError(f"schema {schema.name} has no lesion class; set pairs.lesions: none")
         self.spatial_cfg = cfg.deform.spatial_config(self.shape)
+        self.spatial_cfg_2d = cfg.deform.spatial_config((self.shape[0], self.shape[1], 1))
 
     def _lesion(self, gen: torch.Generator, base: Base) -> torch.Tensor | None:
         cfg = self.cfg
@@ -264,16 +270,24 @@ class PairSampler:
             lesion_img = (level * (1.0 + cfg.lesion_texture * texture)).clamp(0, 1)
             image = (1.0 - weight) * image + weight * lesion_img
             labels[alpha > 0.5] = self.schema.lesion_index  # type: ignore[assignment]
-        p = spatial.sample(gen, self.spatial_cfg)
-        image, labels, _ = spatial.apply(p, self.spatial_cfg, image, labels, base.affine, base.centre_vox)
+        centre, scfg = base.centre_vox, self.spatial_cfg
+        if self.spatial_dims == 2:
+            # deform and sample only the one (oblique) plane through the chosen axial slice
+            centre = base.centre_vox.copy()
+            centre[2] = self._slice_index(gen, labels)
+            scfg = self.spatial_cfg_2d
+        p = spatial.sample(gen, scfg)
+        with warnings.catch_warnings():  # torch notes unit-size grids (the 2D plane); they sample correctly
+            warnings.filterwarnings("ignore", message=".*unit-size grids.*")
+            image, labels, _ = spatial.apply(p, scfg, image, labels, base.affine, centre)
         assert labels is not None
         image = image * 2.0 - 1.0
         if self.spatial_dims == 2:
-            k = self._slice_index(gen, labels)
-            return labels[:, :, k], image[:, :, k]
+            return labels[:, :, 0], image[:, :, 0]
         return labels, image
 
     def _slice_index(self, gen: torch.Generator, labels: torch.Tensor) -> int:
+        """An axial slice of the undeformed pair: through the lesion (with ``p_lesion_slice``) or the brain."""
         li = self.schema.lesion_index
         if li is not None and bernoulli(gen, self.cfg.p_lesion_slice):
             ks = (labels == li).any(0).any(0).nonzero()[:, 0]

@@ -76,7 +76,7 @@ class TranslatorConfig:
     schema: str = "tissue"
     contrast: str = "T1"
     channels: tuple[int, ...] = (16, 32, 64, 128)
-    num_res_units: int = 1
+    num_res_units: int = 0
     spade_hidden: int = 32
     disc_channels: int = 32
     disc_layers: int = 3
