@@ -14,12 +14,12 @@ Methods, each in a fresh process (so its peak memory is its own):
 
 Seconds are wall time per volume from the array in memory to the labels (model already loaded, no
 warm-up pass), peak memory is the process's maximum resident set size (and CUDA's peak allocation on a
-GPU). Label agreement compares each lesionsynth variant with the MONAI route with the same flips,
-over the voxels either route labels as non-background (with random weights this measures how much the
-windowing changes the output, not accuracy). Usage::
+GPU). Label agreement compares a variant with its reference (lesionsynth with the MONAI route with the
+same flips; bf16 with fp32) over the voxels either labels as non-background. With random weights the
+class margins are tiny, so this shows how much the output changes, not accuracy. Usage::
 
     OMP_NUM_THREADS=2 python benchmarks/bench_predict.py [--device cpu|cuda] [--methods ...]
-        [--checkpoint RUN_OR_PT] [--out benchmarks/results/predict_raw.json]
+        [--checkpoint RUN_OR_PT] [--workdir DIR] [--out results.json]
 """
 
 from __future__ import annotations
@@ -40,12 +40,16 @@ import torch
 
 MNI_2009C_SHAPE = (193, 229, 193)
 MNI_2009C_AFFINE = np.array([[1.0, 0, 0, -96], [0, 1, 0, -132], [0, 0, 1, -78], [0, 0, 0, 1]])
-METHODS = {
-    "lesionsynth-tta": ("lesionsynth", True),
-    "lesionsynth-fast": ("lesionsynth", False),
-    "monai-tta": ("monai", True),
-    "monai-notta": ("monai", False),
+METHODS = {  # name: (route, flip TTA, precision)
+    "lesionsynth-tta": ("lesionsynth", True, "auto"),
+    "lesionsynth-fast": ("lesionsynth", False, "auto"),
+    "lesionsynth-tta-bf16": ("lesionsynth", True, "bf16"),
+    "monai-tta": ("monai", True, "auto"),
+    "monai-notta": ("monai", False, "auto"),
 }
+DEFAULT_METHODS = ["lesionsynth-tta", "lesionsynth-fast", "monai-tta", "monai-notta"]
+REFERENCE = {"lesionsynth-tta": "monai-tta", "lesionsynth-fast": "monai-notta",
+             "lesionsynth-tta-bf16": "lesionsynth-tta"}
 
 
 def make_volume(path: Path) -> None:
@@ -93,7 +97,7 @@ def child(args: argparse.Namespace) -> None:
     """Run one method in this process and print a JSON line."""
     from lesionsynth.infer import PredictConfig, load_segmenter, predict_volume
 
-    kind, tta = METHODS[args.method]
+    kind, tta, precision = METHODS[args.method]
     seg = load_segmenter(args.checkpoint, args.device)
     image = np.load(args.volume)
     passes = [0]
@@ -103,14 +107,14 @@ def child(args: argparse.Namespace) -> None:
         torch.cuda.synchronize()
     t0 = time.perf_counter()
     if kind == "lesionsynth":
-        pred = predict_volume(seg, image, MNI_2009C_AFFINE, config=PredictConfig(fast=not tta))
+        pred = predict_volume(seg, image, MNI_2009C_AFFINE, config=PredictConfig(fast=not tta, precision=precision))
         labels = pred.labels
     else:
         labels = monai_route(seg, image, tta)
     if seg.device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
-    np.save(Path(args.workdir) / f"{args.method}.npy", labels)
+    np.save(Path(args.child_dir) / f"{args.method}.npy", labels)
     res = {"method": args.method, "seconds": seconds, "passes": passes[0],
            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
     if seg.device.type == "cuda":
@@ -126,27 +130,30 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, choices=list(METHODS))
+    ap.add_argument("--workdir", dest="keep", default=None, help="reuse/keep volume, model and labels here")
     ap.add_argument("--checkpoint", default=None, help="trained run folder or .pt (default: random weights)")
     ap.add_argument("--out", default=None, help="also write the raw results as JSON here")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--method", help=argparse.SUPPRESS)
     ap.add_argument("--volume", help=argparse.SUPPRESS)
-    ap.add_argument("--workdir", help=argparse.SUPPRESS)
+    ap.add_argument("--child-dir", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args)
         return
-    work = Path(tempfile.mkdtemp(prefix="bench_predict_"))
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_predict_"))
+    work.mkdir(parents=True, exist_ok=True)
     volume = work / "mni_1mm.npy"
-    make_volume(volume)
+    if not volume.is_file():
+        make_volume(volume)
     ckpt = args.checkpoint or str(work / "paper_unet_random.pt")
-    if args.checkpoint is None:
+    if args.checkpoint is None and not Path(ckpt).is_file():
         make_checkpoint(Path(ckpt))
     load0 = os.getloadavg()
     results = {}
     for m in args.methods:
-        cmd = [sys.executable, __file__, "--child", "--method", m, "--volume", str(volume), "--workdir",
+        cmd = [sys.executable, __file__, "--child", "--method", m, "--volume", str(volume), "--child-dir",
                str(work), "--checkpoint", ckpt, "--device", args.device]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -156,8 +163,8 @@ def main() -> None:
         results[m] = json.loads(lines[-1][len("RESULT "):])
         print(f"{m}: {results[m]['seconds']:.1f} s", file=sys.stderr, flush=True)
     for m, r in results.items():
-        ref = "monai-tta" if m == "lesionsynth-tta" else "monai-notta" if m == "lesionsynth-fast" else None
-        if ref in results:
+        ref = REFERENCE.get(m)
+        if ref and (work / f"{ref}.npy").is_file():
             r["agreement_vs_" + ref] = agreement(np.load(work / f"{m}.npy"), np.load(work / f"{ref}.npy"))
     load1 = os.getloadavg()
     env = {"device": args.device, "torch_threads": torch.get_num_threads(),
@@ -165,10 +172,11 @@ def main() -> None:
            "cpus": os.cpu_count(), "loadavg_before": load0, "loadavg_after": load1,
            "weights": args.checkpoint or "random (seed 0)", "torch": torch.__version__}
     print(f"\nVolume {MNI_2009C_SHAPE} at 1 mm (MNI152 T1 on the 2009c grid); paper UNet; {env}\n")
-    print("| method | flips | forward passes | seconds | peak RSS (GB) | label agreement with MONAI route |")
+    print("| method | flips | forward passes | seconds | peak RSS (GB) | label agreement (with) |")
     print("|---|---|---|---|---|---|")
     for m, r in results.items():
-        agree = next((f"{v:.3f}" for k, v in r.items() if k.startswith("agreement_vs_")), "-")
+        agree = next((f"{v:.3f} ({k[len('agreement_vs_'):]})" for k, v in r.items()
+                      if k.startswith("agreement_vs_")), "-")
         gpu = f" (CUDA {r['cuda_peak_gb']:.2f})" if "cuda_peak_gb" in r else ""
         print(f"| {m} | {8 if METHODS[m][1] else 1} | {r['passes']} | {r['seconds']:.1f} | "
               f"{r['peak_rss_gb']:.2f}{gpu} | {agree} |")
