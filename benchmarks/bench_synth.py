@@ -9,7 +9,7 @@ to 1 and parameter ranges matched as far as each library allows:
   where possible (GMM mixing at native resolution, one ``grid_sample`` of the image and one nearest of
   the labels through an affine + elastic grid, bias multiply, gamma, motion FFT pair, low-res
   down/up interpolation, noise, separable blur, mask, flip, clip, z-score). No texture smoothing and
-  no lesion pasting (lesionsynth does both on top).
+  no lesion pasting (lesionsynth does both on top). See ``make_lower_bound`` for the shortcuts.
 * ``lesionsynth``: ``SynthGenerator(cfg).sample(i)`` with every ``p`` = 1 (includes a procedural lesion
   pasted with Soft-CP and a smoothed texture field).
 * ``monai``: MONAI dictionary transforms (MONAI has no labels-to-image transform: the GMM is the same
@@ -168,7 +168,8 @@ def make_lower_bound(lm, probs: torch.Tensor, hard: torch.Tensor, size: int, dev
     Shortcuts: the sampling grid is built at the elastic control points (affine + displacement, a
     few hundred points) and up-sampled once (trilinear interpolation reproduces the affine part
     exactly); the skull-strip masks (brain dilated/eroded by -2..3 voxels) are precomputed once per
-    label map and resampled as a second channel of the labels' nearest-neighbour ``grid_sample``.
+    label map and packed as bits next to the labels, so the labels' nearest-neighbour ``grid_sample``
+    resamples them for free.
     """
     in_shape = tuple(probs.shape[1:])
     sp = np.abs(lm.affine[:3, :3]).sum(0)
@@ -177,9 +178,11 @@ def make_lower_bound(lm, probs: torch.Tensor, hard: torch.Tensor, size: int, dev
     centre = ((idx.min(0).values + idx.max(0).values).float() / 2).cpu().numpy()
     b = brain.float()[None, None]
     radii = list(range(-2, 4))
-    masks = {r: (_max_filter(b, r) if r > 0 else 1 - _max_filter(1 - b, -r) if r < 0 else b) for r in radii}
-    lab_in = {r: torch.cat([hard.float()[None, None], masks[r]], 1) for r in radii}
-    del masks
+    # labels (0..7) + one bit per skull-strip radius, exact in float32: one nearest resampling gives both
+    lab_in = hard.float()[None, None].clone()
+    for j, rad in enumerate(radii):
+        m = _max_filter(b, rad) if rad > 0 else 1 - _max_filter(1 - b, -rad) if rad < 0 else b
+        lab_in += m * float(8 << j)
     out = (size,) * 3
     n_in = np.array(in_shape, dtype=np.float64) - 1
     nodes = [max(2, math.ceil(s * sp[k] / ELASTIC_SPACING_MM) + 1) for k, s in enumerate(out)]
@@ -208,9 +211,8 @@ def make_lower_bound(lm, probs: torch.Tensor, hard: torch.Tensor, size: int, dev
         grid = grid.permute(0, 2, 3, 4, 1)
         tick("grid")
         x = F.grid_sample(img[None, None], grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-        lm_ = F.grid_sample(lab_in[radii[int(r[45] * len(radii))]], grid, mode="nearest",
-                            padding_mode="zeros", align_corners=True)
-        lab, mask = lm_[:, :1], lm_[:, 1:] > 0.5
+        v = F.grid_sample(lab_in, grid, mode="nearest", padding_mode="zeros", align_corners=True).long()
+        lab, mask = v & 7, ((v >> (3 + int(r[45] * len(radii)))) & 1).bool()
         tick("grid_sample x2")
         # bias field
         nb = int(BIAS_POINTS[0] + r[29] * (BIAS_POINTS[1] - BIAS_POINTS[0] + 1))
@@ -269,7 +271,7 @@ def make_lower_bound(lm, probs: torch.Tensor, hard: torch.Tensor, size: int, dev
         if steps is not None:
             for key, v in tick.times.items():
                 steps[key] = steps.get(key, 0.0) + v
-        return x[0], lab[0, 0].long()
+        return x[0], lab[0, 0]
 
     return step
 
