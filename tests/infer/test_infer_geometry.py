@@ -108,3 +108,13 @@ def test_exact_and_interpolated_reslicing_agree(monkeypatch):
     np.testing.assert_allclose(a.disagreement, b.disagreement, atol=1e-5)
     np.testing.assert_array_equal(a.labels, b.labels)
     assert (a.labels == 0).sum() > 0 and (a.labels != 0).sum() > 0  # both inside and outside the box
+
+
+@pytest.mark.parametrize("shape,kw", [((2, 2, 2), dict(spacing=2.0)),
+                                      ((40, 44, 5), dict(spacing=(1.0, 1.0, 6.0), rot=(20.0, 0.0, 0.0)))])
+def test_tiny_and_thick_slab_scans_come_back_on_their_grid(shape, kw):
+    A = make_affine(shape, **kw)
+    img, _ = toy_scan(A, shape)
+    pred = predict_volume(tiny_unet()[0], img, A, config=PredictConfig(save_probabilities=True))
+    assert pred.labels.shape == shape and pred.probs.shape == (6, *shape) and np.array_equal(pred.affine, A)
+    np.testing.assert_allclose(pred.probs.sum(0), 1.0, atol=1e-5)

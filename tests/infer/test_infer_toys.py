@@ -229,6 +229,7 @@ def test_plan_windows_box_and_window_sizes():
     assert box[0].start <= 18 and box[0].stop >= 72
     box2, roi2 = plan_windows(None, (30, 31, 17), window=192, divisor=4)
     assert roi2 == (32, 32, 20) and [s.stop for s in box2] == [30, 31, 17]
+    assert plan_windows(None, (3, 3, 30), window=8, divisor=8)[1] == (16, 16, 16)  # at least 2 x divisor
     # a 1 mm brain box (152 x 180 x 176 + margins) fits one 160 x 192 x 192 window
     fg3 = np.zeros((193, 229, 193), bool)
     fg3[20:172, 24:204, 4:180] = True

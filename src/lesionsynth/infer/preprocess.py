@@ -151,14 +151,15 @@ def plan_windows(foreground: np.ndarray | None, shape: tuple[int, int, int],
         foreground: bool mask of the volume, or None for the whole volume.
         shape: volume shape.
         window: largest window size, one number or per axis (rounded down to a multiple of
-            ``divisor``, at least ``divisor``).
+            ``divisor``, at least 2 x ``divisor`` so the network's coarsest level has 2 voxels).
         divisor: the network's input size divisor.
         margin: voxels added around the foreground box.
 
     Returns:
         (box as three slices, window size per axis).
     """
-    wmax = [max(divisor, (int(w) // divisor) * divisor) for w in np.broadcast_to(window, (3,))]
+    least = 2 * divisor  # the network's coarsest level keeps >= 2 voxels per axis (instance norm)
+    wmax = [max(least, (int(w) // divisor) * divisor) for w in np.broadcast_to(window, (3,))]
     if foreground is not None and foreground.any():
         lo, hi = [], []
         for ax in range(3):
@@ -168,7 +169,7 @@ def plan_windows(foreground: np.ndarray | None, shape: tuple[int, int, int],
             hi.append(min(shape[ax], int(prof[-1]) + 1 + margin))
     else:
         lo, hi = [0, 0, 0], list(shape)
-    rounded = [round_up(hi[ax] - lo[ax], divisor) for ax in range(3)]
+    rounded = [max(least, round_up(hi[ax] - lo[ax], divisor)) for ax in range(3)]
     single = (int(np.prod(rounded)) <= int(np.prod(wmax))
               and all(r <= 1.5 * w for r, w in zip(rounded, wmax, strict=True)))
     box, roi = [], []
