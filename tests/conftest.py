@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # tiny test volumes: one thread is fastest and avoids oversubscription
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
