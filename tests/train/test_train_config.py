@@ -63,6 +63,9 @@ def test_synth_config_takes_a_real_dataset_by_override(blobs):
     ({"schema": "no-such-schema"}, "no-such-schema"),
     ({"val": {"synthetic_cases": 3}}, "synth"),
     ({"device": "tpu"}, "device"),
+    ({"synth_crop_size": [8, 16, 16]}, "synth_crop_size"),
+    ({"synth_repeats": 0}, "synth_repeats"),
+    ({"loss": {"class_weights": [1.0]}}, "loss.class_weights"),
 ])
 def test_bad_configs_name_the_problem(blobs, change, key):
     data = toy_config(blobs)

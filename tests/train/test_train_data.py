@@ -132,6 +132,52 @@ def test_validation_folder_is_resampled_to_the_training_spacing(tmp_path):
     root = write_blob_dataset(tmp_path / "v", n=2, shape=(20, 20, 20), spacing=1.0)
     cases = load_val_folder(str(root), "Tr", BASELINE, spacing=2.0)
     assert len(cases) == 2
-    assert cases[0].image.shape == (1, 10, 10, 10) and cases[0].target.shape == (10, 10, 10)
+    shape = cases[0].image.shape
+    assert shape[0] == 1 and all(s in (10, 11) for s in shape[1:]) and cases[0].target.shape == shape[1:]
+    # prepared as inference prepares a scan
+    from lesionsynth.infer.config import Preprocessing
+    from lesionsynth.infer.preprocess import prepare
+    from lesionsynth.io import load_volume
+
+    v = load_volume(root / "imagesTr" / "blob_000_0000.nii.gz")
+    ref = prepare(v.data, v.affine, Preprocessing(spacing=2.0))
+    assert torch.equal(cases[0].image[0], torch.from_numpy(ref.image))
+    assert cases[0].target.sum() > 0
     with pytest.raises(InputError, match="no imagesTs"):
         load_val_folder(str(root), "Ts", BASELINE, spacing=2.0)
+
+
+def test_random_subcrop_can_centre_on_the_lesion():
+    from lesionsynth.train.sources import random_subcrop
+
+    target = torch.zeros(20, 20, 20, dtype=torch.long)
+    target[17:19, 1:3, 17:19] = 5
+    image = target[None].float()
+    for seed in range(5):
+        gen = torch.Generator().manual_seed(seed)
+        img, tgt = random_subcrop(image, target, (8, 8, 8), gen, lesion_index=5, lesion_prob=1.0)
+        assert tgt.shape == (8, 8, 8) and img.shape == (1, 8, 8, 8)
+        assert (tgt == 5).sum() == 8  # the whole lesion is inside the (clamped) crop
+        assert torch.equal(img[0].long(), tgt)
+
+
+def test_synthetic_cases_repeat_with_different_subcrops(tmp_path, tiny_labelmap):
+    from lesionsynth.synth import SynthGenerator
+    from lesionsynth.train.sources import synth_config_for_training
+
+    data = toy_config(None, real=None, schema="tissue", synth={"resolution": None},
+                      preprocessing={"spacing": 2.0}, synth_crop_size=[24, 24, 24], synth_repeats=2)
+    cfg = config_from_dict(data)
+    gen = SynthGenerator(synth_config_for_training(cfg), "cpu", label_maps=[tiny_labelmap])
+    calls = []
+    sample = gen.sample
+    gen.sample = lambda k, seed: calls.append(k) or sample(k, seed)
+    src = TrainingSources(cfg, cfg.label_schema(), torch.device("cpu"), generator=gen)
+    batches = [src.batch(i) for i in range(4)]
+    assert calls == [0, 1]  # iterations 0, 1 share case 0; 2, 3 share case 1
+    assert all(b.image.shape == (1, 1, 16, 16, 16) for b in batches)
+    assert not torch.equal(batches[0].image, batches[1].image)  # different sub-crops
+    # a run resumed at iteration 3 draws exactly the same batch
+    again = TrainingSources(cfg, cfg.label_schema(), torch.device("cpu"), start=3, generator=gen)
+    b3 = again.batch(3)
+    assert torch.equal(b3.image, batches[3].image) and torch.equal(b3.target, batches[3].target)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from monai.losses import DiceCELoss
+from monai.losses import DiceCELoss, DiceLoss
 
 from lesionsynth.train.losses import MaskedDiceCELoss
 
@@ -92,3 +92,16 @@ def test_gradient_flows_and_loss_is_finite_in_half_precision_logits():
     loss.backward()
     assert torch.isfinite(loss) and loss.dtype == torch.float32
     assert logits.grad is not None and torch.isfinite(logits.grad).all()
+
+
+def test_class_weights_weight_both_terms():
+    logits, t = _data(6)
+    equal = MaskedDiceCELoss(class_weights=[1.0] * 6)(logits, t)
+    assert torch.allclose(equal, MaskedDiceCELoss()(logits, t), atol=1e-5)
+    w = [1.0, 1.0, 1.0, 1.0, 1.0, 5.0]
+    weighted = MaskedDiceCELoss(class_weights=w)(logits, t)
+    ce = F.cross_entropy(logits, t[:, 0], weight=torch.tensor(w))
+    per = DiceLoss(include_background=True, to_onehot_y=True, softmax=True, reduction="none"
+                   )(logits, t).reshape(2, 6)[:, 1:]
+    dice = (per * torch.tensor(w[1:])).sum() / (2 * sum(w[1:]))
+    assert torch.allclose(weighted, ce + dice, atol=1e-5)

@@ -59,8 +59,10 @@ class PreprocessConfig:
     Attributes:
         spacing: isotropic voxel size in mm. Real images are reoriented to RAS and resampled to it (in
             the augmentation's single resampling); synthetic images must be generated at it.
-        normalisation: ``zscore``: mean 0, sd 1 over all voxels of the network's input (the last step
-            of the augmentation chain; validation and inference z-score the whole volume).
+        normalisation: ``zscore``: random percentile clipping then mean 0, sd 1 over all voxels of the
+            network's input crop (the last steps of the augmentation chain); validation on a folder and
+            inference clip to the 0.5–99.5 percentiles and z-score the whole volume
+            (:func:`lesionsynth.infer.preprocess.normalise_intensity`).
     """
 
     spacing: float = 1.0
@@ -75,11 +77,14 @@ class LossConfig:
         dice_weight: weight of the soft Dice term.
         ce_weight: weight of the cross-entropy term.
         dice_include_background: include the background channel in the Dice term (default: no).
+        class_weights: per-class weights of both terms (one per schema class), or null for equal
+            weights (the paper). E.g. ``[1, 1, 1, 1, 1, 5]`` stresses the lesion of the tissue schema.
     """
 
     dice_weight: float = 1.0
     ce_weight: float = 1.0
     dice_include_background: bool = False
+    class_weights: list[float] | None = None
 
 
 @dataclass
@@ -144,6 +149,11 @@ class TrainConfig:
         batch_size: cases per step per process.
         crop_size: training patch size (voxels); each a multiple of the network's stride product.
         lesion_crop_prob: probability that a crop is centred on a random lesion voxel (when present).
+        synth_crop_size: size of the synthetic volumes the generator renders (null: ``crop_size``); when
+            larger, each training crop is a random ``crop_size`` sub-crop of it (lesion-centred with
+            ``lesion_crop_prob``).
+        synth_repeats: each synthetic case feeds this many consecutive iterations (different
+            sub-crops): amortises the generator's cost on CPUs; the paper uses 1.
         seed: seeds every random draw; each draw is derived from (seed, iteration, rank).
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``, ...
         amp: mixed precision on CUDA: ``auto`` (bf16 when supported, else fp16), ``bf16``, ``fp16``, ``off``.
@@ -169,6 +179,8 @@ class TrainConfig:
     batch_size: int = 1
     crop_size: tuple[int, int, int] = (192, 192, 192)
     lesion_crop_prob: float = 0.0
+    synth_crop_size: tuple[int, int, int] | None = None
+    synth_repeats: int = 1
     seed: int = 0
     device: str = "auto"
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
@@ -204,6 +216,10 @@ def validate_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
     if schema.lesion_index is None:
         raise ConfigError(f"{where}: schema '{schema.name}' has no lesion class")
     cfg.model.out_channels = schema.num_classes
+    cw = cfg.loss.class_weights
+    if cw is not None and (len(cw) != schema.num_classes or any(w < 0 for w in cw) or sum(cw) <= 0):
+        raise ConfigError(f"{where}: loss.class_weights needs {schema.num_classes} non-negative values "
+                          f"(one per class of schema '{schema.name}'), got {cw}")
     if cfg.synth is None and cfg.real is None:
         raise ConfigError(f"{where}: no training data: set 'synth', 'real' or both")
     positive = {"epochs": cfg.epochs, "iterations_per_epoch": cfg.iterations_per_epoch,
@@ -227,6 +243,11 @@ def validate_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
     if len(cfg.model.strides) != len(cfg.model.channels) - 1:
         raise ConfigError(f"{where}: model.strides needs {len(cfg.model.channels) - 1} values "
                           f"(one fewer than model.channels), got {len(cfg.model.strides)}")
+    if cfg.synth_crop_size is not None and any(s < c for s, c in zip(cfg.synth_crop_size, cfg.crop_size)):
+        raise ConfigError(f"{where}: synth_crop_size {list(cfg.synth_crop_size)} must be at least crop_size "
+                          f"{list(cfg.crop_size)}")
+    if cfg.synth_repeats < 1:
+        raise ConfigError(f"{where}: synth_repeats must be at least 1, got {cfg.synth_repeats}")
     if not 0.0 <= cfg.lesion_crop_prob <= 1.0:
         raise ConfigError(f"{where}: lesion_crop_prob must be in [0, 1], got {cfg.lesion_crop_prob}")
     if cfg.optim.lr <= 0:
@@ -241,6 +262,8 @@ def validate_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
         raise ConfigError(f"{where}: val.overlap must be in [0, 1), got {cfg.val.overlap}")
     if cfg.real is not None and not Path(cfg.real.path).is_dir():
         raise ConfigError(f"{where}: real.path {cfg.real.path}: dataset folder not found")
+    if cfg.val.path is not None and cfg.model.in_channels != 1:
+        raise ConfigError(f"{where}: val.path needs single-channel images (model.in_channels 1)")
     if cfg.val.path is not None and not Path(cfg.val.path).is_dir():
         raise ConfigError(f"{where}: val.path {cfg.val.path}: dataset folder not found")
     if cfg.device != "auto" and not (cfg.device == "cpu" or cfg.device.startswith("cuda")):

@@ -29,7 +29,7 @@ from lesionsynth.augment import spatial as spatial_tf
 from lesionsynth.augment.normalize import zscore
 from lesionsynth.data import Case, DatasetFolder, read_dataset
 from lesionsynth.errors import ConfigError, InputError
-from lesionsynth.io import load_volume, reorient_to_ras, resample_to_spacing
+from lesionsynth.io import load_volume, reorient_to_ras, resample_to_grid
 from lesionsynth.labels.schema import LabelSchema
 from lesionsynth.ops import bernoulli, case_seed, make_generator
 
@@ -255,16 +255,25 @@ class ValCase:
     target: torch.Tensor  # (X, Y, Z) int64 schema classes
 
 
-def load_val_folder(path: str, split: str, schema: LabelSchema, spacing: float, in_channels: int = 1,
+def load_val_folder(path: str, split: str, schema: LabelSchema, spacing: float, normalisation: str = "zscore",
                     rename: dict[str, str] | None = None, max_cases: int | None = None) -> list[ValCase]:
-    """Validation cases from a folder: reoriented to RAS, resampled to ``spacing``, z-scored."""
+    """Validation cases from a folder, prepared exactly as ``lesionsynth predict`` prepares a scan.
+
+    Images go through :func:`lesionsynth.infer.preprocess.prepare` (RAS, ``spacing`` mm, percentile
+    clipping and z-score over the whole volume); labels are resampled (nearest) onto the same grid.
+    Single-channel images only.
+    """
+    from lesionsynth.infer.config import Preprocessing
+    from lesionsynth.infer.preprocess import prepare
+
     folder, dl = open_folder(path, split, schema, rename, max_cases)
     if not dl.labelled[schema.lesion_index]:
         raise ConfigError(f"{folder.root / 'dataset.json'}: validation data must label '{schema.lesion}'")
+    pre = Preprocessing(spacing=float(spacing), normalisation=normalisation)
     cases = []
     for c in folder.cases:
-        image, labels, affine = load_case(c, dl, in_channels)
-        img, _ = resample_to_spacing(torch.from_numpy(image), affine, spacing, mode="linear")
-        lab, _ = resample_to_spacing(torch.from_numpy(labels), affine, spacing, mode="nearest")
-        cases.append(ValCase(c.id, zscore(img.float()), lab.long()))
+        image, labels, affine = load_case(c, dl, 1)
+        prep = prepare(image[0], affine, pre)
+        lab = resample_to_grid(torch.from_numpy(labels), affine, prep.affine, prep.image.shape, mode="nearest")
+        cases.append(ValCase(c.id, torch.from_numpy(prep.image)[None].float(), lab.long()))
     return cases

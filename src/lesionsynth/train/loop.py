@@ -28,8 +28,8 @@ from lesionsynth.train.data import ValCase, load_val_folder
 from lesionsynth.train.losses import MaskedDiceCELoss
 from lesionsynth.train.metrics import MetricsLogger
 from lesionsynth.train.optim import amp_dtype, build_optimizer, build_scaler
-from lesionsynth.train.run_dir import prepare
-from lesionsynth.train.sources import TrainingSources, schema_lut
+from lesionsynth.train.run_dir import check_can_start, prepare
+from lesionsynth.train.sources import Batch, TrainingSources, schema_lut
 from lesionsynth.train.state import (
     Progress,
     checkpoint_paths,
@@ -52,6 +52,24 @@ class TrainResult:
     best_dice: float
     last_checkpoint: Path
     model: torch.nn.Module
+
+
+def train_step(model: torch.nn.Module, batch: Batch, loss_fn: MaskedDiceCELoss, optimizer: torch.optim.Optimizer,
+               scheduler: Any, scaler: torch.amp.GradScaler, dtype: torch.dtype | None, clip: float
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step; returns the (detached) loss and gradient norm without synchronising."""
+    autocast = torch.autocast(batch.image.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    with autocast:
+        logits = model(batch.image)
+    loss = loss_fn(logits, batch.target, batch.labelled)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    gn = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
+    return loss.detach(), gn.detach()
 
 
 def preprocessing_record(cfg: TrainConfig) -> dict[str, Any]:
@@ -77,7 +95,7 @@ def _val_cases(cfg: TrainConfig, schema: LabelSchema, sources: TrainingSources
     if cfg.val.path is not None:
         rename = cfg.real.label_names if cfg.real is not None else None
         return load_val_folder(cfg.val.path, cfg.val.split, schema, cfg.preprocessing.spacing,
-                               cfg.model.in_channels, rename, cfg.val.max_cases), None
+                               cfg.preprocessing.normalisation, rename, cfg.val.max_cases), None
     if cfg.val.synthetic_cases and sources.synth is not None:
         lut = torch.tensor(schema_lut(load_schema(sources.synth.cfg.schema), schema), dtype=torch.long)
         return synthetic_val_cases(sources.synth, cfg.val.synthetic_cases, cfg.seed), lut
@@ -116,6 +134,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
     schema = cfg.label_schema()
     cfg_dict = config_to_dict(cfg)
     last_path, best_path = checkpoint_paths(run_dir)
+    check_can_start(run_dir, cfg_dict, resume)  # every rank, before anything is written
+    ddp.barrier(info)
     if info.is_main:
         prepare(run_dir, cfg_dict, resume, {"world_size": info.world, "device": str(device)})
         if resume:
@@ -136,7 +156,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
     total = cfg.total_iterations
     end = total if stop_after is None else min(total, stop_after)
     loss_fn = MaskedDiceCELoss(schema.background_index, cfg.loss.dice_weight, cfg.loss.ce_weight,
-                               cfg.loss.dice_include_background)
+                               cfg.loss.dice_include_background, cfg.loss.class_weights)
     sources = TrainingSources(cfg, schema, device, info.rank, info.world, progress.iteration, generator)
     val_cases, val_lut = _val_cases(cfg, schema, sources)
     logger = MetricsLogger(run_dir, progress.iteration, enabled=info.is_main)
@@ -160,20 +180,10 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
         for i in range(progress.iteration, end):
             seed_iteration(cfg.seed, i, info.rank, info.world)
             batch = sources.batch(i)
-            autocast = (torch.autocast(device.type, dtype=dtype) if dtype is not None
-                        else contextlib.nullcontext())
-            with autocast:
-                logits = model(batch.image)
-            loss = loss_fn(logits, batch.target, batch.labelled)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            grad_norms.append(torch.nn.utils.clip_grad_norm_(model.parameters(), clip).detach())
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
+            loss, gn = train_step(model, batch, loss_fn, optimizer, scheduler, scaler, dtype, clip)
             progress.iteration = i + 1
-            window.append(loss.detach())
+            window.append(loss)
+            grad_norms.append(gn)
             bar.update(1)
             if progress.iteration % cfg.log_every == 0 or progress.iteration == end:
                 dt = time.perf_counter() - t_window

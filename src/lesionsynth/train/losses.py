@@ -39,15 +39,19 @@ class MaskedDiceCELoss(nn.Module):
         dice_weight: weight of the Dice term.
         ce_weight: weight of the cross-entropy term.
         dice_include_background: include background in the Dice term of fully labelled samples.
+        class_weights: optional per-class weights: the Dice term becomes a weighted mean over the
+            selected classes, and the cross-entropy a weighted mean over voxels (``nll_loss`` weights;
+            the merged "rest" bucket takes the background's weight).
     """
 
     def __init__(self, background: int = 0, dice_weight: float = 1.0, ce_weight: float = 1.0,
-                 dice_include_background: bool = False):
+                 dice_include_background: bool = False, class_weights: list[float] | None = None):
         super().__init__()
         self.background = background
         self.dice_weight = dice_weight
         self.ce_weight = ce_weight
         self.dice_include_background = dice_include_background
+        self.class_weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
         self.dice = DiceLoss(include_background=True, to_onehot_y=True, softmax=True, reduction="none")
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor,
@@ -84,7 +88,11 @@ class MaskedDiceCELoss(nn.Module):
             if self.dice_include_background:
                 use = use | (is_bg[None] & full)
             if use.any():
-                loss = loss + self.dice_weight * per[use].mean()
+                if self.class_weights is None:
+                    loss = loss + self.dice_weight * per[use].mean()
+                else:
+                    w = self.class_weights.to(per.device)[None].expand(B, C)[use]
+                    loss = loss + self.dice_weight * (per[use] * w).sum() / w.sum()
         return loss
 
     def _marginal_ce(self, logits: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor,
@@ -96,4 +104,5 @@ class MaskedDiceCELoss(nn.Module):
         bucket = torch.logsumexp(logp.masked_fill(~merge.view(*merge.shape, *spatial), float("-inf")),
                                  dim=1)                                # (B, X, Y, Z)
         merged = torch.cat([logp[:, :self.background], bucket[:, None], logp[:, self.background + 1:]], 1)
-        return F.nll_loss(merged, target[:, 0])
+        weight = None if self.class_weights is None else self.class_weights.to(logits.device)
+        return F.nll_loss(merged, target[:, 0], weight=weight)

@@ -114,11 +114,11 @@ def check_resume_config(run_dir: Path, config: dict[str, Any]) -> None:
                           f"'{diff}'; resume without --config, or start a new --out folder")
 
 
-def prepare(run_dir: Path, config: dict[str, Any], resume: bool, extra: dict[str, Any] | None = None) -> None:
-    """Create or re-open a run folder and record config and provenance (call on the main rank only).
+def check_can_start(run_dir: Path, config: dict[str, Any], resume: bool) -> None:
+    """Refuse to overwrite a run without ``resume``, or to resume it with another config (reads only).
 
     Raises:
-        ConfigError: the folder already holds a run and ``resume`` is false.
+        ConfigError: one line naming the folder or the differing key.
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
@@ -126,9 +126,19 @@ def prepare(run_dir: Path, config: dict[str, Any], resume: bool, extra: dict[str
     has_run = (run_dir / "config.yaml").is_file() or (run_dir / "checkpoints").is_dir()
     if has_run and not resume:
         raise ConfigError(f"{run_dir}: already holds a training run; add --resume or choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
     if resume:
         check_resume_config(run_dir, config)
+
+
+def prepare(run_dir: Path, config: dict[str, Any], resume: bool, extra: dict[str, Any] | None = None) -> None:
+    """Create or re-open a run folder and record config and provenance (call on the main rank only).
+
+    Raises:
+        ConfigError: see :func:`check_can_start`.
+    """
+    run_dir = Path(run_dir)
+    check_can_start(run_dir, config, resume)
+    run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     runs: list[dict[str, Any]] = []
     rj = run_dir / "run.json"

@@ -3,7 +3,9 @@
 Iteration ``i`` of rank ``r`` among ``W`` processes uses sample indices
 ``k = (i * W + r) * B + b`` for ``b < B`` (B: batch size). With ``mix = [a, b]``, iterations with
 ``i mod (a + b) < a`` are synthetic, the others real. Synthetic case ``k`` is
-``SynthGenerator.sample(k, seed)``; real sample ``k`` is :class:`RealTrainingSet` item ``k``. Every
+``SynthGenerator.sample(k, seed)`` (with ``synth_repeats`` R > 1: case ``((i // R) * W + r) * B + b``,
+and a random sub-crop drawn from (seed, k) when ``synth_crop_size`` exceeds ``crop_size``); real sample
+``k`` is :class:`RealTrainingSet` item ``k``. Every
 draw is therefore a pure function of (seed, iteration, rank): nothing to save, and a resumed run sees
 exactly the batches an uninterrupted run would.
 """
@@ -18,8 +20,11 @@ from torch.utils.data import DataLoader, Sampler
 
 from lesionsynth.errors import ConfigError
 from lesionsynth.labels.schema import LabelSchema, load_schema
+from lesionsynth.ops import bernoulli, case_seed, make_generator
 from lesionsynth.train.config import TrainConfig
 from lesionsynth.train.data import RealTrainingSet, open_folder, real_augment_config
+
+CROP_STREAM = 0xC409  # random stream of synthetic sub-crops
 
 
 @dataclass
@@ -42,9 +47,26 @@ def synth_config_for_training(cfg: TrainConfig):  # -> SynthConfig
     import copy
 
     s = copy.deepcopy(cfg.synth)
-    s.augment.spatial = replace(s.augment.spatial, crop_size=tuple(cfg.crop_size),
-                                spacing=float(cfg.preprocessing.spacing))
+    size = cfg.synth_crop_size or cfg.crop_size
+    s.augment.spatial = replace(s.augment.spatial, crop_size=tuple(size), spacing=float(cfg.preprocessing.spacing))
     return s
+
+
+def random_subcrop(image: torch.Tensor, target: torch.Tensor, size: tuple[int, int, int], gen: torch.Generator,
+                   lesion_index: int, lesion_prob: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ``size`` crop of (C, X, Y, Z) ``image`` and (X, Y, Z) ``target``: uniform, or centred on a random
+    lesion voxel with probability ``lesion_prob`` (drawn with the CPU generator ``gen``)."""
+    shape = target.shape
+    if tuple(shape) == tuple(size):
+        return image, target
+    start = [int(torch.randint(0, s - c + 1, (), generator=gen)) for s, c in zip(shape, size)]
+    if bernoulli(gen, lesion_prob):
+        idx = (target == lesion_index).nonzero()
+        if len(idx):
+            centre = idx[int(torch.randint(0, len(idx), (), generator=gen))].tolist()
+            start = [min(max(int(p) - c // 2, 0), s - c) for p, s, c in zip(centre, shape, size)]
+    sl = tuple(slice(a, a + c) for a, c in zip(start, size))
+    return image[(slice(None), *sl)], target[sl]
 
 
 class _IndexSampler(Sampler[int]):
@@ -87,6 +109,7 @@ class TrainingSources:
         self.start = start
         self.synth = generator
         self._synth_lut: torch.Tensor | None = None
+        self._synth_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         if cfg.synth is not None and self.synth is None:
             from lesionsynth.synth import SynthGenerator
 
@@ -119,6 +142,22 @@ class TrainingSources:
         B = self.cfg.batch_size
         return [(i * self.world + self.rank) * B + b for b in range(B)]
 
+    def _synth_case(self, i: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Synthetic case of slot ``b`` of iteration ``i`` on the device, target in the training schema.
+
+        With ``synth_repeats`` R, iterations ``i`` with the same ``i // R`` share their cases (index
+        ``((i // R) * W + r) * B + b``), kept from one iteration to the next.
+        """
+        assert self.synth is not None and self._synth_lut is not None
+        R = self.cfg.synth_repeats
+        k = ((i // R) * self.world + self.rank) * self.cfg.batch_size + b
+        if k not in self._synth_cache:
+            if len(self._synth_cache) >= self.cfg.batch_size:
+                self._synth_cache.clear()
+            s = self.synth.sample(k, self.cfg.seed)
+            self._synth_cache[k] = (s.image.to(self.device), self._synth_lut[s.target.to(self.device)])
+        return self._synth_cache[k]
+
     def _loader(self) -> Iterator[dict]:
         assert self.real is not None
         idx = [k for i in range(self.start, self.cfg.total_iterations) if not self.is_synthetic(i)
@@ -139,10 +178,13 @@ class TrainingSources:
         if self.is_synthetic(i):
             assert self.synth is not None and self._synth_lut is not None
             imgs, tgts = [], []
-            for k in ks:
-                s = self.synth.sample(k, self.cfg.seed)
-                imgs.append(s.image.to(self.device))
-                tgts.append(self._synth_lut[s.target.to(self.device)][None])
+            for b, k in enumerate(ks):
+                image, target = self._synth_case(i, b)
+                gen = make_generator(case_seed(case_seed(self.cfg.seed, CROP_STREAM), k))
+                image, target = random_subcrop(image, target, tuple(self.cfg.crop_size), gen,
+                                               self.schema.lesion_index, self.cfg.lesion_crop_prob)
+                imgs.append(image.contiguous())
+                tgts.append(target[None].contiguous())
             labelled = torch.ones(len(ks), self.schema.num_classes, dtype=torch.bool, device=self.device)
             return Batch(torch.stack(imgs).float(), torch.stack(tgts), labelled, True)
         if self._real_iter is None:
