@@ -106,6 +106,7 @@ def test_constant_condition_is_an_error(tmp_path, tiny_labelmap, tiny_affine):
         ls.condition("csf", cfg.grid.spacing)
 
 
+@pytest.mark.slow  # builds the MNI152 default label map (~5-20 s)
 def test_lesion_only_masks_use_the_mni_brain_as_icv(tmp_path, lesion_dir):
     cfg = load_config(LDMConfig, "ldm-tiny-cpu", overrides={"data": {"labels": None, "lesions": str(lesion_dir)}})
     ls, _ = cached_label_set(cfg, [tmp_path])

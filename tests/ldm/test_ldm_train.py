@@ -116,6 +116,8 @@ def test_stage_errors(tmp_path, pasted_cfg):
     train_autoencoder(pasted_cfg(iterations=2), ae, device="cpu", progress=False)
     with pytest.raises(InputError, match="autoencoder checkpoint; give a train-diffusion run"):
         load_ldm(ae)
+    with pytest.raises(ConfigError, match="already at iteration 2"):
+        train_autoencoder(None, ae, device="cpu", resume=True, iterations=1)
     cfg = pasted_cfg(iterations=2)
     other = replace(cfg, autoencoder=replace(cfg.autoencoder, latent_channels=3))
     with pytest.raises(ConfigError, match="section 'autoencoder' differs"):

@@ -97,7 +97,7 @@ def markdown_table(summary: dict) -> str:
              f"seed {summary['seed']}.", "",
              "| G | Pearson r (c, c_gen) | Spearman rho | mean abs error |", "|---|---|---|---|"]
     for g, s in summary["per_guidance"].items():
-        lines.append(f"| {g} | {s['pearson']:.3f} | {s['spearman']:.3f} | {s['mae']:.3f} |")
+        lines.append(f"| {float(g):g} | {s['pearson']:.3f} | {s['spearman']:.3f} | {s['mae']:.3f} |")
     lines += ["", "| G | c | c_gen mean | c_gen sd | volume ml (mean +- sd) | empty maps |",
               "|---|---|---|---|---|---|"]
     for r in summary["cells"]:
@@ -125,7 +125,8 @@ def plot(path: Path, summary: dict) -> None:
     hi = max(1.0, max(r["c_gen_mean"] for r in summary["cells"]))
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="identity")
     ax.set_xlabel("condition c")
-    ax.set_ylabel(f"generated c ({summary['condition']['label']} volume ratio, normalised)")
+    ax.set_ylabel("generated c")
+    ax.set_title(f"{summary['condition']['label']} volume ratio (normalised)", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()

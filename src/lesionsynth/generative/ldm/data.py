@@ -87,6 +87,7 @@ class Condition:
         r_max: largest training ratio (c = 1).
         icv_voxels: fixed ICV in grid voxels (lesion-only masks), or None (ICV = non-background voxels).
         voxel_ml: volume of one grid voxel in ml.
+        background: index of the background class.
     """
 
     label: str
@@ -95,6 +96,7 @@ class Condition:
     r_max: float
     icv_voxels: float | None
     voxel_ml: float
+    background: int = 0
 
     def normalise(self, ratio: np.ndarray | torch.Tensor | float) -> np.ndarray | torch.Tensor | float:
         return (ratio - self.r_min) / (self.r_max - self.r_min)
@@ -112,7 +114,7 @@ class Condition:
         if self.icv_voxels is not None:
             icv = torch.full_like(n, float(self.icv_voxels))
         else:
-            icv = (labels != 0).flatten(1).sum(1).double()
+            icv = (labels != self.background).flatten(1).sum(1).double()
         return n / icv.clamp_min(1.0)
 
     def to_dict(self) -> dict:
@@ -154,7 +156,8 @@ class LabelSet:
     def condition(self, label: str, spacing: float) -> Condition:
         """The condition normalised over this set; a one-line error if it does not vary."""
         idx = self.schema.index(label)
-        probe = Condition(label, idx, 0.0, 1.0, self.icv_voxels, spacing ** 3 / 1000.0)
+        bg = self.schema.background_index
+        probe = Condition(label, idx, 0.0, 1.0, self.icv_voxels, spacing ** 3 / 1000.0, bg)
         r = probe.measure(self.labels)
         lo, hi = float(r.min()), float(r.max())
         if not hi > lo:
@@ -162,7 +165,7 @@ class LabelSet:
                 f"data.condition_label '{label}': its volume ratio is {lo:.4g} in every training map, "
                 "so it cannot be a condition"
             )
-        return Condition(label, idx, lo, hi, self.icv_voxels, probe.voxel_ml)
+        return Condition(label, idx, lo, hi, self.icv_voxels, probe.voxel_ml, bg)
 
 
 def _default_mapping(schema: LabelSchema) -> str:
@@ -380,7 +383,7 @@ def cached_label_set(cfg: LDMConfig, cache_dirs: list[Path]) -> tuple[LabelSet, 
                                 s["names"], s["icv_voxels"], s["images"]), p
     ls = load_label_set(cfg)
     p = Path(cache_dirs[0]) / "data_cache.pt"
-    save_checkpoint(p, {"model": {}, "key": key, "set": {
+    save_checkpoint(p, {"key": key, "set": {
         "labels": ls.labels, "schema": ls.schema.to_dict(), "affine": ls.affine.tolist(), "names": ls.names,
         "icv_voxels": ls.icv_voxels, "images": ls.images}})
     return ls, None

@@ -124,6 +124,11 @@ def _loop(run: _Run, tcfg: TrainConfig, start: int, step, checkpoint, preview, d
     from tqdm import tqdm
 
     T = tcfg.iterations
+    if start > T:
+        raise ConfigError(f"{run.out}: the run is already at iteration {start}; --iterations must be >= {start}")
+    if start == T:  # nothing to train; keep the checkpoint's config in step with config.yaml
+        checkpoint(T)
+        return
     bar = tqdm(total=T, initial=start, desc=desc, disable=None if progress is None else not progress)
     t0 = time.perf_counter()
     base = run.seconds
@@ -297,8 +302,12 @@ def encode_set(ae: nn.Module, data: LabelSet, kind: str, dev: torch.device, batc
 
 
 def _check_same_model(cfg: LDMConfig, ae_cfg: LDMConfig, ae_path: str | Path) -> None:
+    """The diffusion config must describe the autoencoder's data and network (its training may differ)."""
     for name in ("kind", "grid", "data", "autoencoder"):
-        if to_dict(getattr(cfg, name)) != to_dict(getattr(ae_cfg, name)):
+        a, b = to_dict(getattr(cfg, name)), to_dict(getattr(ae_cfg, name))
+        if name == "autoencoder":
+            a, b = ({k: v for k, v in d.items() if k != "train"} for d in (a, b))
+        if a != b:
             raise ConfigError(f"--config: section '{name}' differs from the autoencoder run {ae_path}; "
                               "use the same config for both stages")
 
