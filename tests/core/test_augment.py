@@ -117,3 +117,27 @@ def test_percentiles_and_clip():
     x = torch.arange(1000.0).reshape(10, 10, 10)
     out = normalize.clip(normalize.ClipParams(1.0, 99.0), x)
     assert out.min() >= 9 and out.max() <= 990
+
+
+def test_mask_rides_along_with_labels():
+    lab = _labels()
+    cfg = spatial.SpatialConfig(crop_size=(28, 28, 28), p_elastic=1, elastic_max_mm=3, elastic_spacing_mm=16)
+    p = spatial.sample(torch.Generator().manual_seed(4), cfg)
+    img = torch.rand(32, 32, 32)
+    out_img, out_lab, _, out_mask = spatial.apply(p, cfg, img, lab, np.eye(4), mask=lab >= 2)
+    ref_img, ref_lab, _ = spatial.apply(p, cfg, img, lab, np.eye(4))
+    assert torch.equal(out_lab, ref_lab) and torch.equal(out_img, ref_img)
+    assert torch.equal(out_mask, out_lab >= 2)
+
+
+def test_chain_with_cached_strip_masks_matches_labels():
+    lab = _labels()
+    cfg = AugmentConfig()
+    cfg.spatial.crop_size = (24, 24, 24)
+    cfg.skullstrip.p = 1.0
+    p = sample_chain(torch.Generator().manual_seed(2), cfg, np.eye(4))
+    cache: dict = {}
+    img, out_lab, _ = apply_chain(p, cfg, lab.float() * 40 + 5, lab, np.eye(4), strip_masks=cache)
+    assert p.skullstrip.radius in cache
+    outside = skullstrip.brain_mask(out_lab, 0, p.skullstrip.radius + 1) == 0
+    assert outside.any() and torch.allclose(img[outside], img.min())

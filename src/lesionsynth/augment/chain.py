@@ -76,15 +76,31 @@ def sample_chain(gen: torch.Generator, cfg: AugmentConfig, affine: np.ndarray) -
 
 
 def apply_chain(p: ChainParams, cfg: AugmentConfig, image: torch.Tensor, labels: torch.Tensor,
-                affine: np.ndarray, centre_vox: np.ndarray | None = None, background: int = 0
+                affine: np.ndarray, centre_vox: np.ndarray | None = None, background: int = 0,
+                strip_masks: dict[int, torch.Tensor] | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
     """Apply a drawn chain to an image (X, Y, Z) and its labels (X, Y, Z) on the grid ``affine``.
+
+    ``strip_masks`` (optional) caches skull-strip masks on the input grid by radius
+    (:func:`skullstrip.brain_mask` of ``labels``); a cached mask rides along with the labels' resampling
+    instead of being eroded/dilated on the output grid (the mask is then morphed before, not after,
+    the deformation: a cheaper, equally random model).
 
     Returns:
         ``(image, labels, out_affine)`` on the output (crop) grid; the image is z-scored when
         ``cfg.zscore``.
     """
-    img, lab, out_affine = spatial.apply(p.spatial, cfg.spatial, image, labels, affine, centre_vox)
+    mask = None
+    if p.skullstrip.applied and strip_masks is not None:
+        r = p.skullstrip.radius
+        if r not in strip_masks:
+            strip_masks[r] = skullstrip.brain_mask(labels, background, r)
+        mask = strip_masks[r]
+    if mask is None:
+        img, lab, out_affine = spatial.apply(p.spatial, cfg.spatial, image, labels, affine, centre_vox)
+    else:
+        img, lab, out_affine, mask = spatial.apply(p.spatial, cfg.spatial, image, labels, affine, centre_vox,
+                                                   mask=mask)
     assert lab is not None
     img = img.clamp_min(0)
     img = bias.apply(p.bias, img)
@@ -93,7 +109,7 @@ def apply_chain(p: ChainParams, cfg: AugmentConfig, image: torch.Tensor, labels:
     img = lowres.apply(p.lowres, img, voxel_sizes(out_affine))
     img = noise.apply(p.noise, img)
     img = blur.apply(p.blur, img)
-    img = skullstrip.apply(p.skullstrip, img, lab, background)
+    img = skullstrip.apply(p.skullstrip, img, lab, background, mask=mask)
     img = flip.apply(p.flip, img)
     lab = flip.apply(p.flip, lab)
     img = normalize.clip(p.clip, img)

@@ -1,7 +1,7 @@
 """Anisotropic low resolution: thick slices on one axis, then back to the original grid.
 
-A slice thickness ``t`` mm is drawn on a random axis; the image is blurred with the slice profile
-(Gaussian, FWHM = t), down-sampled to spacing ``t`` along that axis and up-sampled back (trilinear).
+A slice thickness ``t`` mm is drawn on a random axis; the image is averaged over slices of thickness
+``t`` along that axis (a box slice profile: area down-sampling) and up-sampled back (linear).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lesionsynth.ops import FWHM_TO_SIGMA, bernoulli, gaussian_blur, uniform
+from lesionsynth.ops import bernoulli, uniform
 
 
 @dataclass
@@ -42,12 +42,9 @@ def apply(p: LowResParams, image: torch.Tensor, spacing: np.ndarray) -> torch.Te
     if p.thickness_mm <= sp * 1.01:
         return image
     shape = tuple(image.shape[-3:])
-    sig = [0.0, 0.0, 0.0]
-    sig[p.axis] = max(0.0, (p.thickness_mm**2 - sp**2)) ** 0.5 * FWHM_TO_SIGMA / sp
-    blurred = gaussian_blur(image, sig)
     low = list(shape)
     low[p.axis] = max(2, int(round(shape[p.axis] * sp / p.thickness_mm)))
-    x = blurred[None, None] if image.ndim == 3 else blurred[None]
-    x = F.interpolate(x, size=tuple(low), mode="trilinear", align_corners=True)
-    x = F.interpolate(x, size=shape, mode="trilinear", align_corners=True)
+    x = image[None, None] if image.ndim == 3 else image[None]
+    x = F.interpolate(x, size=tuple(low), mode="area")
+    x = F.interpolate(x, size=shape, mode="trilinear", align_corners=False)
     return x[0, 0] if image.ndim == 3 else x[0]

@@ -46,19 +46,28 @@ def apply(p: MotionParams, image: torch.Tensor) -> torch.Tensor:
     dev = image.device
     shape = image.shape[-3:]
     k = torch.fft.fftn(image.float(), dim=(-3, -2, -1))
-    ramp = torch.zeros(shape, device=dev)
+    # lines (along the phase-encoding axis) acquired after the movement, centre of k-space first
+    n = shape[p.axis]
+    order = torch.fft.fftshift(torch.arange(n)).tolist()
+    moved = sorted(order[int(p.time * n):])
+    factors = []
     for ax in range(3):
         f = torch.fft.fftfreq(shape[ax], device=dev)
         view = [1, 1, 1]
         view[ax] = -1
-        ramp = ramp + f.view(view) * p.shift_vox[ax]
-    # lines (along the phase-encoding axis) acquired after the movement, in acquisition order
-    n = shape[p.axis]
-    order = torch.fft.fftshift(torch.arange(n, device=dev))  # centre-out is closer, low freq first
-    moved = torch.zeros(n, dtype=torch.bool, device=dev)
-    moved[order[int(p.time * n):]] = True
-    view = [1, 1, 1]
-    view[p.axis] = -1
-    phase = torch.where(moved.view(view), torch.exp(-2j * torch.pi * ramp), torch.ones((), device=dev))
-    out = torch.fft.ifftn(k * phase, dim=(-3, -2, -1))
-    return out.abs().to(image.dtype)
+        factors.append(torch.exp(-2j * torch.pi * f * p.shift_vox[ax]).view(view))
+    # the moved lines form at most two contiguous runs: multiply those slabs in place by the (separable)
+    # phase ramp of the translation
+    dim = k.ndim - 3 + p.axis
+    runs: list[list[int]] = []
+    for i in moved:
+        if runs and i == runs[-1][1]:
+            runs[-1][1] = i + 1
+        else:
+            runs.append([i, i + 1])
+    for a, b in runs:
+        slab = k.narrow(dim, a, b - a)
+        for ax in range(3):
+            fac = factors[ax].narrow(ax, a, b - a) if ax == p.axis else factors[ax]
+            slab.mul_(fac)
+    return torch.fft.ifftn(k, dim=(-3, -2, -1)).abs().to(image.dtype)

@@ -55,9 +55,12 @@ def _max_filter(m: torch.Tensor, r: int) -> torch.Tensor:
     return m
 
 
-def apply(p: SkullStripParams, image: torch.Tensor, labels: torch.Tensor, background: int = 0) -> torch.Tensor:
+def apply(p: SkullStripParams, image: torch.Tensor, labels: torch.Tensor, background: int = 0,
+          mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Zero (set to the minimum) the image outside the brain mask (``mask`` if given, else from labels)."""
     if not p.applied:
         return image
-    mask = brain_mask(labels, background, p.radius)
+    if mask is None:
+        mask = brain_mask(labels, background, p.radius)
     floor = image.min()
     return torch.where(mask, image, floor)

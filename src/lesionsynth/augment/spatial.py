@@ -116,23 +116,30 @@ def build_grid(p: SpatialParams, cfg: SpatialConfig, in_affine: np.ndarray, in_s
     half = (np.asarray(out_shape) - 1) / 2.0
     A[:3, 3] = centre + D_inv @ np.asarray(p.translation_mm) - A[:3, :3] @ half
     theta = voxel_map_to_theta(A, in_shape, out_shape).to(device=device, dtype=torch.float32)
-    grid = F.affine_grid(theta[None], [1, 1, *out_shape], align_corners=True)
+    # The affine part is linear, so evaluating it at the elastic field's control points and
+    # up-sampling once (trilinear, corners aligned) gives the exact dense grid: one up-sampling
+    # instead of a dense affine grid plus an up-sampled displacement (bench_ops.py: ~4x faster).
+    n = [2, 2, 2]
+    if p.elastic_std_mm > 0:
+        n = [max(2, math.ceil(s * so / p.elastic_spacing_mm) + 1) for s, so in zip(out_shape, sp_out)]
+    coarse = F.affine_grid(theta[None], [1, 1, *n], align_corners=True)  # (1, n0, n1, n2, 3)
     if p.elastic_std_mm > 0:
         gen = torch.Generator(device=device).manual_seed(p.elastic_seed)
-        n = [max(2, math.ceil(s * so / p.elastic_spacing_mm) + 1) for s, so in zip(out_shape, sp_out)]
-        coarse = torch.randn((1, 3, *n), generator=gen, device=device) * p.elastic_std_mm
-        disp = F.interpolate(coarse, size=out_shape, mode="trilinear", align_corners=True)[0]
+        disp = torch.randn((3, *n), generator=gen, device=device) * p.elastic_std_mm
         # mm -> normalised input coordinates; grid coordinate k indexes array axis 2 - k
         scale = torch.tensor([2.0 / (max(in_shape[k], 2) - 1) / sp_in[k] for k in range(3)],
                              device=device, dtype=torch.float32)
         disp = disp * scale[:, None, None, None]
-        grid = grid + disp.flip(0).permute(1, 2, 3, 0)[None]
+        coarse = coarse + disp.flip(0).permute(1, 2, 3, 0)[None]
+    dense = F.interpolate(coarse.permute(0, 4, 1, 2, 3), size=out_shape, mode="trilinear", align_corners=True)
+    grid = dense.permute(0, 2, 3, 4, 1).contiguous()
     return grid, out_shape, out_affine
 
 
 def apply(p: SpatialParams, cfg: SpatialConfig, image: torch.Tensor, labels: torch.Tensor | None,
-          in_affine: np.ndarray, centre_vox: np.ndarray | None = None
-          ) -> tuple[torch.Tensor, torch.Tensor | None, np.ndarray]:
+          in_affine: np.ndarray, centre_vox: np.ndarray | None = None, mask: torch.Tensor | None = None
+          ) -> tuple[torch.Tensor, torch.Tensor | None, np.ndarray] | tuple[
+              torch.Tensor, torch.Tensor | None, np.ndarray, torch.Tensor]:
     """Deform and crop ``image`` ((X,Y,Z) or (C,X,Y,Z)) and ``labels`` ((X,Y,Z) int) together.
 
     Args:
@@ -140,6 +147,8 @@ def apply(p: SpatialParams, cfg: SpatialConfig, image: torch.Tensor, labels: tor
         cfg: the config (crop size and spacing).
         image: float image on the input grid.
         labels: integer labels on the same grid, or None.
+        mask: optional boolean mask on the same grid, resampled with the labels in the same
+            nearest-neighbour pass (packed above the label values); then a 4th value is returned.
         in_affine: the input grid's affine.
         centre_vox: crop centre in input voxels (default: the volume's centre).
 
@@ -161,7 +170,11 @@ def apply(p: SpatialParams, cfg: SpatialConfig, image: torch.Tensor, labels: tor
     out_img = out[0, 0] if image.ndim == 3 else out[0]
     out_lab = None
     if labels is not None:
-        lab = F.grid_sample(labels[None, None].float(), grid, mode="nearest", padding_mode="border",
-                            align_corners=True)
-        out_lab = lab[0, 0].round().to(labels.dtype)
+        packed = labels.float() if mask is None else labels.float() + 1024.0 * mask.float()
+        lab = F.grid_sample(packed[None, None], grid, mode="nearest", padding_mode="border",
+                            align_corners=True)[0, 0].round()
+        if mask is not None:
+            out_mask = lab >= 1024.0
+            return out_img, (lab - 1024.0 * out_mask).to(labels.dtype), out_affine, out_mask
+        out_lab = lab.to(labels.dtype)
     return out_img, out_lab, out_affine

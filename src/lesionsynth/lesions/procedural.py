@@ -105,8 +105,11 @@ def apply_procedural(p: ProceduralLesionParams, region: torch.Tensor, affine) ->
     for k in range(len(p.volumes_ml)):
         n_vox = max(1, int(round(p.volumes_ml[k] / voxel_ml)))
         radius_mm = (3 * p.volumes_ml[k] * 1000 / (4 * math.pi)) ** (1 / 3)
-        # work in a box around the centre, large enough for the blob and its noise
-        half = [int(math.ceil(2.5 * radius_mm * max(p.axes[k]) / float(v))) + 2 for v in vs]
+        # work in a box around the centre, large enough for the blob and its boundary noise: the
+        # longest normalised semi-axis times (1.3 + roughness) radii
+        long_axis = max(p.axes[k]) / math.prod(p.axes[k]) ** (1 / 3)
+        reach = (1.3 + p.roughness[k]) * radius_mm * long_axis
+        half = [int(math.ceil(reach / float(v))) + 2 for v in vs]
         c = [int(round(x)) for x in p.centres_vox[k]]
         lo = [max(0, c[i] - half[i]) for i in range(3)]
         hi = [min(shape[i], c[i] + half[i] + 1) for i in range(3)]

@@ -85,6 +85,7 @@ class _Anatomy:
     target: torch.Tensor
     brain: torch.Tensor
     centre_vox: np.ndarray
+    strip_masks: dict[int, torch.Tensor] = field(default_factory=dict)  # skull-strip masks by radius
 
 
 class SynthGenerator:
@@ -177,11 +178,14 @@ class SynthGenerator:
         target = an.target.clone()
         if rec["lesion"] is not None:
             mask = self._lesion_mask(rec, an)
-            idx = mask.nonzero()
             pp = PasteParams(**rec["lesion"]["paste"])
             margin = int(np.ceil(3 * pp.softcp_sigma_mm / float(np.min(np.abs(an.lm.affine[:3, :3]).sum(0))))) + 2
-            lo = (idx.min(0).values - margin).clamp_min(0).tolist()
-            hi = [min(int(h) + margin + 1, s) for h, s in zip(idx.max(0).values.tolist(), an.lm.shape)]
+            lo, hi = [], []
+            for ax in range(3):  # bounding box from per-axis projections (cheaper than nonzero())
+                other = tuple(d for d in range(3) if d != ax)
+                nz = mask.amax(dim=other).nonzero()
+                lo.append(max(int(nz[0]) - margin, 0))
+                hi.append(min(int(nz[-1]) + margin + 1, an.lm.shape[ax]))
             sl = tuple(slice(a, b) for a, b in zip(lo, hi))
             alpha, weight = paste_lesion(mask[sl], an.brain[sl], an.lm.affine, pp)
             lesion_img = intensities.render_lesion(ip, tuple(alpha.shape), self.device)
@@ -191,7 +195,7 @@ class SynthGenerator:
             target[sl] = sub
         chain = ChainParams.from_dict(rec["augment"])
         img, tgt, out_affine = apply_chain(chain, self.cfg.augment, image, target, an.lm.affine,
-                                           an.centre_vox, self.schema.background_index)
+                                           an.centre_vox, self.schema.background_index, an.strip_masks)
         return SynthSample(image=img[None].float(), target=tgt.long(), affine=out_affine, params=rec)
 
     def sample(self, index: int, seed: int = 0) -> SynthSample:
