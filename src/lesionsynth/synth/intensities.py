@@ -3,7 +3,8 @@
 Each generation class k gets a mean ~ U(``mean``) and a standard deviation ~ U(``std``); the
 within-class variation is Gaussian noise n with a correlation length (FWHM) ~ U(``texture_fwhm_vox``)
 voxels (one per sample; coarse noise up-sampled), so textures range from white noise to blotches.
-Soft label maps mix the classes voxel-wise (partial volume): ``I = sum_k p_k mu_k + (sum_k p_k sigma_k) n``; hard label maps
+Soft label maps mix the classes voxel-wise (partial volume): ``I = sum_k p_k mu_k + (sum_k p_k sigma_k) n``;
+hard label maps
 (many classes, e.g. FreeSurfer) use ``mu[index] + sigma[index] n``. One texture field is shared by
 all classes: classes barely overlap, so this looks the same as one field per class and costs one
 field instead of one per class.
