@@ -92,7 +92,8 @@ def test_cli_set_overrides(blobs):
 
     from lesionsynth.train.cli import parse_set, resolve_config
 
-    assert parse_set(["a.b=1", "c=[1, 2]", "d=null"]) == {"a": {"b": 1}, "c": [1, 2], "d": None}
+    assert parse_set(["a.b=1", "c=[1, 2]", "d=null", "e=5e-3", "f=abc"]) == {
+        "a": {"b": 1}, "c": [1, 2], "d": None, "e": 0.005, "f": "abc"}
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_set(["novalue"])
     args = Namespace(config="tiny-cpu", out="x", resume=False, device=None, epochs=3,

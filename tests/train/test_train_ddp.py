@@ -60,6 +60,8 @@ def test_two_gloo_ranks_hold_identical_weights(tmp_path, blobs):
     assert not all(torch.equal(init[k], w0[k]) for k in w0)
     info = (out / "run.json").read_text()
     assert '"world_size": 2' in info
+    val = [r for r in (out / "metrics.csv").read_text().splitlines() if ",val," in r]
+    assert len(val) == 1 and val[0].split(",")[8] == "4"  # 4 cases, 2 scored by each rank, summed
 
 
 def test_torchrun_cli_runs_two_processes(tmp_path, blobs):

@@ -59,6 +59,11 @@ def parse_set(items: list[str]) -> dict[str, Any]:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
             raise ConfigError(f"--set {item}: value is not valid YAML") from None
+        if isinstance(value, str):  # YAML 1.1 reads 5e-3 as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         node = out
         parts = key.strip().split(".")
         if not all(parts):

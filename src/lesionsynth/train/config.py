@@ -77,8 +77,8 @@ class LossConfig:
         dice_weight: weight of the soft Dice term.
         ce_weight: weight of the cross-entropy term.
         dice_include_background: include the background channel in the Dice term (default: no).
-        class_weights: per-class weights of both terms (one per schema class), or null for equal
-            weights (the paper). E.g. ``[1, 1, 1, 1, 1, 5]`` stresses the lesion of the tissue schema.
+        class_weights: per-class weights of the Dice term (one per schema class), or null for equal
+            weights (the paper). E.g. ``[1, 1, 1, 1, 1, 3]`` stresses the lesion of the tissue schema.
     """
 
     dice_weight: float = 1.0

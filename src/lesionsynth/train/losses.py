@@ -39,9 +39,9 @@ class MaskedDiceCELoss(nn.Module):
         dice_weight: weight of the Dice term.
         ce_weight: weight of the cross-entropy term.
         dice_include_background: include background in the Dice term of fully labelled samples.
-        class_weights: optional per-class weights: the Dice term becomes a weighted mean over the
-            selected classes, and the cross-entropy a weighted mean over voxels (``nll_loss`` weights;
-            the merged "rest" bucket takes the background's weight).
+        class_weights: optional per-class weights of the Dice term (a weighted mean over the selected
+            classes). The cross-entropy stays unweighted: weighting it would shift the predicted class
+            priors (over-segmentation of up-weighted classes).
     """
 
     def __init__(self, background: int = 0, dice_weight: float = 1.0, ce_weight: float = 1.0,
@@ -104,5 +104,4 @@ class MaskedDiceCELoss(nn.Module):
         bucket = torch.logsumexp(logp.masked_fill(~merge.view(*merge.shape, *spatial), float("-inf")),
                                  dim=1)                                # (B, X, Y, Z)
         merged = torch.cat([logp[:, :self.background], bucket[:, None], logp[:, self.background + 1:]], 1)
-        weight = None if self.class_weights is None else self.class_weights.to(logits.device)
-        return F.nll_loss(merged, target[:, 0], weight=weight)
+        return F.nll_loss(merged, target[:, 0])
