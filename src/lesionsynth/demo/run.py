@@ -153,13 +153,15 @@ def _training_section(run_dir: Path, out: Path) -> str:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        it = [int(r["iteration"]) for r in rows if r.get("loss")]
-        loss = [float(r["loss"]) for r in rows if r.get("loss")]
+        train_rows = [r for r in rows if r.get("phase", "train") == "train" and r.get("loss")]
+        it = [int(r["iteration"]) for r in train_rows]
+        loss = [float(r["loss"]) for r in train_rows]
         fig, ax = plt.subplots(1, 2, figsize=(8, 3))
         ax[0].plot(it, loss)
         ax[0].set_xlabel("iteration")
         ax[0].set_ylabel("Dice + CE loss")
-        vd = [(int(r["iteration"]), float(r["val_lesion_dice"])) for r in rows if r.get("val_lesion_dice")]
+        vd = [(int(r["iteration"]), float(r["lesion_dice"])) for r in rows
+              if r.get("phase") == "val" and r.get("lesion_dice")]
         if vd:
             ax[1].plot(*zip(*vd), "o-")
         ax[1].set_xlabel("iteration")
