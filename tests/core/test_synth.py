@@ -113,3 +113,36 @@ def test_lesion_folder_source_and_miss(tiny_labelmap, lesion_dir, tmp_path):
 
     with pytest.raises(InputError, match="out.nii.gz"):
         g2.sample(0, 0)
+
+
+def test_lesion_min_contrast(tiny_labelmap):
+    """The lesion mean keeps its distance to the listed classes only (CSF-like lesions stay possible)."""
+    from lesionsynth.errors import ConfigError
+
+    cfg = tiny_cfg()
+    cfg.intensity.lesion_min_contrast = 60.0
+    g = SynthGenerator(cfg, label_maps=[tiny_labelmap])
+    for i in range(20):
+        m = g.draw(i, 0)["intensity"]["means"]
+        free = min(abs(m[-1] - x) for x in m[1:-1])
+        assert free >= 60.0 or free >= max(min(abs(v - x) for x in m[1:-1]) for v in range(256)) - 0.5
+    cfg.intensity.lesion_contrast_to = ["grey_matter", "white_matter"]
+    g = SynthGenerator(cfg, label_maps=[tiny_labelmap])
+    near_csf = 0
+    for i in range(40):
+        m = g.draw(i, 0)["intensity"]["means"]
+        assert min(abs(m[-1] - m[1]), abs(m[-1] - m[2])) >= 60.0
+        near_csf += abs(m[-1] - m[4]) < 60.0
+    assert near_csf > 0, "contrast to CSF is not enforced"
+    cfg.intensity.lesion_contrast_to = ["grey"]
+    with pytest.raises(ConfigError, match="grey"):
+        SynthGenerator(cfg, label_maps=[tiny_labelmap])
+
+
+def test_tissue_min_contrast(tiny_labelmap):
+    cfg = tiny_cfg()
+    cfg.intensity.tissue_min_contrast = 40.0
+    g = SynthGenerator(cfg, label_maps=[tiny_labelmap])
+    for i in range(20):
+        m = g.draw(i, 0)["intensity"]["means"][1:-1]  # GM, WM, PV, CSF
+        assert min(abs(a - b) for j, a in enumerate(m) for b in m[:j]) >= 40.0

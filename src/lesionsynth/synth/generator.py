@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from lesionsynth.augment import AugmentConfig, ChainParams, apply_chain, sample_chain
-from lesionsynth.errors import InputError
+from lesionsynth.errors import ConfigError, InputError
 from lesionsynth.labels.schema import LabelSchema, load_schema
 from lesionsynth.labels.sources import LabelMap, load_label_source
 from lesionsynth.lesions import (
@@ -104,6 +104,10 @@ class SynthGenerator:
         self.schema: LabelSchema = load_schema(cfg.schema)
         if self.schema.lesion_index is None:
             raise InputError(f"schema {self.schema.name}: the synthetic generator needs a lesion class")
+        unknown = set(cfg.intensity.lesion_contrast_to or []) - set(self.schema.classes)
+        if unknown:
+            raise ConfigError(f"intensity.lesion_contrast_to: {sorted(unknown)} not in schema {self.schema.name} "
+                              f"(classes {list(self.schema.classes)})")
         if label_maps is None:
             label_maps = []
             for spec in cfg.labels:
@@ -150,9 +154,18 @@ class SynthGenerator:
                           "flip": flip, "move_to_vox": shift}
             lesion["paste"] = asdict(sample_paste(gen, self.cfg.paste))
         rec["lesion"] = lesion
-        rec["intensity"] = asdict(intensities.sample(gen, self.cfg.intensity, an.lm.num_gen + 1))
+        rec["intensity"] = asdict(intensities.sample(gen, self.cfg.intensity, an.lm.num_gen + 1,
+                                                     self._contrast_classes(an.lm)))
         rec["augment"] = sample_chain(gen, self.cfg.augment, an.lm.affine).to_dict()
         return rec
+
+    def _contrast_classes(self, lm) -> list[int] | None:
+        """Generation classes whose target class is in ``intensity.lesion_contrast_to`` (None: default)."""
+        names = self.cfg.intensity.lesion_contrast_to
+        if names is None:
+            return None
+        wanted = {lm.schema.index(n) for n in names}
+        return [k for k, t in enumerate(lm.gen_to_target) if t in wanted]
 
     def _lesion_mask(self, rec: dict[str, Any], an: _Anatomy) -> torch.Tensor:
         les = rec["lesion"]

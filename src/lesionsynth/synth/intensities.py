@@ -24,14 +24,22 @@ from lesionsynth.ops import sample_seed, smooth_noise, uniform
 class IntensityConfig:
     """Attributes: mean, std: ranges of the class means and standard deviations (0-255 scale).
     texture_fwhm_vox: range of the texture correlation length (FWHM) in voxels.
-    lesion_min_contrast: redraw the lesion mean until it differs by at least this much from every
-    non-background class mean (0 = off, the paper's setting); small training budgets (``tiny-cpu``)
-    use it to learn faster."""
+    lesion_min_contrast: draw the lesion mean at least this far from every non-background class mean
+    (uniformly over what is left of ``mean``; the farthest point when nothing is); 0 = off, the
+    paper's setting. Small training budgets (``tiny-cpu``) use it to learn faster.
+    lesion_contrast_to: schema class names the minimum contrast applies to (default: every
+    non-background class). ``[grey_matter, white_matter, partial_volume]`` leaves the lesion free to
+    look like CSF, as a chronic infarct does in T1 and T2.
+    tissue_min_contrast: draw the non-background classes' means in turn, each at least this far from
+    those drawn before it (same rule); 0 = off. For label maps with few classes (the MNI default):
+    every tissue boundary is then visible, which a small budget learns faster."""
 
     mean: tuple[float, float] = (0.0, 255.0)
     std: tuple[float, float] = (0.0, 16.0)
     texture_fwhm_vox: tuple[float, float] = (0.0, 2.0)
     lesion_min_contrast: float = 0.0
+    lesion_contrast_to: list[str] | None = None
+    tissue_min_contrast: float = 0.0
 
 
 @dataclass
@@ -44,20 +52,58 @@ class IntensityParams:
     seed: int = 0
 
 
-def sample(gen: torch.Generator, cfg: IntensityConfig, n_classes: int) -> IntensityParams:
+def sample(gen: torch.Generator, cfg: IntensityConfig, n_classes: int,
+           contrast_to: list[int] | None = None) -> IntensityParams:
+    """Draw the class intensities.
+
+    Args:
+        gen: the case's generator.
+        cfg: intensity priors.
+        n_classes: generation classes + 1 (the lesion, last).
+        contrast_to: generation classes the lesion must contrast with under ``lesion_min_contrast``
+            (default: all but class 0, the background).
+    """
     p = IntensityParams()
     for _ in range(n_classes):
         p.means.append(uniform(gen, *cfg.mean))
         p.stds.append(uniform(gen, *cfg.std))
-    if cfg.lesion_min_contrast > 0 and n_classes > 2:
-        # the last class is the lesion; class 0 the background
-        for _ in range(100):
-            if min(abs(p.means[-1] - m) for m in p.means[1:-1]) >= cfg.lesion_min_contrast:
-                break
-            p.means[-1] = uniform(gen, *cfg.mean)
+    if cfg.tissue_min_contrast > 0:
+        for k in range(2, n_classes - 1):
+            p.means[k] = _contrasting_mean(gen, cfg.mean, cfg.tissue_min_contrast, p.means[1:k])
+    others = list(range(1, n_classes - 1)) if contrast_to is None else list(contrast_to)
+    if cfg.lesion_min_contrast > 0 and others:
+        p.means[-1] = _contrasting_mean(gen, cfg.mean, cfg.lesion_min_contrast, [p.means[k] for k in others])
     p.fwhm_vox = uniform(gen, *cfg.texture_fwhm_vox)
     p.seed = sample_seed(gen)
     return p
+
+
+def _contrasting_mean(gen: torch.Generator, bounds: tuple[float, float], c: float, means: list[float]) -> float:
+    """A mean uniform over the part of ``bounds`` at least ``c`` from every one of ``means``; when
+    nothing is that far, the point farthest from all of them (one uniform draw either way)."""
+    lo, hi = bounds
+    cuts = sorted((m - c, m + c) for m in means)
+    free: list[tuple[float, float]] = []
+    start = lo
+    for a, b in cuts:
+        if a > start:
+            free.append((start, min(a, hi)))
+        start = max(start, b)
+    if start < hi:
+        free.append((start, hi))
+    free = [(a, b) for a, b in free if b > a]
+    u = uniform(gen, 0.0, 1.0)
+    if not free:  # candidates: the range ends and the midpoints between neighbouring means
+        pts = sorted(min(max(m, lo), hi) for m in means)
+        cands = [lo, hi] + [(x + y) / 2 for x, y in zip(pts[:-1], pts[1:])]
+        return max(cands, key=lambda v: min(abs(v - m) for m in means))
+    total = sum(b - a for a, b in free)
+    t = u * total
+    for a, b in free:
+        if t <= b - a:
+            return a + t
+        t -= b - a
+    return free[-1][1]
 
 
 def _texture(shape: tuple[int, ...], fwhm: float, gen: torch.Generator, device) -> torch.Tensor:

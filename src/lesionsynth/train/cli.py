@@ -110,5 +110,8 @@ def run(args: argparse.Namespace) -> int:
 
     if env_info().is_main:
         best = f", best validation lesion Dice {res.best_dice:.4f}" if res.best_dice >= 0 else ""
-        print(f"trained {res.iterations} iterations into {res.run_dir} (last loss {res.last_loss:.4f}{best})")
+        if res.iterations_run == 0:
+            print(f"nothing to do: {res.run_dir} has already trained {res.iterations} iterations{best}")
+        else:
+            print(f"trained {res.iterations} iterations into {res.run_dir} (last loss {res.last_loss:.4f}{best})")
     return 0

@@ -52,6 +52,7 @@ class TrainResult:
     best_dice: float
     last_checkpoint: Path
     model: torch.nn.Module
+    iterations_run: int = 0  # iterations trained by this call (0: a resumed run that had already finished)
 
 
 def train_step(model: torch.nn.Module, batch: Batch, loss_fn: MaskedDiceCELoss, optimizer: torch.optim.Optimizer,
@@ -174,6 +175,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
     grad_norms: list[torch.Tensor] = []
     t_window = time.perf_counter()
     last_loss = float("nan")
+    first = progress.iteration
     clip = cfg.optim.grad_clip if cfg.optim.grad_clip is not None else math.inf
     model.train()
     try:
@@ -221,4 +223,5 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
         bar.close()
         logger.close()
         sources.close()
-    return TrainResult(run_dir, progress.iteration, last_loss, progress.best_dice, last_path, net)
+    return TrainResult(run_dir, progress.iteration, last_loss, progress.best_dice, last_path, net,
+                       progress.iteration - first)
