@@ -65,3 +65,36 @@ def write_report(path: Path, title: str, sections: list[tuple[str, str]]) -> Pat
            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
     write_text_atomic(path, doc)
     return path
+
+
+def overview_png(path: Path, title: str, lines: list[str], images: list[tuple[Path, str]], cols: int = 3) -> Path:
+    """A one-page PNG of the report: ``title``, summary ``lines`` and the given images in a grid.
+
+    For looking at the report without a browser (and for sharing one picture). Missing images are
+    skipped. Written atomically.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lesionsynth.io.atomic import atomic_path
+
+    images = [(Path(p), c) for p, c in images if Path(p).is_file()]
+    rows = max(1, -(-len(images) // cols))
+    fig = plt.figure(figsize=(5.0 * cols, 1.2 + 0.22 * len(lines) + 4.2 * rows))
+    top = 1.0 - (0.5 + 0.22 * len(lines)) / fig.get_figheight()
+    fig.text(0.01, 1.0 - 0.35 / fig.get_figheight(), title, fontsize=15, weight="bold", va="top")
+    for k, line in enumerate(lines):
+        fig.text(0.01, 1.0 - (0.7 + 0.22 * k) / fig.get_figheight(), line, fontsize=10, va="top", family="monospace")
+    for k, (p, caption) in enumerate(images):
+        ax = fig.add_axes((0.01 + (k % cols) / cols, top - (k // cols + 1) * (top - 0.01) / rows,
+                           1.0 / cols - 0.02, (top - 0.01) / rows - 0.03))
+        ax.imshow(plt.imread(str(p)))
+        ax.set_title(caption, fontsize=9)
+        ax.axis("off")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+    return path
