@@ -133,7 +133,7 @@ def run_demo(opt: DemoOptions) -> dict:
     if syn_mean is not None:
         lines.append(f"mean lesion Dice on {len(syn_rows)} held-out synthetic cases: {syn_mean:.3f}")
     previews = sorted((heldout / "previews").glob("*.png"))[:2]
-    overview_png(out / "report.png", f"lesionsynth demo ({opt.train_config}, {minutes:.1f} min)", lines,
+    overview_png(out / "report.png", f"lesionsynth demo ({opt.train_config}; this run: {minutes:.1f} min)", lines,
                  [(f, f.stem) for f in real_figs + syn_figs[:2]]
                  + [(p, f"synthetic sample {p.stem}") for p in previews]
                  + [(out / "training_curve.png", "training")])
