@@ -159,12 +159,15 @@ class SynthGenerator:
         rec["augment"] = sample_chain(gen, self.cfg.augment, an.lm.affine).to_dict()
         return rec
 
-    def _contrast_classes(self, lm) -> list[int] | None:
-        """Generation classes whose target class is in ``intensity.lesion_contrast_to`` (None: default)."""
+    def _contrast_classes(self, lm: LabelMap) -> list[int]:
+        """Generation classes the lesion must contrast with: those whose target class is in
+        ``intensity.lesion_contrast_to``, by default every one whose target is not background (a hard
+        map's extra-cerebral labels map to background and are not tissue)."""
         names = self.cfg.intensity.lesion_contrast_to
         if names is None:
-            return None
-        wanted = {lm.schema.index(n) for n in names}
+            wanted = set(range(lm.schema.num_classes)) - {lm.schema.background_index}
+        else:
+            wanted = {lm.schema.index(n) for n in names}
         return [k for k, t in enumerate(lm.gen_to_target) if t in wanted]
 
     def _lesion_mask(self, rec: dict[str, Any], an: _Anatomy) -> torch.Tensor:
