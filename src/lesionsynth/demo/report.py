@@ -7,7 +7,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from lesionsynth.io.atomic import write_text_atomic
+from lesionsynth.io.atomic import atomic_path, write_text_atomic
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
@@ -77,8 +77,6 @@ def overview_png(path: Path, title: str, lines: list[str], images: list[tuple[Pa
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from lesionsynth.io.atomic import atomic_path
 
     images = [(Path(p), c) for p, c in images if Path(p).is_file()]
     rows = max(1, -(-len(images) // cols))

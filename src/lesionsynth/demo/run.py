@@ -21,6 +21,8 @@ import yaml
 
 from lesionsynth.errors import LesionsynthError
 
+LESION = 5  # lesion value of the tissue schema, in which the demo's truth files are written
+
 
 @dataclass
 class DemoOptions:
@@ -52,6 +54,7 @@ def _cli(argv: list[str]) -> None:
 
 def run_demo(opt: DemoOptions) -> dict:
     """Run the demo; returns a summary dict (report path, Dice per test image)."""
+    from lesionsynth.data.folder import read_dataset
     from lesionsynth.demo.report import csv_rows, image_grid, overview_png, table_html, write_report
     from lesionsynth.demo.testimages import make_stroke_images
     from lesionsynth.evaluate import evaluate_folders
@@ -95,20 +98,19 @@ def run_demo(opt: DemoOptions) -> dict:
 
     say("[4/5] evaluating")
     ev_syn = evaluate_folders(heldout / "labelsTr", {"synth-tiny": pred_syn}, out / "evaluation" / "synthetic",
-                              label=5)
+                              label=LESION)
     ev_real = evaluate_folders(out / "realistic" / "truth", {"synth-tiny": pred_real},
-                               out / "evaluation" / "realistic", label=5)
+                               out / "evaluation" / "realistic", label=LESION)
 
     say("[5/5] writing the report")
     figs = out / "figures"
-    real_figs = [_truth_vs_prediction(c.image, c.truth, pred_real / f"{c.name}", figs / f"{c.name}.png", c.name)
+    real_figs = [_truth_vs_prediction(c.image, c.truth, pred_real / c.name, figs / f"{c.name}.png", c.name)
                  for c in cases]
-    real_figs.append(_truth_vs_prediction(cases[0].image, cases[0].truth, ensemble_dir / f"{cases[0].name}",
+    real_figs.append(_truth_vs_prediction(cases[0].image, cases[0].truth, ensemble_dir / cases[0].name,
                                           figs / "ensemble.png", "T1 + T2-like ensemble"))
-    syn_figs = [_truth_vs_prediction(img, heldout / "labelsTr" / img.name.replace("_0000.nii.gz", ".nii.gz"),
-                                     pred_syn / img.name.replace(".nii.gz", ""), figs / f"synthetic_{img.name[:9]}.png",
-                                     img.name[:9])
-                for img in sorted((heldout / "imagesTr").glob("*_0000.nii.gz"))]
+    syn_figs = [_truth_vs_prediction(c.images[0], c.label, pred_syn / c.images[0].name.removesuffix(".nii.gz"),
+                                     figs / f"synthetic_{c.id}.png", c.id)
+                for c in read_dataset(heldout).cases]
     per_case = csv_rows(Path(ev_real["per_case_csv"]))
     dice = {r["case"]: float(r["dice"]) for r in per_case if r.get("dice") not in (None, "", "nan")}
     syn_rows = csv_rows(Path(ev_syn["per_case_csv"]))
@@ -150,7 +152,7 @@ def _truth_vs_prediction(image: Path, truth: Path, pred_stem: Path, png: Path, t
     from lesionsynth.viz import save_preview
 
     img = load_volume(image).data
-    t = load_volume(truth).data == 5
+    t = load_volume(truth).data == LESION
     les_path = pred_stem.parent / f"{pred_stem.name}_lesion.nii.gz"
     lab_path = pred_stem.parent / f"{pred_stem.name}_labels.nii.gz"
     pred = load_volume(les_path).data > 0 if les_path.is_file() else None
