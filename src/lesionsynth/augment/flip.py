@@ -1,4 +1,5 @@
-"""Random flips of image and labels together (left-right by default)."""
+"""Random flips of image and labels together: every axis by default (the paper's setting), as
+``predict``'s test-time augmentation averages all 8 flips; ``axes: lr`` flips left-right only."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from lesionsynth.ops import bernoulli
 
 @dataclass
 class FlipConfig:
-    """Attributes: p: probability per flipped axis. axes: 'lr' (the world x axis) or 'all'."""
+    """Attributes: p: probability per flipped axis. axes: 'all' (each array axis) or 'lr' (the world x
+    axis only)."""
 
     p: float = 0.5
-    axes: str = "lr"
+    axes: str = "all"
 
 
 @dataclass

@@ -248,19 +248,24 @@ class RealTrainingSet(Dataset):
 
 @dataclass
 class ValCase:
-    """A whole validation volume at the training spacing, z-scored."""
+    """A whole validation volume on its grid, with raw (not yet normalised) intensities: validation
+    normalises and windows it with ``predict``'s own code (:func:`lesionsynth.train.validate.evaluate`)."""
 
     id: str
     image: torch.Tensor   # (C, X, Y, Z) float32
-    target: torch.Tensor  # (X, Y, Z) int64 schema classes
+    target: torch.Tensor  # (X, Y, Z) int64 schema classes, on the image grid
+    affine: np.ndarray | None = None  # voxel-to-world matrix (None: identity scaled to nothing; RAS grid)
 
 
 def load_val_folder(path: str, split: str, schema: LabelSchema, spacing: float, normalisation: str = "zscore",
                     rename: dict[str, str] | None = None, max_cases: int | None = None) -> list[ValCase]:
-    """Validation cases from a folder, prepared exactly as ``lesionsynth predict`` prepares a scan.
+    """Validation cases from a folder, on the grid ``lesionsynth predict`` would run them on.
 
-    Images go through :func:`lesionsynth.infer.preprocess.prepare` (RAS, ``spacing`` mm, percentile
-    clipping and z-score over the whole volume); labels are resampled (nearest) onto the same grid.
+    Images go through :func:`lesionsynth.infer.preprocess.prepare` (RAS, ``spacing`` mm; no intensity
+    change yet) and labels are resampled (nearest) onto the same grid. The intensity normalisation and
+    the windows are applied at validation time by ``predict``'s own function
+    (:func:`lesionsynth.infer.predict.predict_volume`), so validation sees exactly what ``predict`` would.
+    ``normalisation`` is kept for the signature; the checkpoint's preprocessing decides.
     Single-channel images only.
     """
     from lesionsynth.infer.config import Preprocessing
@@ -275,5 +280,5 @@ def load_val_folder(path: str, split: str, schema: LabelSchema, spacing: float, 
         image, labels, affine = load_case(c, dl, 1)
         prep = prepare(image[0], affine, pre)
         lab = resample_to_grid(torch.from_numpy(labels), affine, prep.affine, prep.image.shape, mode="nearest")
-        cases.append(ValCase(c.id, torch.from_numpy(prep.image)[None].float(), lab.long()))
+        cases.append(ValCase(c.id, torch.from_numpy(prep.image)[None].float(), lab.long(), prep.affine))
     return cases

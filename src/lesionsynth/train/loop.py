@@ -3,8 +3,11 @@
 Per iteration ``i``: seed dropout from (seed, i, rank); take the batch of ``i``; forward under autocast
 (CUDA); Dice + CE; backward (scaled for fp16); clip the gradient norm; AdamW step; poly schedule step.
 At the end of every epoch (and every ``checkpoint_every`` iterations) ``last.pt`` is written; every
-``val.every_epochs`` epochs the model is validated and ``best.pt`` written when the lesion Dice improves
-(``best`` before ``last``, so a kill between the two loses nothing).
+``val.every_epochs`` epochs the model is validated (through ``predict``'s own code) and, when validating
+on a held-out folder (``val.path``), ``best.pt`` written when the lesion Dice improves (``best`` before
+``last``, so a kill between the two loses nothing). Held-out *synthetic* cases come from the training
+generator: their Dice is logged but never selects a checkpoint, so every arm of an experiment follows
+one rule: ``best.pt`` from a held-out folder when one is given, else ``last.pt``.
 """
 
 from __future__ import annotations
@@ -204,13 +207,13 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
             val_due = epoch % cfg.val.every_epochs == 0 or progress.iteration == total
             if epoch_done and val_cases and val_due:
                 metrics = evaluate(net, val_cases, tuple(cfg.crop_size), schema.lesion_index, device, info,
-                                   cfg.val.overlap, cfg.val.sw_batch_size, dtype, val_lut)
+                                   cfg.val.overlap, cfg.val.sw_batch_size, dtype, val_lut, prep, schema)
                 logger.log(progress.iteration, epoch, "val", lesion_dice=metrics["lesion_dice"],
                            cases=metrics["cases"])
                 if info.is_main:
                     bar.write(f"epoch {epoch}: validation lesion Dice {metrics['lesion_dice']:.4f} "
                               f"({metrics['cases']} cases)")
-                if metrics["lesion_dice"] > progress.best_dice:
+                if cfg.val.path is not None and metrics["lesion_dice"] > progress.best_dice:
                     progress.best_dice = float(metrics["lesion_dice"])
                     progress.best_iteration = progress.iteration
                     if info.is_main:

@@ -1,17 +1,17 @@
-"""Validation: sliding-window inference on whole held-out volumes, lesion Dice.
+"""Validation: whole held-out volumes through ``predict``'s own code, lesion Dice.
 
-Cases are a folder (real, or written by ``lesionsynth synth``) resampled to the training spacing and
-z-scored, or held-out synthetic cases generated with a seed the training never uses. With several
-processes each rank scores every W-th case and the sums are reduced. A case whose ground truth and
-prediction both have no lesion scores Dice 1.
+Cases are a folder (real, or written by ``lesionsynth synth``) resampled to the training spacing, or
+held-out synthetic cases generated with a seed the training never uses. Each goes through
+:func:`lesionsynth.infer.predict.predict_volume` — the same foreground box, intensity normalisation,
+window size (the training patch), overlap and stitching as ``lesionsynth predict`` (no flips, for speed).
+With several processes each rank scores every W-th case and the sums are reduced. A case whose ground
+truth and prediction both have no lesion scores Dice 1.
 """
 
 from __future__ import annotations
 
-import contextlib
-
+import numpy as np
 import torch
-from monai.inferers import sliding_window_inference
 
 from lesionsynth.train.data import ValCase
 from lesionsynth.train.ddp import DistInfo, all_reduce_sum
@@ -31,47 +31,53 @@ def synthetic_val_cases(generator, n: int, seed: int) -> list[ValCase]:
     cases = []
     for j in range(n):
         s = generator.sample(j, seed + VAL_SEED_OFFSET)
-        cases.append(ValCase(f"synth_{j:04d}", s.image.float().cpu(), s.target.long().cpu()))
+        cases.append(ValCase(f"synth_{j:04d}", s.image.float().cpu(), s.target.long().cpu(),
+                             np.asarray(s.affine, dtype=np.float64)))
     return cases
 
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, cases: list[ValCase], roi_size: tuple[int, int, int], lesion_index: int,
-             device: torch.device, info: DistInfo, overlap: float = 0.25, sw_batch_size: int = 1,
-             amp_dtype: torch.dtype | None = None, target_lut: torch.Tensor | None = None
-             ) -> dict[str, float]:
-    """Mean lesion Dice over ``cases`` (sharded over ranks).
+             device: torch.device, info: DistInfo, overlap: float = 0.5, sw_batch_size: int = 1,
+             amp_dtype: torch.dtype | None = None, target_lut: torch.Tensor | None = None,
+             preprocessing: dict | None = None, schema=None) -> dict[str, float]:
+    """Mean lesion Dice over ``cases`` (sharded over ranks), predicted as ``lesionsynth predict`` does.
 
     Args:
         model: the network (unwrapped from DDP); put in eval mode here and back to train after.
         cases: validation cases.
-        roi_size: sliding-window size.
+        roi_size: sliding-window size (the training patch, as ``predict`` uses by default).
         lesion_index: lesion class of the output.
         device: where to run.
         info: rank and world size.
-        overlap: sliding-window overlap.
+        overlap: sliding-window overlap (``predict``'s default, 0.5).
         sw_batch_size: windows per forward pass.
-        amp_dtype: autocast dtype on CUDA, or None.
+        amp_dtype: autocast dtype on CUDA, or None (fp32).
         target_lut: maps case targets onto the output schema (synthetic cases in another schema).
+        preprocessing: the checkpoint's preprocessing record (spacing, normalisation).
+        schema: the output label schema.
 
     Returns:
         ``{"lesion_dice": mean, "cases": n}``.
     """
+    from lesionsynth.infer.config import PredictConfig, Preprocessing
+    from lesionsynth.infer.predict import as_segmenter, predict_volume
+
     was_training = model.training
-    model.eval()
+    pre = dict(preprocessing or {})
+    pre["patch_size"] = tuple(int(r) for r in roi_size)
+    seg = as_segmenter(model, schema, Preprocessing.from_checkpoint(pre, where="validation"))
+    precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(amp_dtype, "fp32")
+    cfg = PredictConfig(overlap=overlap, tta=False, batch_size=sw_batch_size, precision=precision)
     total, count = 0.0, 0
     for case in cases[info.rank::info.world]:
-        image = case.image.to(device)[None]
-        ctx = (torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None
-               else contextlib.nullcontext())
-        with ctx:
-            logits = sliding_window_inference(image, roi_size, sw_batch_size, model, overlap=overlap,
-                                              mode="gaussian")
-        pred = logits.float().argmax(1)[0]
-        truth = case.target.to(device)
+        image = case.image[0].cpu().numpy()
+        affine = case.affine if case.affine is not None else np.eye(4)
+        pred = predict_volume(seg, image, affine, config=cfg)
+        truth = case.target.cpu()
         if target_lut is not None:
-            truth = target_lut.to(device)[truth]
-        total += dice(pred == lesion_index, truth == lesion_index)
+            truth = target_lut.cpu()[truth]
+        total += dice(torch.from_numpy(pred.labels.astype(np.int64) == lesion_index), truth == lesion_index)
         count += 1
     model.train(was_training)
     total, count = all_reduce_sum([total, float(count)], info, device)
