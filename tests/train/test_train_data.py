@@ -118,6 +118,7 @@ def test_synthetic_and_real_iterations_alternate(tmp_path, tiny_labelmap):
     src = TrainingSources(cfg, cfg.label_schema(), torch.device("cpu"), generator=gen)
     kinds = [src.is_synthetic(i) for i in range(4)]
     assert kinds == [True, False, True, False]
+    assert [src.synthetic_count(i) for i in (0, 2, 4, 6)] == [0, 1, 2, 3]
     b0, b1 = src.batch(0), src.batch(1)
     assert b0.synthetic and b0.labelled.all() and b0.image.shape == (1, 1, 16, 16, 16)
     assert not b1.synthetic and b1.labelled.sum() == 2
@@ -134,7 +135,7 @@ def test_validation_folder_is_resampled_to_the_training_spacing(tmp_path):
     assert len(cases) == 2
     shape = cases[0].image.shape
     assert shape[0] == 1 and all(s in (10, 11) for s in shape[1:]) and cases[0].target.shape == shape[1:]
-    # prepared as inference prepares a scan
+    # on the grid inference runs on; intensities are normalised later, by predict's own code
     from lesionsynth.infer.config import Preprocessing
     from lesionsynth.infer.preprocess import prepare
     from lesionsynth.io import load_volume
@@ -142,9 +143,42 @@ def test_validation_folder_is_resampled_to_the_training_spacing(tmp_path):
     v = load_volume(root / "imagesTr" / "blob_000_0000.nii.gz")
     ref = prepare(v.data, v.affine, Preprocessing(spacing=2.0))
     assert torch.equal(cases[0].image[0], torch.from_numpy(ref.image))
+    assert np.allclose(cases[0].affine, ref.affine)
     assert cases[0].target.sum() > 0
     with pytest.raises(InputError, match="no imagesTs"):
         load_val_folder(str(root), "Ts", BASELINE, spacing=2.0)
+
+
+def test_validation_normalises_and_windows_like_predict(tmp_path):
+    """Validation Dice is predict's: same preparation, normalisation and windows; so it does not change
+    when the scanner's intensity scale does (it did when validation skipped the normalisation)."""
+    from monai.networks.nets import UNet
+
+    from lesionsynth.evaluate.metrics import dice as metric_dice
+    from lesionsynth.infer import PredictConfig, predict_volume
+    from lesionsynth.train.ddp import DistInfo
+    from lesionsynth.train.validate import evaluate
+
+    torch.manual_seed(0)
+    net = UNet(3, 1, 2, channels=(4, 8), strides=(2,), num_res_units=0).eval()
+    with torch.no_grad():  # a network whose output depends on the absolute intensity
+        net.model[0].conv.bias.add_(0.3)
+    root = write_blob_dataset(tmp_path / "v", n=2, shape=(24, 24, 24), spacing=2.0)
+    cases = load_val_folder(str(root), "Tr", BASELINE, spacing=2.0)
+    pre = {"spacing": 2.0, "normalisation": "zscore"}
+    info = DistInfo(rank=0, world=1, local_rank=0)
+    args = ((8, 8, 8), 1, torch.device("cpu"), info)
+    got = evaluate(net, cases, *args, preprocessing=pre, schema=BASELINE)["lesion_dice"]
+    from lesionsynth.infer.config import Preprocessing
+    from lesionsynth.infer.predict import as_segmenter
+
+    seg = as_segmenter(net, BASELINE, Preprocessing(spacing=2.0, patch_size=(8, 8, 8)))
+    ref = np.mean([metric_dice(c.target.numpy() == 1, predict_volume(
+        seg, c.image[0].numpy(), c.affine, config=PredictConfig(tta=False)).lesion.astype(bool)) for c in cases])
+    assert got == pytest.approx(ref)
+    for c in cases:
+        c.image = c.image * 40.0 + 300.0
+    assert evaluate(net, cases, *args, preprocessing=pre, schema=BASELINE)["lesion_dice"] == pytest.approx(got)
 
 
 def test_random_subcrop_can_centre_on_the_lesion():
@@ -181,3 +215,22 @@ def test_synthetic_cases_repeat_with_different_subcrops(tmp_path, tiny_labelmap)
     again = TrainingSources(cfg, cfg.label_schema(), torch.device("cpu"), start=3, generator=gen)
     b3 = again.batch(3)
     assert torch.equal(b3.image, batches[3].image) and torch.equal(b3.target, batches[3].target)
+
+
+def test_synthetic_repeats_count_synthetic_iterations_when_mixed_with_real(tmp_path, tiny_labelmap):
+    from lesionsynth.synth import SynthGenerator
+    from lesionsynth.train.sources import synth_config_for_training
+
+    root = write_blob_dataset(tmp_path / "b", n=2, shape=(24, 24, 24), spacing=2.0)
+    data = toy_config(root, schema="tissue", synth={"resolution": None}, mix=[1, 1], synth_repeats=2,
+                      preprocessing={"spacing": 2.0}, synth_crop_size=[24, 24, 24])
+    cfg = config_from_dict(data)
+    gen = SynthGenerator(synth_config_for_training(cfg), "cpu", label_maps=[tiny_labelmap])
+    calls = []
+    sample = gen.sample
+    gen.sample = lambda k, seed: calls.append(k) or sample(k, seed)
+    src = TrainingSources(cfg, cfg.label_schema(), torch.device("cpu"), generator=gen)
+    for i in range(8):
+        if src.is_synthetic(i):
+            src.batch(i)
+    assert calls == [0, 1]  # synthetic iterations 0, 2 share case 0; 4, 6 share case 1

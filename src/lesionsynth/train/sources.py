@@ -3,8 +3,9 @@
 Iteration ``i`` of rank ``r`` among ``W`` processes uses sample indices
 ``k = (i * W + r) * B + b`` for ``b < B`` (B: batch size). With ``mix = [a, b]``, iterations with
 ``i mod (a + b) < a`` are synthetic, the others real. Synthetic case ``k`` is
-``SynthGenerator.sample(k, seed)`` (with ``synth_repeats`` R > 1: case ``((i // R) * W + r) * B + b``,
-and a random sub-crop drawn from (seed, k) when ``synth_crop_size`` exceeds ``crop_size``); real sample
+``SynthGenerator.sample(k, seed)`` (with ``synth_repeats`` R > 1: case ``((s // R) * W + r) * B + b``, where
+``s`` counts the synthetic iterations before ``i``, and a random sub-crop drawn from (seed, k) when
+``synth_crop_size`` exceeds ``crop_size``); real sample
 ``k`` is :class:`RealTrainingSet` item ``k``. Every
 draw is therefore a pure function of (seed, iteration, rank): nothing to save, and a resumed run sees
 exactly the batches an uninterrupted run would.
@@ -114,6 +115,11 @@ class TrainingSources:
             from lesionsynth.synth import SynthGenerator
 
             self.synth = SynthGenerator(synth_config_for_training(cfg), device)
+        elif cfg.physics is not None and self.synth is None:
+            from lesionsynth.physics.training import PhysicsTrainingSource
+
+            self.synth = PhysicsTrainingSource(cfg.physics, tuple(cfg.synth_crop_size or cfg.crop_size),
+                                               cfg.preprocessing.spacing)
         if self.synth is not None:
             lut = schema_lut(load_schema(self.synth.cfg.schema), schema)
             self._synth_lut = torch.tensor(lut, dtype=torch.long, device=device)
@@ -137,6 +143,13 @@ class TrainingSources:
         a, b = self.cfg.mix
         return i % (a + b) < a
 
+    def synthetic_count(self, i: int) -> int:
+        """How many synthetic iterations come before iteration ``i`` (``i`` itself when all are)."""
+        if self.real is None:
+            return i
+        a, b = self.cfg.mix
+        return (i // (a + b)) * a + min(i % (a + b), a)
+
     def indices(self, i: int) -> list[int]:
         """Sample indices of iteration ``i`` on this rank."""
         B = self.cfg.batch_size
@@ -145,12 +158,13 @@ class TrainingSources:
     def _synth_case(self, i: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Synthetic case of slot ``b`` of iteration ``i`` on the device, target in the training schema.
 
-        With ``synth_repeats`` R, iterations ``i`` with the same ``i // R`` share their cases (index
-        ``((i // R) * W + r) * B + b``), kept from one iteration to the next.
+        With ``synth_repeats`` R, R consecutive *synthetic* iterations share their cases (index
+        ``((s // R) * W + r) * B + b``, ``s`` = :meth:`synthetic_count`), kept from one to the next, also
+        when real iterations come between them.
         """
         assert self.synth is not None and self._synth_lut is not None
         R = self.cfg.synth_repeats
-        k = ((i // R) * self.world + self.rank) * self.cfg.batch_size + b
+        k = ((self.synthetic_count(i) // R) * self.world + self.rank) * self.cfg.batch_size + b
         if k not in self._synth_cache:
             if len(self._synth_cache) >= self.cfg.batch_size:
                 self._synth_cache.clear()
