@@ -30,6 +30,7 @@ from lesionsynth.lesions import (
     sample_paste,
     sample_procedural,
 )
+from lesionsynth.lesions.placement import fit_to_map
 from lesionsynth.ops import bernoulli, case_seed, make_generator
 from lesionsynth.synth import intensities
 from lesionsynth.synth.intensities import IntensityConfig, IntensityParams
@@ -44,9 +45,15 @@ class SynthConfig:
         mapping: mapping table for hard label maps (built-in name or YAML path).
         schema: target label schema (built-in name or YAML path).
         resolution: voxel size (mm) at which label maps are used; None keeps their own.
-        lesions: ``procedural`` or a folder (or glob) of binary lesion masks.
+        lesions: ``procedural``, or a folder, glob or list of those, of binary lesion masks.
+        lesion_procedural_prob: with mask files, the share of lesions that are procedural instead
+            (mixes real shapes with procedural ones; 0 = masks only).
         lesion_probability: share of cases that get a lesion.
         lesion_flip: probability of mirroring a real lesion left-right.
+        lesion_fit_brain: lesion masks are in MNI space; on a label map in another space (a subject's
+            native FreeSurfer/SynthSeg map) map them through the scaling and shift that takes the MNI
+            brain's bounding box onto that map's (a crude affine registration), so they land in the
+            same anatomical region. Off: masks are placed by world coordinates as they are.
         lesion_random_position: move a real lesion to a random place in the brain (off: keep its
             MNI position, as in the paper).
         procedural: procedural lesion parameters.
@@ -59,9 +66,11 @@ class SynthConfig:
     mapping: str = "freesurfer-to-tissue"
     schema: str = "tissue"
     resolution: float | None = None
-    lesions: str = "procedural"
+    lesions: str | list[str] = "procedural"
+    lesion_procedural_prob: float = 0.0
     lesion_probability: float = 1.0
     lesion_flip: float = 0.5
+    lesion_fit_brain: bool = True
     lesion_random_position: bool = False
     procedural: ProceduralLesionConfig = field(default_factory=ProceduralLesionConfig)
     paste: PasteConfig = field(default_factory=PasteConfig)
@@ -85,6 +94,7 @@ class _Anatomy:
     target: torch.Tensor
     brain: torch.Tensor
     centre_vox: np.ndarray
+    mni_to_map: np.ndarray  # world (MNI) -> world (this map) of its lesion placement, 4x4
     strip_masks: dict[int, torch.Tensor] = field(default_factory=dict)  # skull-strip masks by radius
 
 
@@ -117,7 +127,9 @@ class SynthGenerator:
         self.anatomies = [self._prepare(lm) for lm in label_maps]
         self.lesions: LesionFolder | None = None
         if cfg.lesions != "procedural":
-            self.lesions = LesionFolder(cfg.lesions)
+            self.lesions = LesionFolder(list(cfg.lesions) if isinstance(cfg.lesions, list) else cfg.lesions)
+        if not 0.0 <= cfg.lesion_procedural_prob <= 1.0:
+            raise ConfigError(f"lesion_procedural_prob must be in [0, 1], got {cfg.lesion_procedural_prob}")
 
     def _prepare(self, lm: LabelMap) -> _Anatomy:
         lm = lm.to(self.device)
@@ -127,8 +139,10 @@ class SynthGenerator:
         if not brain.any():
             raise InputError(f"{lm.name}: label map has no brain (only background)")
         idx = brain.nonzero()
-        centre = ((idx.min(0).values + idx.max(0).values).float() / 2).cpu().numpy().astype(np.float64)
-        return _Anatomy(lm, target, brain, centre)
+        lo_v, hi_v = idx.min(0).values.cpu().numpy(), idx.max(0).values.cpu().numpy()
+        centre = ((lo_v + hi_v) / 2).astype(np.float64)
+        fit = fit_to_map(lm.affine, lo_v, hi_v, lm.name) if self.cfg.lesion_fit_brain else np.eye(4)
+        return _Anatomy(lm, target, brain, centre, fit)
 
     # ------------------------------------------------------------------------------------------------
     def draw(self, index: int, seed: int = 0) -> dict[str, Any]:
@@ -140,7 +154,9 @@ class SynthGenerator:
                                "label_map_name": an.lm.name}
         lesion: dict[str, Any] | None = None
         if bernoulli(gen, self.cfg.lesion_probability):
-            if self.lesions is None:
+            procedural = self.lesions is None or (
+                self.cfg.lesion_procedural_prob > 0 and bernoulli(gen, self.cfg.lesion_procedural_prob))
+            if procedural:
                 pp = sample_procedural(gen, self.cfg.procedural, an.brain, an.lm.affine)
                 lesion = {"source": "procedural", "procedural": asdict(pp)}
             else:
@@ -174,9 +190,11 @@ class SynthGenerator:
         les = rec["lesion"]
         if les["source"] == "procedural":
             return apply_procedural(ProceduralLesionParams(**les["procedural"]), an.brain, an.lm.affine)
-        assert self.lesions is not None
+        if self.lesions is None:
+            raise InputError("this parameter record uses a lesion file, but the generator has no lesion folder")
         i = les["file_index"]
-        m = self.lesions.load(i, an.lm.affine, an.lm.shape, flip=les["flip"]).to(self.device)
+        grid = np.linalg.inv(an.mni_to_map) @ an.lm.affine  # the map's grid in MNI coordinates
+        m = self.lesions.load(i, grid, an.lm.shape, flip=les["flip"]).to(self.device)
         if les.get("move_to_vox") is not None and m.any():
             c = m.nonzero().float().mean(0).round().long().tolist()
             shift = [int(t) - int(s) for t, s in zip(les["move_to_vox"], c)]
