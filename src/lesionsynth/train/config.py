@@ -6,6 +6,7 @@ A config file has these top-level sections (see ``docs/train.md`` and the shippe
     schema: tissue            # label schema: built-in name, YAML path, or an inline mapping
     model: {...}              # lesionsynth.models.ModelConfig (out_channels follows the schema)
     synth: {...} | null       # lesionsynth.synth.SynthConfig: on-the-fly synthetic data
+    physics: {...} | null     # lesionsynth.physics.PhysicsConfig: physics-rendered scans instead of synth
     real: {...} | null        # RealDataConfig: an nnU-Net-style folder of real images
     mix: [1, 1]               # synthetic : real iterations, alternated
     preprocessing: {...}      # spacing and intensity normalisation (recorded in checkpoints)
@@ -26,6 +27,7 @@ from lesionsynth.config import from_dict, load_config, resolve_config_path, to_d
 from lesionsynth.errors import ConfigError
 from lesionsynth.labels.schema import LabelSchema, load_schema
 from lesionsynth.models import ModelConfig
+from lesionsynth.physics.generator import PhysicsConfig
 from lesionsynth.synth import SynthConfig
 
 
@@ -116,8 +118,10 @@ class ValConfig:
             distinct from training) with the ``synth`` config; 0 disables validation.
         every_epochs: validate after every K-th epoch (and after the last one).
         max_cases: at most this many cases of ``path``.
-        overlap: sliding-window overlap.
+        overlap: sliding-window overlap (``predict``'s default).
         sw_batch_size: windows per forward pass.
+
+    Only a held-out folder selects ``best.pt``; synthetic validation is logged, never used to select.
     """
 
     path: str | None = None
@@ -125,7 +129,7 @@ class ValConfig:
     synthetic_cases: int = 0
     every_epochs: int = 1
     max_cases: int | None = None
-    overlap: float = 0.25
+    overlap: float = 0.5
     sw_batch_size: int = 1
 
 
@@ -138,6 +142,8 @@ class TrainConfig:
             ``{name, classes, background, lesion}``.
         model: network hyper-parameters; ``out_channels`` is set from the schema.
         synth: on-the-fly synthetic data (generated on the training device), or null.
+        physics: on-the-fly physics-rendered scans (:mod:`lesionsynth.physics`; CPU) in place of
+            ``synth`` (not both), e.g. ``{modalities: [t1w]}`` for a single-contrast baseline.
         real: real data folder, or null.
         mix: ``[a, b]``: when both sources are given, ``a`` synthetic then ``b`` real iterations, repeated.
         preprocessing: spacing and intensity normalisation.
@@ -168,6 +174,7 @@ class TrainConfig:
     schema: str | dict[str, Any] = "tissue"
     model: ModelConfig = field(default_factory=ModelConfig)
     synth: SynthConfig | None = None
+    physics: PhysicsConfig | None = None
     real: RealDataConfig | None = None
     mix: tuple[int, int] = (1, 1)
     preprocessing: PreprocessConfig = field(default_factory=PreprocessConfig)
@@ -220,8 +227,12 @@ def validate_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
     if cw is not None and (len(cw) != schema.num_classes or any(w < 0 for w in cw) or sum(cw) <= 0):
         raise ConfigError(f"{where}: loss.class_weights needs {schema.num_classes} non-negative values "
                           f"(one per class of schema '{schema.name}'), got {cw}")
-    if cfg.synth is None and cfg.real is None:
-        raise ConfigError(f"{where}: no training data: set 'synth', 'real' or both")
+    if cfg.synth is not None and cfg.physics is not None:
+        raise ConfigError(f"{where}: set 'synth' or 'physics' as the generated source, not both")
+    if cfg.physics is not None:
+        cfg.physics.check()
+    if cfg.synth is None and cfg.physics is None and cfg.real is None:
+        raise ConfigError(f"{where}: no training data: set 'synth' (or 'physics'), 'real' or both")
     positive = {"epochs": cfg.epochs, "iterations_per_epoch": cfg.iterations_per_epoch,
                 "batch_size": cfg.batch_size, "log_every": cfg.log_every,
                 "val.every_epochs": cfg.val.every_epochs}
@@ -234,7 +245,7 @@ def validate_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
             raise ConfigError(f"{where}: {key} must be 0 or more, got {v}")
     if any(m < 0 for m in cfg.mix) or sum(cfg.mix) == 0:
         raise ConfigError(f"{where}: mix must be two non-negative counts, not both 0, got {list(cfg.mix)}")
-    if cfg.synth is not None and cfg.real is not None and 0 in cfg.mix:
+    if (cfg.synth is not None or cfg.physics is not None) and cfg.real is not None and 0 in cfg.mix:
         raise ConfigError(f"{where}: mix {list(cfg.mix)} leaves one of 'synth' and 'real' unused")
     div = cfg.model.divisor
     if any(c < div or c % div for c in cfg.crop_size):
@@ -256,8 +267,8 @@ def validate_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
         raise ConfigError(f"{where}: optim.grad_clip must be positive or null, got {cfg.optim.grad_clip}")
     if cfg.preprocessing.spacing <= 0:
         raise ConfigError(f"{where}: preprocessing.spacing must be positive, got {cfg.preprocessing.spacing}")
-    if cfg.val.synthetic_cases and cfg.val.path is None and cfg.synth is None:
-        raise ConfigError(f"{where}: val.synthetic_cases needs a 'synth' section")
+    if cfg.val.synthetic_cases and cfg.val.path is None and cfg.synth is None and cfg.physics is None:
+        raise ConfigError(f"{where}: val.synthetic_cases needs a 'synth' (or 'physics') section")
     if not 0.0 <= cfg.val.overlap < 1.0:
         raise ConfigError(f"{where}: val.overlap must be in [0, 1), got {cfg.val.overlap}")
     if cfg.real is not None and not Path(cfg.real.path).is_dir():
