@@ -22,6 +22,7 @@ STAGES = [
     "lesionsynth.synth.cli",           # synth
     "lesionsynth.train.cli",           # train
     "lesionsynth.infer.cli",           # predict
+    "lesionsynth.pretrained.cli",      # models
     "lesionsynth.evaluate.cli",        # evaluate
     "lesionsynth.generative.gan.cli",  # gan ...
     "lesionsynth.generative.ldm.cli",  # ldm ...

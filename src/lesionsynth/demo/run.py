@@ -4,8 +4,11 @@
    cases too when their checkpoints are given;
 2. train the tiny configuration (on-the-fly synthetic data from the same generator, another seed);
 3. predict on the held-out synthetic cases and on realistic test images built from the real MNI152 T1
-   template with a pasted chronic stroke (dark in T1), plus a contrast-inverted T2-like version;
-4. evaluate, and write ``report.html``.
+   template with a pasted chronic stroke (dark in T1), plus a contrast-inverted T2-like version, with
+   the tiny model and with the bundled model (``lesionsynth models``);
+4. score the bundled model on physics-rendered scans (T1w, T2w, FLAIR, DWI, ADC at 1 mm and thick
+   slices; :mod:`lesionsynth.physics`), the out-of-distribution set of ``benchmarks/bench_ood.py``;
+5. evaluate, and write ``report.html``.
 
 Every stage resumes: re-running the demo skips finished work.
 """
@@ -65,13 +68,13 @@ def run_demo(opt: DemoOptions) -> dict:
     heldout = out / "synthetic_heldout"
     run_dir = out / "model"
 
-    say(f"[1/5] synthesising {opt.n_heldout} held-out cases from the MNI default (procedural lesions)")
+    say(f"[1/6] synthesising {opt.n_heldout} held-out cases from the MNI default (procedural lesions)")
     synth_cfg = _heldout_synth_config(opt.train_config, out / "synth_heldout.yaml")
     _cli(["synth", "--out", str(heldout), "--n", str(opt.n_heldout), "--seed", str(10_000 + opt.seed),
           "--config", str(synth_cfg), "--preview", "--device", opt.device])
     generated = _generated_sets(opt, out)
 
-    say(f"[2/5] training the '{opt.train_config}' configuration (on-the-fly synthetic data) -> {run_dir}")
+    say(f"[2/6] training the '{opt.train_config}' configuration (on-the-fly synthetic data) -> {run_dir}")
     argv = ["train", "--config", opt.train_config, "--out", str(run_dir), "--device", opt.device,
             "--seed", str(opt.seed)]
     if opt.epochs:
@@ -82,7 +85,7 @@ def run_demo(opt: DemoOptions) -> dict:
         argv.append("--resume")
     _cli(argv)
 
-    say("[3/5] building realistic test images (MNI152 T1 + pasted chronic stroke, and a T2-like inversion)")
+    say("[3/6] building realistic test images (MNI152 T1 + pasted chronic stroke, and a T2-like inversion)")
     cases = make_stroke_images(out / "realistic")
     say("      predicting (sliding windows, 8-flip TTA)")
     pred_syn = out / "predictions" / "synthetic"
@@ -95,24 +98,40 @@ def run_demo(opt: DemoOptions) -> dict:
     ensemble_dir = out / "predictions" / "ensemble"
     _cli(["predict", "--ensemble", "-i", *[str(c.image) for c in cases], "-o", str(ensemble_dir),
           "--model", str(run_dir), *popt])
+    from lesionsynth.pretrained import DEFAULT_MODEL, bundled_path
 
-    say("[4/5] evaluating")
+    bundled = bundled_path(DEFAULT_MODEL) is not None
+    pred_bundled = out / "predictions" / "realistic_bundled"
+    if bundled:
+        say(f"      and with the bundled model '{DEFAULT_MODEL}'")
+        _cli(["predict", "-i", *[str(c.image) for c in cases], "-o", str(pred_bundled), *popt])
+
+    say("[4/6] scoring the bundled model on physics-rendered scans (out of distribution)")
+    ood_html, ood_lines, ood_figs = _ood_section(out, opt) if bundled else ("<p>(no bundled model)</p>", [], [])
+
+    say("[5/6] evaluating")
     ev_syn = evaluate_folders(heldout / "labelsTr", {"synth-tiny": pred_syn}, out / "evaluation" / "synthetic",
                               label=LESION)
-    ev_real = evaluate_folders(out / "realistic" / "truth", {"synth-tiny": pred_real},
-                               out / "evaluation" / "realistic", label=LESION)
+    real_models = {"synth-tiny": pred_real, **({f"{DEFAULT_MODEL} (bundled)": pred_bundled} if bundled else {})}
+    ev_real = evaluate_folders(out / "realistic" / "truth", real_models, out / "evaluation" / "realistic",
+                               label=LESION)
 
-    say("[5/5] writing the report")
+    say("[6/6] writing the report")
     figs = out / "figures"
     real_figs = [_truth_vs_prediction(c.image, c.truth, pred_real / c.name, figs / f"{c.name}.png", c.name)
                  for c in cases]
     real_figs.append(_truth_vs_prediction(cases[0].image, cases[0].truth, ensemble_dir / cases[0].name,
                                           figs / "ensemble.png", "T1 + T2-like ensemble"))
+    if bundled:
+        real_figs += [_truth_vs_prediction(c.image, c.truth, pred_bundled / c.name,
+                                           figs / f"{c.name}_bundled.png", f"{c.name} ({DEFAULT_MODEL})")
+                      for c in cases]
     syn_figs = [_truth_vs_prediction(c.images[0], c.label, pred_syn / c.images[0].name.removesuffix(".nii.gz"),
                                      figs / f"synthetic_{c.id}.png", c.id)
                 for c in read_dataset(heldout).cases]
     per_case = csv_rows(Path(ev_real["per_case_csv"]))
-    dice = {r["case"]: float(r["dice"]) for r in per_case if r.get("dice") not in (None, "", "nan")}
+    dice = {f"{r['case']} ({r.get('model', '')})": float(r["dice"]) for r in per_case
+            if r.get("dice") not in (None, "", "nan")}
     syn_rows = csv_rows(Path(ev_syn["per_case_csv"]))
     sections = [
         ("What you are looking at", _intro(opt, time.time() - t0, generated)),
@@ -121,6 +140,8 @@ def run_demo(opt: DemoOptions) -> dict:
          + image_grid([(f, f"{f.stem}: truth red, prediction cyan; predicted labels below") for f in real_figs],
                       out)
          + f"<p><a href='{Path(ev_real['report_html']).relative_to(out)}'>full evaluation report</a></p>"),
+        ("Bundled model on physics-rendered scans (out of distribution)",
+         ood_html + image_grid([(f, f.stem) for f in ood_figs], out)),
         ("Held-out synthetic cases", table_html(syn_rows, _cols(syn_rows))
          + image_grid([(f, f"{f.stem}: truth red, prediction cyan") for f in syn_figs], out)
          + f"<p><a href='{Path(ev_syn['report_html']).relative_to(out)}'>full evaluation report</a></p>"),
@@ -134,15 +155,55 @@ def run_demo(opt: DemoOptions) -> dict:
     lines = [f"lesion Dice on {n}: {d:.3f}" for n, d in dice.items()]
     if syn_mean is not None:
         lines.append(f"mean lesion Dice on {len(syn_rows)} held-out synthetic cases: {syn_mean:.3f}")
+    lines += ood_lines
     previews = sorted((heldout / "previews").glob("*.png"))[:2]
     overview_png(out / "report.png", f"lesionsynth demo ({opt.train_config}; this run: {minutes:.1f} min)", lines,
-                 [(f, f.stem) for f in real_figs + syn_figs[:2]]
+                 [(f, f.stem) for f in real_figs + ood_figs[:3] + syn_figs[:2]]
                  + [(p, f"synthetic sample {p.stem}") for p in previews]
                  + [(out / "training_curve.png", "training")])
     say(f"done in {minutes:.1f} min. Report: {report.resolve()} (one-page picture: {out / 'report.png'})")
     for line in lines:
         say(f"  {line}")
     return {"report": report, "dice": dice, "synthetic_dice": syn_mean, "minutes": minutes}
+
+
+def _ood_section(out: Path, opt: DemoOptions) -> tuple[str, list[str], list[Path]]:
+    """The bundled model on one physics-rendered subject (MNI anatomy, a procedural lesion), every
+    protocol at 1 mm and thick slices, predicted with ``predict --fast``: a table and figures."""
+    import html
+
+    from lesionsynth.evaluate.ood import run_ood
+    from lesionsynth.infer import PredictConfig, load_segmenter
+    from lesionsynth.lesions import ProceduralLesionConfig
+    from lesionsynth.physics import PhysicsConfig, PhysicsGenerator
+    from lesionsynth.pretrained import DEFAULT_MODEL
+    from lesionsynth.viz import save_preview
+
+    figs_dir = out / "figures" / "ood"
+    figs: list[Path] = []
+
+    def keep(name, smp, pred):
+        figs.append(save_preview(figs_dir / f"{name}.png", smp.image, smp.lesion, labels=pred.labels,
+                                 title=name.replace("_", " "), extra_outline=pred.lesion))
+
+    gen = PhysicsGenerator(PhysicsConfig(procedural=ProceduralLesionConfig(volume_ml=(20.0, 120.0))))
+    seg = load_segmenter(DEFAULT_MODEL, device=opt.device)
+    res = run_ood(gen, seg, [0], ("1mm", "thick"), seed=20_000 + opt.seed, config=PredictConfig(fast=True),
+                  keep=keep, progress=lambda s: say("      " + s))
+    res.write_csv(out / "evaluation" / "ood.csv")
+    table = res.markdown().splitlines()
+    rows = [ln.strip("|").split("|") for ln in table[2:] if ln.startswith("|") and not ln.startswith("|---")]
+    head = "".join(f"<th>{html.escape(c.strip())}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in r) + "</tr>" for r in rows[1:])
+    intro = ("<p>One subject rendered by the physics-based generator (MNI152 anatomy, a procedural lesion; "
+             "MR signal equations with literature T1/T2/PD/ADC, oblique grids, slice profile, bias, Rician "
+             f"noise), never seen in training, segmented by the bundled model <code>{DEFAULT_MODEL}</code> "
+             "(predict --fast). Truth red, prediction cyan. The full benchmark, on anatomy and lesions the "
+             "model never saw: <code>python benchmarks/bench_ood.py</code>.</p>")
+    d = res.table("lesion_dice")
+    lines = [f"bundled {DEFAULT_MODEL}, physics scans (1 subject): " + ", ".join(
+        f"{p} {d[(p, r)]:.2f}" for (p, r) in d if r == "1mm" and not p.startswith("ensemble"))]
+    return intro + f"<table><tr>{head}</tr>{body}</table>", lines, figs
 
 
 def _truth_vs_prediction(image: Path, truth: Path, pred_stem: Path, png: Path, title: str) -> Path:

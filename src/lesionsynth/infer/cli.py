@@ -21,8 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-i", "--input", nargs="+", required=True, metavar="INPUT",
                    help="NIfTI files, folders or glob patterns (quote globs)")
     p.add_argument("-o", "--out", required=True, metavar="OUT_DIR", help="output folder")
-    p.add_argument("--model", required=True, metavar="RUN_DIR_OR_CHECKPOINT",
-                   help="training run folder (uses checkpoints/best.pt, else last.pt) or a .pt file")
+    p.add_argument("--model", default=None, metavar="MODEL",
+                   help="a bundled model name (see `lesionsynth models`; default: the bundled "
+                        "stroke model), a training run folder (uses checkpoints/best.pt, else last.pt) "
+                        "or a .pt file")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
     p.add_argument("--no-tta", action="store_true", help="no flip test-time augmentation (8x fewer passes)")
     p.add_argument("--fast", action="store_true",
@@ -51,8 +53,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = PredictConfig(window=args.window, overlap=args.overlap, tta=not args.no_tta, fast=args.fast,
                         crop_foreground=not args.no_crop, batch_size=args.batch_size,
                         precision=args.precision, save_probabilities=args.save_probabilities)
-    results, failures = predict_files(args.input, args.out, args.model, config=cfg, ensemble=args.ensemble,
-                                      device=args.device, overwrite=args.overwrite)
+    from lesionsynth.pretrained import DEFAULT_MODEL
+
+    results, failures = predict_files(args.input, args.out, args.model or DEFAULT_MODEL, config=cfg,
+                                      ensemble=args.ensemble, device=args.device, overwrite=args.overwrite)
     done = sum(r.status == "done" for r in results)
     skipped = len(results) - done
     print(f"lesionsynth predict: {done} done, {skipped} already done (skipped), {len(failures)} failed; "

@@ -40,10 +40,17 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
 
 
 def resolve_checkpoint(path: str | Path, prefer: str = "best") -> Path:
-    """A checkpoint file from a file path or a run folder (``best`` then ``last``)."""
+    """A checkpoint file from a file path, a run folder (``best`` then ``last``) or the name of a bundled
+    model (``lesionsynth models``); a path that exists wins over a bundled name."""
     p = Path(path)
     if p.is_file():
         return p
+    if not p.exists():
+        from lesionsynth.pretrained import bundled_path
+
+        bundled = bundled_path(str(path))
+        if bundled is not None:
+            return bundled
     if p.is_dir():
         order = [prefer, "last" if prefer == "best" else "best"]
         for name in order:
@@ -51,7 +58,8 @@ def resolve_checkpoint(path: str | Path, prefer: str = "best") -> Path:
                 if cand.is_file():
                     return cand
         raise InputError(f"{p}: no checkpoint (checkpoints/best.pt or checkpoints/last.pt) in this folder")
-    raise InputError(f"{p}: model not found (give a run folder or a .pt checkpoint)")
+    raise InputError(f"{p}: model not found (give a bundled model name, see `lesionsynth models`, a run folder "
+                     f"or a .pt checkpoint)")
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
