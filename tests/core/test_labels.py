@@ -81,3 +81,15 @@ def test_real_freesurfer_maps_map_completely():
     t = lm.target_probs_argmax()
     assert set(torch.unique(t).tolist()) <= {0, 1, 2, 4}
     assert int((t == 2).sum()) > 300_000  # white matter, with its lesions
+
+
+def test_merging_tissue_labels_keeps_targets_and_background_labels(tmp_path, tiny_affine):
+    from lesionsynth.labels.sources import merge_by_target
+
+    data = np.zeros((8, 8, 8), np.float32)
+    data[1:3], data[3:5], data[5], data[6], data[7] = 3, 42, 2, 24, 515  # 2 GM labels, WM, CSF, skull
+    lm = hard_labelmap(save_nifti(tmp_path / "seg.nii.gz", data, tiny_affine))
+    merged = merge_by_target(lm)
+    assert lm.num_gen == 6 and merged.num_gen == 5  # 3 and 42 share one grey-matter class
+    assert torch.equal(lm.target_probs_argmax(), merged.target_probs_argmax())
+    assert merged.gen_names.count("grey_matter") == 1 and {"0", "515"} <= set(merged.gen_names)

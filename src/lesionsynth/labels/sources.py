@@ -223,6 +223,29 @@ def hard_labelmap(path: str | Path, mapping: str | Path | LabelMapping = "freesu
                     gen_names=[str(v) for v in values], index=index, name=Path(path).name)
 
 
+def merge_by_target(lm: LabelMap) -> LabelMap:
+    """A hard label map whose non-background source values share one generation class per target
+    class (all grey-matter labels one class, ...); background values (skull, scalp, eyes, ...) keep their
+    own. Soft maps are returned unchanged. Fewer, larger intensity classes: tissue looks like tissue, an
+    easier task for small training budgets than the SynthSeg convention of one class per label."""
+    if lm.index is None:
+        return lm
+    key_to_new: dict[tuple[str, int], int] = {}
+    names: list[str] = []
+    targets: list[int] = []
+    remap: list[int] = []
+    for g, t in enumerate(lm.gen_to_target):
+        key = ("bg", g) if t == lm.schema.background_index else ("tissue", t)
+        if key not in key_to_new:
+            key_to_new[key] = len(names)
+            names.append(lm.gen_names[g] if key[0] == "bg" else lm.schema.classes[t])
+            targets.append(t)
+        remap.append(key_to_new[key])
+    index = torch.tensor(remap, dtype=torch.long, device=lm.index.device)[lm.index]
+    return LabelMap(affine=lm.affine, schema=lm.schema, gen_to_target=targets, gen_names=names, index=index,
+                    name=lm.name)
+
+
 def load_label_source(spec: str | Path, schema: LabelSchema = TISSUE,
                       mapping: str | Path | LabelMapping | None = None,
                       resolution: float | None = None) -> list[LabelMap]:

@@ -18,7 +18,7 @@ import torch
 from lesionsynth.augment import AugmentConfig, ChainParams, apply_chain, sample_chain
 from lesionsynth.errors import ConfigError, InputError
 from lesionsynth.labels.schema import LabelSchema, load_schema
-from lesionsynth.labels.sources import LabelMap, load_label_source
+from lesionsynth.labels.sources import LabelMap, load_label_source, merge_by_target
 from lesionsynth.lesions import (
     LesionFolder,
     PasteConfig,
@@ -45,6 +45,8 @@ class SynthConfig:
         mapping: mapping table for hard label maps (built-in name or YAML path).
         schema: target label schema (built-in name or YAML path).
         resolution: voxel size (mm) at which label maps are used; None keeps their own.
+        merge_tissue_labels: hard label maps: all labels of one target tissue class share one random
+            intensity (background labels keep their own); off = SynthSeg's one intensity per label.
         lesions: ``procedural``, or a folder, glob or list of those, of binary lesion masks.
         lesion_procedural_prob: with mask files, the share of lesions that are procedural instead
             (mixes real shapes with procedural ones; 0 = masks only).
@@ -66,6 +68,7 @@ class SynthConfig:
     mapping: str = "freesurfer-to-tissue"
     schema: str = "tissue"
     resolution: float | None = None
+    merge_tissue_labels: bool = False
     lesions: str | list[str] = "procedural"
     lesion_procedural_prob: float = 0.0
     lesion_probability: float = 1.0
@@ -124,6 +127,8 @@ class SynthGenerator:
                 label_maps.extend(load_label_source(spec, self.schema, cfg.mapping, cfg.resolution))
         if not label_maps:
             raise InputError("no label maps given")
+        if cfg.merge_tissue_labels:
+            label_maps = [merge_by_target(lm) for lm in label_maps]
         self.anatomies = [self._prepare(lm) for lm in label_maps]
         self.lesions: LesionFolder | None = None
         if cfg.lesions != "procedural":
