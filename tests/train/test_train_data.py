@@ -195,17 +195,23 @@ def test_random_subcrop_can_centre_on_the_lesion():
         assert torch.equal(img[0].long(), tgt)
 
 
-def test_synthetic_cases_repeat_with_different_subcrops(tmp_path, tiny_labelmap):
+def _recording_generator(cfg, labelmap):
+    """The training generator of ``cfg`` on ``labelmap``, recording the case index of every sample drawn."""
     from lesionsynth.synth import SynthGenerator
     from lesionsynth.train.sources import synth_config_for_training
 
+    gen = SynthGenerator(synth_config_for_training(cfg), "cpu", label_maps=[labelmap])
+    calls: list[int] = []
+    sample = gen.sample
+    gen.sample = lambda k, seed: calls.append(k) or sample(k, seed)
+    return gen, calls
+
+
+def test_synthetic_cases_repeat_with_different_subcrops(tmp_path, tiny_labelmap):
     data = toy_config(None, real=None, schema="tissue", synth={"resolution": None},
                       preprocessing={"spacing": 2.0}, synth_crop_size=[24, 24, 24], synth_repeats=2)
     cfg = config_from_dict(data)
-    gen = SynthGenerator(synth_config_for_training(cfg), "cpu", label_maps=[tiny_labelmap])
-    calls = []
-    sample = gen.sample
-    gen.sample = lambda k, seed: calls.append(k) or sample(k, seed)
+    gen, calls = _recording_generator(cfg, tiny_labelmap)
     src = TrainingSources(cfg, cfg.label_schema(), torch.device("cpu"), generator=gen)
     batches = [src.batch(i) for i in range(4)]
     assert calls == [0, 1]  # iterations 0, 1 share case 0; 2, 3 share case 1
@@ -218,17 +224,11 @@ def test_synthetic_cases_repeat_with_different_subcrops(tmp_path, tiny_labelmap)
 
 
 def test_synthetic_repeats_count_synthetic_iterations_when_mixed_with_real(tmp_path, tiny_labelmap):
-    from lesionsynth.synth import SynthGenerator
-    from lesionsynth.train.sources import synth_config_for_training
-
     root = write_blob_dataset(tmp_path / "b", n=2, shape=(24, 24, 24), spacing=2.0)
     data = toy_config(root, schema="tissue", synth={"resolution": None}, mix=[1, 1], synth_repeats=2,
                       preprocessing={"spacing": 2.0}, synth_crop_size=[24, 24, 24])
     cfg = config_from_dict(data)
-    gen = SynthGenerator(synth_config_for_training(cfg), "cpu", label_maps=[tiny_labelmap])
-    calls = []
-    sample = gen.sample
-    gen.sample = lambda k, seed: calls.append(k) or sample(k, seed)
+    gen, calls = _recording_generator(cfg, tiny_labelmap)
     src = TrainingSources(cfg, cfg.label_schema(), torch.device("cpu"), generator=gen)
     for i in range(8):
         if src.is_synthetic(i):

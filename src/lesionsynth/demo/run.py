@@ -170,8 +170,7 @@ def run_demo(opt: DemoOptions) -> dict:
 def _ood_section(out: Path, opt: DemoOptions) -> tuple[str, list[str], list[Path]]:
     """The bundled model on one physics-rendered subject (MNI anatomy, a procedural lesion), every
     protocol at 1 mm and thick slices, predicted with ``predict --fast``: a table and figures."""
-    import html
-
+    from lesionsynth.demo.report import table_html
     from lesionsynth.evaluate.ood import run_ood
     from lesionsynth.infer import PredictConfig, load_segmenter
     from lesionsynth.lesions import ProceduralLesionConfig
@@ -191,10 +190,6 @@ def _ood_section(out: Path, opt: DemoOptions) -> tuple[str, list[str], list[Path
     res = run_ood(gen, seg, [0], ("1mm", "thick"), seed=20_000 + opt.seed, config=PredictConfig(fast=True),
                   keep=keep, progress=lambda s: say("      " + s))
     res.write_csv(out / "evaluation" / "ood.csv")
-    table = res.markdown().splitlines()
-    rows = [ln.strip("|").split("|") for ln in table[2:] if ln.startswith("|") and not ln.startswith("|---")]
-    head = "".join(f"<th>{html.escape(c.strip())}</th>" for c in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c.strip())}</td>" for c in r) + "</tr>" for r in rows[1:])
     intro = ("<p>One subject rendered by the physics-based generator (MNI152 anatomy, a procedural lesion; "
              "MR signal equations with literature T1/T2/PD/ADC, oblique grids, slice profile, bias, Rician "
              f"noise), never seen in training, segmented by the bundled model <code>{DEFAULT_MODEL}</code> "
@@ -203,7 +198,7 @@ def _ood_section(out: Path, opt: DemoOptions) -> tuple[str, list[str], list[Path
     d = res.table("lesion_dice")
     lines = [f"bundled {DEFAULT_MODEL}, physics scans (1 subject): " + ", ".join(
         f"{p} {d[(p, r)]:.2f}" for (p, r) in d if r == "1mm" and not p.startswith("ensemble"))]
-    return intro + f"<table><tr>{head}</tr>{body}</table>", lines, figs
+    return intro + table_html(res.summary_rows()), lines, figs
 
 
 def _truth_vs_prediction(image: Path, truth: Path, pred_stem: Path, png: Path, title: str) -> Path:

@@ -65,33 +65,39 @@ class OODResult:
             acc.setdefault((r.protocol, r.resolution), []).append(getattr(r, key))
         return {k: float(np.mean(v)) for k, v in acc.items()}
 
-    def markdown(self) -> str:
-        """A table: per protocol, lesion Dice / F1 and tissue Dice per resolution (means over subjects)."""
+    def summary_rows(self) -> list[dict[str, str]]:
+        """One row per protocol: lesion Dice and F1 per resolution, tissue Dice at the first resolution
+        (means over subjects, formatted); the rows of :meth:`markdown` and of the demo's HTML table."""
         res = sorted({r.resolution for r in self.rows}, key=lambda x: ("1mm", "2mm", "thick").index(x))
-        protos = list(dict.fromkeys(r.protocol for r in self.rows))
-        n = len({r.subject for r in self.rows})
         d, f = self.table("lesion_dice"), self.table("lesion_f1")
         g, w, c = self.table("gm_dice"), self.table("wm_dice"), self.table("csf_dice")
-        head = "| protocol | " + " | ".join(f"Dice {x} | F1 {x}" for x in res) + " | GM/WM/CSF Dice (" + res[0] + ") |"
-        lines = [f"Means over {n} subject(s).", "", head, "|---" * (2 * len(res) + 2) + "|"]
-        for p in protos:
-            cells = []
+        rows = []
+        for p in dict.fromkeys(r.protocol for r in self.rows):
+            row = {"protocol": p}
             for x in res:
-                cells += [f"{d[(p, x)]:.3f}" if (p, x) in d else "–", f"{f[(p, x)]:.3f}" if (p, x) in f else "–"]
+                row[f"Dice {x}"] = f"{d[(p, x)]:.3f}" if (p, x) in d else "–"
+                row[f"F1 {x}"] = f"{f[(p, x)]:.3f}" if (p, x) in f else "–"
             k = (p, res[0])
-            tissue = f"{g[k]:.2f} / {w[k]:.2f} / {c[k]:.2f}" if k in g and not np.isnan(g[k]) else "–"
-            lines.append(f"| {p} | " + " | ".join(cells) + f" | {tissue} |")
+            row[f"GM/WM/CSF Dice ({res[0]})"] = (f"{g[k]:.2f} / {w[k]:.2f} / {c[k]:.2f}"
+                                                 if k in g and not np.isnan(g[k]) else "–")
+            rows.append(row)
+        return rows
+
+    def markdown(self) -> str:
+        """A table: per protocol, lesion Dice / F1 and tissue Dice per resolution (means over subjects)."""
+        rows = self.summary_rows()
+        n = len({r.subject for r in self.rows})
+        cols = list(rows[0])
+        lines = [f"Means over {n} subject(s).", "", "| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
+        lines += ["| " + " | ".join(r[k] for k in cols) + " |" for r in rows]
         return "\n".join(lines)
 
     def write_csv(self, path: str | Path) -> None:
-        from lesionsynth.io.atomic import atomic_path
+        """Every scored scan, one row each (written atomically)."""
+        from lesionsynth.evaluate.report import write_csv
 
         cols = list(OODRow.__dataclass_fields__)
-        with atomic_path(Path(path)) as tmp:
-            with open(tmp, "w") as fh:
-                fh.write(",".join(cols) + "\n")
-                for r in self.rows:
-                    fh.write(",".join(str(getattr(r, k)) for k in cols) + "\n")
+        write_csv(Path(path), cols, [[getattr(r, k) for k in cols] for r in self.rows])
 
 
 def _merge_pv(labels: np.ndarray) -> np.ndarray:
@@ -134,6 +140,16 @@ def run_ood(generator, segmenter, subjects: Iterable[int], resolutions: Iterable
     from lesionsynth.infer.predict import predict_volume
 
     out = OODResult()
+
+    def score(subject: int, name: str, res: str, truth, pred, t0: float) -> dict[str, float]:
+        vml = float(abs(np.linalg.det(truth.affine[:3, :3]))) / 1000.0
+        sc = score_scan(truth.labels, truth.lesion, pred.labels, pred.lesion, vml)
+        out.rows.append(OODRow(subject, name, res, seconds=time.perf_counter() - t0, **sc))
+        if progress:
+            progress(f"subject {subject} {res:5s} {name:14s} lesion Dice {sc['lesion_dice']:.3f} "
+                     f"F1 {sc['lesion_f1']:.3f} ({sc['truth_ml']:.0f} ml truth, {sc['pred_ml']:.0f} ml pred)")
+        return sc
+
     for s in subjects:
         for res in resolutions:
             scans = {}
@@ -141,28 +157,17 @@ def run_ood(generator, segmenter, subjects: Iterable[int], resolutions: Iterable
                 t0 = time.perf_counter()
                 smp = generator.sample(s, seed, modality, res, ltype)
                 pred = predict_volume(segmenter, smp.image, smp.affine, config=config)
-                vml = float(abs(np.linalg.det(smp.affine[:3, :3]))) / 1000.0
-                sc = score_scan(smp.labels, smp.lesion, pred.labels, pred.lesion, vml)
-                out.rows.append(OODRow(s, name, res, seconds=time.perf_counter() - t0, **sc))
+                score(s, name, res, smp, pred, t0)
                 scans[name] = smp
                 if keep is not None:
                     keep(f"{s:03d}_{res}_{name.replace(' ', '-')}", smp, pred)
-                if progress:
-                    progress(f"subject {s} {res:5s} {name:14s} lesion Dice {sc['lesion_dice']:.3f} "
-                             f"F1 {sc['lesion_f1']:.3f} ({sc['truth_ml']:.0f} ml truth, {sc['pred_ml']:.0f} ml pred)")
             if not ensemble:
                 continue
             for ltype, names in ENSEMBLES.items():
                 if not all(n in scans for n in names):
                     continue
                 t0 = time.perf_counter()
-                first = scans[names[0]]
                 pred = predict_volume(segmenter, [scans[n].image for n in names], [scans[n].affine for n in names],
                                       config=config)
-                vml = float(abs(np.linalg.det(first.affine[:3, :3]))) / 1000.0
-                sc = score_scan(first.labels, first.lesion, pred.labels, pred.lesion, vml)
-                name = f"ensemble {ltype}"
-                out.rows.append(OODRow(s, name, res, seconds=time.perf_counter() - t0, **sc))
-                if progress:
-                    progress(f"subject {s} {res:5s} {name:14s} lesion Dice {sc['lesion_dice']:.3f}")
+                score(s, f"ensemble {ltype}", res, scans[names[0]], pred, t0)
     return out

@@ -37,8 +37,14 @@ class LesionFolder:
         return len(self.files)
 
     def load(self, i: int, affine: np.ndarray, shape: tuple[int, int, int], flip: bool = False,
-             cache: bool = True) -> torch.Tensor:
-        """Mask ``i`` on the grid (affine, shape) as a float tensor in {0, 1}."""
+             cache: bool = True, placement: np.ndarray | None = None) -> torch.Tensor:
+        """Mask ``i`` on the grid (affine, shape) as a float tensor in {0, 1}.
+
+        ``placement`` (4x4, mask world -> grid world; e.g. :func:`lesionsynth.lesions.placement.fit_to_map`)
+        moves the mask before it is resampled; None places it by world coordinates as it is.
+        """
+        if placement is not None:
+            affine = np.linalg.inv(placement) @ np.asarray(affine, dtype=np.float64)  # the grid in mask space
         key = (i, flip, tuple(np.round(np.asarray(affine), 4).ravel()), tuple(shape))
         if cache and key in self._cache:
             return self._cache[key]

@@ -190,8 +190,7 @@ class PhysicsGenerator:
         self.anatomies = [self._prepare(lm) for lm in label_maps]
         self.lesions: LesionFolder | None = None
         if self.cfg.lesions != "procedural":
-            src = self.cfg.lesions
-            self.lesions = LesionFolder(list(src) if isinstance(src, list) else src)
+            self.lesions = LesionFolder(self.cfg.lesions)
 
     def _prepare(self, lm: LabelMap) -> _Anatomy:
         lm = lm.to("cpu")
@@ -301,8 +300,8 @@ class PhysicsGenerator:
         else:
             if self.lesions is None:
                 raise InputError("this record uses a lesion file, but the generator has no lesion masks")
-            grid = np.linalg.inv(an.mni_to_map) @ an.lm.affine
-            m = self.lesions.load(les["file_index"], grid, an.lm.shape, flip=les["flip"])
+            m = self.lesions.load(les["file_index"], an.lm.affine, an.lm.shape, flip=les["flip"],
+                                  placement=an.mni_to_map)
         m = (m > 0.5) & an.parenchyma
         if not m.any():
             raise InputError(f"lesion of case {rec['index']} does not overlap the parenchyma of {an.lm.name}")

@@ -132,7 +132,7 @@ class SynthGenerator:
         self.anatomies = [self._prepare(lm) for lm in label_maps]
         self.lesions: LesionFolder | None = None
         if cfg.lesions != "procedural":
-            self.lesions = LesionFolder(list(cfg.lesions) if isinstance(cfg.lesions, list) else cfg.lesions)
+            self.lesions = LesionFolder(cfg.lesions)
         if not 0.0 <= cfg.lesion_procedural_prob <= 1.0:
             raise ConfigError(f"lesion_procedural_prob must be in [0, 1], got {cfg.lesion_procedural_prob}")
 
@@ -198,8 +198,8 @@ class SynthGenerator:
         if self.lesions is None:
             raise InputError("this parameter record uses a lesion file, but the generator has no lesion folder")
         i = les["file_index"]
-        grid = np.linalg.inv(an.mni_to_map) @ an.lm.affine  # the map's grid in MNI coordinates
-        m = self.lesions.load(i, grid, an.lm.shape, flip=les["flip"]).to(self.device)
+        m = self.lesions.load(i, an.lm.affine, an.lm.shape, flip=les["flip"],
+                              placement=an.mni_to_map).to(self.device)
         if les.get("move_to_vox") is not None and m.any():
             c = m.nonzero().float().mean(0).round().long().tolist()
             shift = [int(t) - int(s) for t, s in zip(les["move_to_vox"], c)]
