@@ -15,6 +15,7 @@ A run folder holds ``checkpoints/last.pt`` and ``checkpoints/best.pt``; inferenc
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -62,13 +63,38 @@ def resolve_checkpoint(path: str | Path, prefer: str = "best") -> Path:
                      f"or a .pt checkpoint)")
 
 
+def _numpy_globals() -> list[Any]:
+    """The numpy reconstructors an array inside a checkpoint needs (old RNG states): data, not code."""
+    import numpy as np
+
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct
+    dtypes = [type(np.dtype(t)) for t in ("uint32", "float64", "int64", "float32", "uint8", "bool")]
+    return [_reconstruct, np.ndarray, np.dtype, *dtypes]
+
+
+def torch_load(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load`` that cannot run code: ``weights_only=True`` (tensors, containers, numbers,
+    strings, numpy arrays); a crafted pickle raises :class:`InputError` instead of executing.
+
+    Every checkpoint, cache and state file of the package is read through this function.
+    """
+    try:
+        with torch.serialization.safe_globals(_numpy_globals()):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise InputError(f"{path}: refused to load (it holds Python objects other than weights; "
+                         f"lesionsynth only loads weights-only files)") from None
+    except Exception as e:
+        raise InputError(f"{path}: cannot read checkpoint ({type(e).__name__})") from None
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint dict, with a one-line error for unreadable files."""
     p = resolve_checkpoint(path)
-    try:
-        ckpt = torch.load(p, map_location=map_location, weights_only=False)
-    except Exception as e:
-        raise InputError(f"{p}: cannot read checkpoint ({type(e).__name__})") from None
+    ckpt = torch_load(p, map_location)
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise InputError(f"{p}: not a lesionsynth checkpoint")
     return ckpt
@@ -87,6 +113,38 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"
     model.load_state_dict(ckpt["model"])
     model.to(device).eval()
     return model, cfg, schema, dict(ckpt.get("preprocessing", {}))
+
+
+def init_weights(model: torch.nn.Module, cfg: ModelConfig, schema: LabelSchema, source: str | Path) -> Path:
+    """Initialise ``model`` from another model's weights (fine-tuning; nnU-Net's ``-pretrained_weights``).
+
+    Args:
+        model: the freshly built network (``build_unet(cfg)``).
+        cfg: its config; the source must have the same architecture.
+        schema: its output schema; the source must have the same number of classes.
+        source: bundled model name, run folder or checkpoint file.
+
+    Returns:
+        The checkpoint file the weights came from.
+
+    Raises:
+        InputError: one line when the source cannot be read or does not fit.
+    """
+    path = resolve_checkpoint(source, prefer="last")
+    ckpt = load_checkpoint(path)
+    src_cfg = from_dict(ModelConfig, ckpt.get("model_config", {}), where=f"{path}: model_config")
+    mine, theirs = asdict(cfg), asdict(src_cfg)
+    diff = sorted(k for k in mine if mine[k] != theirs.get(k))
+    if diff:
+        raise InputError(f"init_from {source}: its network differs in {', '.join(diff)} "
+                         f"({', '.join(f'{k}={theirs.get(k)}' for k in diff)})")
+    src_schema = LabelSchema.from_dict(ckpt["schema"]) if "schema" in ckpt else None
+    if src_schema is not None and list(src_schema.classes) != list(schema.classes):
+        raise InputError(f"init_from {source}: its classes {list(src_schema.classes)} differ from the schema's "
+                         f"{list(schema.classes)}")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    model.load_state_dict(state)
+    return path
 
 
 def model_state(model: torch.nn.Module, cfg: ModelConfig, schema: LabelSchema,

@@ -169,6 +169,8 @@ class TrainConfig:
         num_workers: data-loader processes for real data.
         threads: CPU threads for torch (null: torch's default).
         deterministic: ask torch for deterministic algorithms (bitwise-reproducible runs on CPU).
+        init_from: start from these weights instead of random ones (a bundled model name, run folder or
+            checkpoint with the same network and classes); the optimiser and schedule start afresh.
     """
 
     schema: str | dict[str, Any] = "tissue"
@@ -196,6 +198,7 @@ class TrainConfig:
     num_workers: int = 2
     threads: int | None = None
     deterministic: bool = False
+    init_from: str | None = None
 
     @property
     def total_iterations(self) -> int:

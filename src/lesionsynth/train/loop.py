@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from lesionsynth.labels.schema import LabelSchema, load_schema
-from lesionsynth.models import build_unet
+from lesionsynth.models import build_unet, init_weights
 from lesionsynth.train import ddp
 from lesionsynth.train.config import TrainConfig, config_to_dict
 from lesionsynth.train.data import ValCase, load_val_folder
@@ -152,6 +152,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
     dtype = amp_dtype(cfg.amp, device)
     scaler = build_scaler(dtype)
     progress = Progress()
+    if cfg.init_from and not (resume and last_path.is_file()):
+        init_weights(model, cfg.model, schema, cfg.init_from)
     if resume and last_path.is_file():
         progress = load_training_checkpoint(last_path, model, optimizer, scheduler, scaler, device)
     net = model
