@@ -25,6 +25,7 @@ import torch
 from lesionsynth.errors import InputError
 from lesionsynth.labels.schema import LabelSchema
 from lesionsynth.models import ModelConfig, model_state, save_checkpoint
+from lesionsynth.models.checkpoint import torch_load
 from lesionsynth.ops import case_seed
 
 DROPOUT_STREAM = 0xD50  # separates the dropout stream from the data streams
@@ -124,10 +125,7 @@ def load_training_checkpoint(path: Path, model: torch.nn.Module, optimizer: torc
     Raises:
         InputError: the file is unreadable or not a resumable lesionsynth checkpoint.
     """
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=False)
-    except Exception as e:
-        raise InputError(f"{path}: cannot read checkpoint ({type(e).__name__})") from None
+    ckpt = torch_load(path, device)
     missing = [k for k in ("model", "optimizer", "scheduler", "progress") if k not in ckpt]
     if missing:
         raise InputError(f"{path}: not a resumable training checkpoint (no '{missing[0]}')")

@@ -24,7 +24,7 @@ from lesionsynth.generative.gan.nets import MaskCritic, MaskGenerator, seeded_bu
 from lesionsynth.generative.gan.preview import save_mask_grid
 from lesionsynth.generative.gan.runs import RunFolder, load_gan_checkpoint, training_loop
 from lesionsynth.io.atomic import write_text_atomic
-from lesionsynth.models.checkpoint import save_checkpoint
+from lesionsynth.models.checkpoint import save_checkpoint, torch_load
 from lesionsynth.ops import case_seed, make_generator
 
 KIND = "mask-gan"
@@ -231,7 +231,7 @@ def _cached_real_masks(run: RunFolder, lesions: str | Path, grid: MaskGrid, prog
     cache = run.root / "real_masks.pt"
     if cache.is_file():
         try:
-            data = torch.load(cache, map_location="cpu", weights_only=False)
+            data = torch_load(cache)
             if data.get("key") == key:
                 return data["masks"]
         except Exception:  # a stale or unreadable cache is rebuilt

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from lesionsynth.config import to_dict
 from lesionsynth.errors import ConfigError, InputError
 from lesionsynth.io.atomic import write_text_atomic
-from lesionsynth.models.checkpoint import resolve_checkpoint, save_checkpoint
+from lesionsynth.models.checkpoint import resolve_checkpoint, save_checkpoint, torch_load
 
 
 def resolve_device(name: str | torch.device | None) -> torch.device:
@@ -108,10 +108,7 @@ def load_gan_checkpoint(path: str | Path, kind: str,
                         map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a GAN checkpoint (file or run folder) of the given ``kind``, with one-line errors."""
     p = resolve_checkpoint(path, prefer="last")
-    try:
-        ckpt = torch.load(p, map_location=map_location, weights_only=False)
-    except Exception as e:
-        raise InputError(f"{p}: cannot read checkpoint ({type(e).__name__})") from None
+    ckpt = torch_load(p, map_location)
     if not isinstance(ckpt, dict) or "model" not in ckpt or "kind" not in ckpt:
         raise InputError(f"{p}: not a lesionsynth GAN checkpoint")
     if ckpt["kind"] != kind:

@@ -367,14 +367,14 @@ def cached_label_set(cfg: LDMConfig, cache_dirs: list[Path]) -> tuple[LabelSet, 
 
     The set is written to the first folder's ``data_cache.pt`` (atomically) when it was (re)built.
     """
-    from lesionsynth.models import save_checkpoint
+    from lesionsynth.models.checkpoint import save_checkpoint, torch_load
 
     key = data_key(cfg)
     for d in cache_dirs:
         p = Path(d) / "data_cache.pt"
         if p.is_file():
             try:
-                blob = torch.load(p, map_location="cpu", weights_only=False)
+                blob = torch_load(p)
             except Exception:  # unreadable cache: rebuild
                 continue
             if blob.get("key") == key:
