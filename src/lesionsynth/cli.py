@@ -10,45 +10,53 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import os
 import sys
 
 from lesionsynth import __version__
 from lesionsynth.errors import LesionsynthError
 
-# stage modules, in the order their verbs are listed in --help
-STAGES = [
-    "lesionsynth.synth.cli",           # synth
-    "lesionsynth.train.cli",           # train
-    "lesionsynth.infer.cli",           # predict
-    "lesionsynth.pretrained.cli",      # models
-    "lesionsynth.evaluate.cli",        # evaluate
-    "lesionsynth.generative.gan.cli",  # gan ...
-    "lesionsynth.generative.ldm.cli",  # ldm ...
-    "lesionsynth.demo.cli",            # demo, experiment
-]
+# verb -> (stage module that registers it, one-line summary for the verb list), in --help order. Only the
+# module of the verb being run is imported, so `lesionsynth --version` and `--help` stay fast (the stage
+# modules import torch and MONAI); tests check that every module registers the verbs listed here.
+VERBS: dict[str, tuple[str, str]] = {
+    "synth": ("lesionsynth.synth.cli", "generate a synthetic labelled training set (domain randomisation)"),
+    "train": ("lesionsynth.train.cli", "train a segmentation network (synthetic, real or mixed data)"),
+    "predict": ("lesionsynth.infer.cli", "segment NIfTI scans (bundled model by default)"),
+    "models": ("lesionsynth.pretrained.cli", "list the bundled (pretrained) models"),
+    "evaluate": ("lesionsynth.evaluate.cli", "score predictions against ground truth"),
+    "gan": ("lesionsynth.generative.gan.cli", "GAN generators: lesion masks and label-map -> image translation"),
+    "ldm": ("lesionsynth.generative.ldm.cli", "latent diffusion generators (masks under a volume condition)"),
+    "demo": ("lesionsynth.demo.cli", "run the whole pipeline on the bundled default and write a report"),
+    "experiment": ("lesionsynth.demo.cli", "run a paper's experiment design (train -> predict -> evaluate)"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``verb``'s stage module is imported (``None``: every stage; ``""``: none)."""
     parser = argparse.ArgumentParser(
         prog="lesionsynth",
         description="Synthetic, perfectly labelled brain MRI for lesion segmentation.",
     )
     parser.add_argument("--version", action="version", version=f"lesionsynth {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in STAGES:
-        try:
-            if importlib.util.find_spec(name) is None:
-                continue
-        except ModuleNotFoundError:  # parent package not present
+    wanted = VERBS[verb][0] if verb in VERBS else None
+    imported: set[str] = set()
+    for name, (module, summary) in VERBS.items():
+        if module in imported:
             continue
-        importlib.import_module(name).register(sub)
+        if verb is None or module == wanted:
+            importlib.import_module(module).register(sub)
+            imported.add(module)
+        else:
+            sub.add_parser(name, help=summary)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    verb = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(verb if verb in VERBS else "")
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
