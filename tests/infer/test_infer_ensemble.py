@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import nibabel as nib
 import numpy as np
+import pytest
 import torch
 from test_infer_toys import (
     make_affine,
@@ -74,3 +75,43 @@ def test_cli_ensemble_writes_one_subject_named_after_the_first_input(tmp_path):
                      "volumes.csv"]
     row = (out / "volumes.csv").read_text().splitlines()[1]
     assert "sub-02_FLAIR.nii.gz;" in row and "sub-02_T1w.nii.gz" in row
+
+
+def test_group_subjects_groups_nnunet_channels_per_case(tmp_path):
+    from lesionsynth.errors import InputError
+    from lesionsynth.infer.files import group_subjects
+
+    files = [tmp_path / n for n in ("caseB_0001.nii.gz", "caseA_0000.nii.gz", "caseB_0000.nii.gz",
+                                    "caseA_0001.nii.gz")]
+    groups = group_subjects(files, ensemble=True)
+    assert [(s, [p.name for p in g]) for s, g in groups] == [
+        ("caseB", ["caseB_0000.nii.gz", "caseB_0001.nii.gz"]), ("caseA", ["caseA_0000.nii.gz", "caseA_0001.nii.gz"])]
+    assert [s for s, _ in group_subjects(files, ensemble=False)] == [
+        "caseB_0001", "caseA_0000", "caseB_0000", "caseA_0001"]
+    plain = [tmp_path / "t1.nii.gz", tmp_path / "flair.nii.gz"]
+    assert group_subjects(plain, ensemble=True) == [("t1", plain)]
+    with pytest.raises(InputError, match="no nnU-Net channel suffix"):
+        group_subjects([*files, plain[0]], ensemble=True)
+    with pytest.raises(InputError, match="given twice"):
+        group_subjects([tmp_path / "caseA_0000.nii.gz", tmp_path / "caseA_0000.nii"], ensemble=True)
+
+
+def test_cli_ensemble_of_an_nnunet_folder_writes_one_output_per_case(tmp_path):
+    """imagesTs with two cases of two channels each: each case averages its own channels only."""
+    A = make_affine(SHAPE, spacing=2.0)
+    images = tmp_path / "imagesTs"
+    images.mkdir()
+    for case, shift in (("caseA", 0.0), ("caseB", 5.0)):
+        for ch, contrast in (("0000", "t1"), ("0001", "flair")):
+            img, _ = toy_scan(A, SHAPE, contrast)
+            nib.save(nib.Nifti1Image(img + shift, A), str(images / f"{case}_{ch}.nii.gz"))
+    model, cfg = tiny_unet()
+    ckpt = save_checkpoint(tmp_path / "m.pt", model_state(model, cfg, TISSUE))
+    out = tmp_path / "out"
+    rc = main(["predict", "-i", str(images), "-o", str(out), "--model", str(ckpt), "--device", "cpu",
+               "--ensemble", "--fast"])
+    assert rc == 0
+    assert sorted(p.name for p in out.glob("*_labels.nii.gz")) == ["caseA_labels.nii.gz", "caseB_labels.nii.gz"]
+    rows = {r.split(",")[0]: r for r in (out / "volumes.csv").read_text().splitlines()[1:]}
+    assert "caseA_0000.nii.gz;" in rows["caseA"] and "caseA_0001.nii.gz" in rows["caseA"]
+    assert "caseB" not in rows["caseA"].split(",", 1)[1]

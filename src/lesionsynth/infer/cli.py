@@ -30,8 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fast", action="store_true",
                    help="no flips and window overlap 0.25 (about 8x faster; no uncertainty map)")
     p.add_argument("--ensemble", action="store_true",
-                   help="the inputs are co-registered modalities of ONE subject: average their logits; "
-                        "outputs are named after, and on the grid of, the first input")
+                   help="average the logits of each subject's co-registered modalities: nnU-Net "
+                        "CASE_0000/CASE_0001... files are grouped per case; plain files are the modalities "
+                        "of ONE subject; outputs are named after, and on the grid of, its first input")
     p.add_argument("--save-probabilities", action="store_true",
                    help="also write {stem}_probabilities.nii.gz (X, Y, Z, classes)")
     p.add_argument("--overwrite", action="store_true", help="recompute inputs whose outputs exist")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,42 @@ def unique_stems(paths: list[Path]) -> list[str]:
     return [f"{s}_{i}" for i, s in enumerate(stems)]
 
 
+_CHANNEL = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
+
+
+def group_subjects(files: list[Path], ensemble: bool) -> list[tuple[str, list[Path]]]:
+    """Subjects to segment: ``(output stem, input files)``.
+
+    Without ``ensemble`` every file is its own subject. With it, nnU-Net channel files
+    (``CASE_0000.nii.gz``, ``CASE_0001.nii.gz``, ...) are grouped per case, channels in order, so each
+    case's own modalities are averaged; files without a channel suffix are the modalities of one subject,
+    named after the first. Mixing the two is refused (which files belong together would be a guess).
+
+    Raises:
+        InputError: channel-suffixed and plain files mixed, or one case's channel given twice.
+    """
+    if not ensemble:
+        return [(s, [p]) for s, p in zip(unique_stems(files), files, strict=True)]
+    matches = [_CHANNEL.match(strip_nifti_suffix(p)) for p in files]
+    if not any(matches):
+        return [(strip_nifti_suffix(files[0]), files)]
+    plain = [p for p, m in zip(files, matches, strict=True) if m is None]
+    if plain:
+        raise InputError(f"--ensemble: {plain[0].name} has no nnU-Net channel suffix (_0000, _0001, ...) "
+                         f"while other inputs do; give one subject's modalities, or nnU-Net cases only")
+    cases: dict[tuple[Path, str], dict[str, Path]] = {}
+    for p, m in zip(files, matches, strict=True):
+        channels = cases.setdefault((p.parent.resolve(), m["case"]), {})
+        if m["channel"] in channels:
+            raise InputError(f"--ensemble: channel {m['channel']} of case {m['case']} given twice "
+                             f"({channels[m['channel']]} and {p})")
+        channels[m["channel"]] = p
+    groups = [[ch[k] for k in sorted(ch)] for ch in cases.values()]
+    firsts = unique_stems([g[0] for g in groups])
+    return [(_CHANNEL.match(st)["case"] if _CHANNEL.match(st) else st, g)
+            for st, g in zip(firsts, groups, strict=True)]
+
+
 def _one_line(e: BaseException) -> str:
     if isinstance(e, LesionsynthError):
         return str(e)
@@ -112,8 +149,9 @@ def predict_files(
         out_dir: output folder (created).
         model: run folder or checkpoint path, or a loaded :class:`Segmenter` / network.
         config: :class:`PredictConfig`.
-        ensemble: the inputs are co-registered modalities of ONE subject: their logits are averaged
-            and one set of outputs is written on the first input's grid, named after it.
+        ensemble: average the logits of a subject's co-registered modalities and write one set of
+            outputs on its first input's grid (see :func:`group_subjects`: nnU-Net ``CASE_XXXX`` files
+            are grouped per case; plain files are one subject's modalities).
         device: for a model path: ``cpu``, ``cuda[:N]`` or None/``auto``.
         overwrite: recompute inputs whose outputs already exist (default: skip them).
         progress: show a progress bar (stderr, only on a terminal).
@@ -134,10 +172,7 @@ def predict_files(
         raise InputError(f"no input images found in: {' '.join(str(i) for i in _as_list(inputs))}")
     for f in failures:
         _report(f, verbose)
-    if ensemble:
-        subjects = [(strip_nifti_suffix(files[0]), files)]
-    else:
-        subjects = [(s, [p]) for s, p in zip(unique_stems(files), files, strict=True)]
+    subjects = group_subjects(files, ensemble)
     out.mkdir(parents=True, exist_ok=True)
     rows = read_volumes(out)
     expect = dict(lesion=seg.schema.lesion_index is not None, uncertainty=cfg.effective().tta,
