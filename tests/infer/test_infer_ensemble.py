@@ -93,7 +93,9 @@ def test_group_subjects_groups_nnunet_channels_per_case(tmp_path):
     with pytest.raises(InputError, match="no nnU-Net channel suffix"):
         group_subjects([*files, plain[0]], ensemble=True)
     with pytest.raises(InputError, match="given twice"):
-        group_subjects([tmp_path / "caseA_0000.nii.gz", tmp_path / "caseA_0000.nii"], ensemble=True)
+        group_subjects([tmp_path / "caseA_0000.nii.gz", tmp_path / "x" / "caseA_0000.nii", files[0]], ensemble=True)
+    one_case = [tmp_path / "flair" / "s1_0000.nii.gz", tmp_path / "t1" / "s1_0000.nii.gz"]
+    assert group_subjects(one_case, ensemble=True) == [("s1", one_case)]
 
 
 def test_cli_ensemble_of_an_nnunet_folder_writes_one_output_per_case(tmp_path):

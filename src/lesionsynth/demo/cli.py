@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run_demo(args: argparse.Namespace) -> int:
     from lesionsynth.demo.run import DemoOptions, main_demo
+    from lesionsynth.devices import resolve_device
+
+    resolve_device(args.device)  # an unknown or unavailable device fails here, before any work
 
     return main_demo(DemoOptions(out=args.out, n_heldout=args.n_heldout, train_config=args.config,
                                  epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,

@@ -92,9 +92,10 @@ def group_subjects(files: list[Path], ensemble: bool) -> list[tuple[str, list[Pa
     """Subjects to segment: ``(output stem, input files)``.
 
     Without ``ensemble`` every file is its own subject. With it, nnU-Net channel files
-    (``CASE_0000.nii.gz``, ``CASE_0001.nii.gz``, ...) are grouped per case, channels in order, so each
-    case's own modalities are averaged; files without a channel suffix are the modalities of one subject,
-    named after the first. Mixing the two is refused (which files belong together would be a guess).
+    (``CASE_0000.nii.gz``, ``CASE_0001.nii.gz``, ...) are grouped per case id, channels in order, so each
+    case's own modalities are averaged (inputs that all share one case id are that case's modalities in the
+    order given); files without a channel suffix are the modalities of one subject, named after the first.
+    Mixing the two is refused (which files belong together would be a guess).
 
     Raises:
         InputError: channel-suffixed and plain files mixed, or one case's channel given twice.
@@ -108,17 +109,20 @@ def group_subjects(files: list[Path], ensemble: bool) -> list[tuple[str, list[Pa
     if plain:
         raise InputError(f"--ensemble: {plain[0].name} has no nnU-Net channel suffix (_0000, _0001, ...) "
                          f"while other inputs do; give one subject's modalities, or nnU-Net cases only")
-    cases: dict[tuple[Path, str], dict[str, Path]] = {}
+    cases: dict[str, list[tuple[str, Path]]] = {}
     for p, m in zip(files, matches, strict=True):
-        channels = cases.setdefault((p.parent.resolve(), m["case"]), {})
-        if m["channel"] in channels:
-            raise InputError(f"--ensemble: channel {m['channel']} of case {m['case']} given twice "
-                             f"({channels[m['channel']]} and {p})")
-        channels[m["channel"]] = p
-    groups = [[ch[k] for k in sorted(ch)] for ch in cases.values()]
-    firsts = unique_stems([g[0] for g in groups])
-    return [(_CHANNEL.match(st)["case"] if _CHANNEL.match(st) else st, g)
-            for st, g in zip(firsts, groups, strict=True)]
+        cases.setdefault(m["case"], []).append((m["channel"], p))
+    if len(cases) == 1:  # one case: its files in the order given (e.g. one modality per folder)
+        return [(next(iter(cases)), files)]
+    out = []
+    for case, channels in cases.items():
+        seen: dict[str, Path] = {}
+        for ch, p in channels:
+            if ch in seen:
+                raise InputError(f"--ensemble: channel {ch} of case {case} given twice ({seen[ch]} and {p})")
+            seen[ch] = p
+        out.append((case, [seen[k] for k in sorted(seen)]))
+    return out
 
 
 def _one_line(e: BaseException) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lesionsynth.devices import resolve_device  # noqa: F401  (re-exported: infer.resolve_device)
 from lesionsynth.errors import InputError
 from lesionsynth.infer.config import PredictConfig, Preprocessing
 from lesionsynth.infer.decide import LogitField, decide
@@ -70,18 +71,6 @@ class Prediction:
     affine: np.ndarray
     schema: LabelSchema
 
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None``/``auto``: CUDA if available, else CPU."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise InputError(f"--device: unknown device {device!r} (use cpu, cuda or cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {device}: CUDA is not available on this machine")
-    return dev
 
 
 def load_segmenter(path: str | Path, device: str | torch.device | None = None) -> Segmenter:

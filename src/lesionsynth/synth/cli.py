@@ -19,18 +19,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="generate a synthetic labelled training set (domain randomisation)",
                        description="Generate synthetic images and labels into an nnU-Net-style folder.")
     p.add_argument("--out", "-o", required=True, type=Path, help="output dataset folder")
-    p.add_argument("--n", type=int, required=True, help="number of cases")
+    p.add_argument("-n", "--n", type=int, required=True, help="number of cases")
     p.add_argument("--labels", nargs="+", default=None,
                    help="'default' (MNI152 tissue maps) or label-map files/folders (default: from config)")
     p.add_argument("--lesions", default=None, help="'procedural' or a folder of binary lesion masks")
     p.add_argument("--config", type=str, default=None, help="YAML SynthConfig (see docs)")
     p.add_argument("--seed", type=int, default=0, help="run seed: case i is a function of (seed, i)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default: cpu)")
     p.add_argument("--preview", action="store_true", help="write a PNG preview per case")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from lesionsynth.devices import resolve_device
     from lesionsynth.synth.generator import SynthGenerator, load_synth_config
     from lesionsynth.viz import save_preview
 
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
             prev = {}
         if prev and (prev.get("seed") != args.seed or prev.get("config") != signature["config"]):
             raise InputError(f"{out}: holds a set made with other arguments (seed/config); use another --out")
-    gen = SynthGenerator(cfg, device=args.device)
+    gen = SynthGenerator(cfg, device=resolve_device(args.device))
     schema = gen.schema
     out.mkdir(parents=True, exist_ok=True)
     n_total = args.n

@@ -29,9 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "real images. Run under torchrun for data-parallel training.")
     p.add_argument("--config", help="YAML config file or shipped name (synth, baseline, synth-only, "
                                      "tiny-cpu); with --resume defaults to RUN_DIR/config.yaml")
-    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (checkpoints, metrics, logs)")
+    p.add_argument("-o", "--out", required=True, metavar="RUN_DIR", help="run folder (checkpoints, metrics, logs)")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.pt")
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (overrides the config)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (overrides the config)")
     p.add_argument("--epochs", type=int, help="override epochs")
     p.add_argument("--iterations-per-epoch", type=int, help="override iterations_per_epoch")
     p.add_argument("--seed", type=int, help="override seed")

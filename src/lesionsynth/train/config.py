@@ -18,6 +18,7 @@ A config file has these top-level sections (see ``docs/train.md`` and the shippe
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -280,8 +281,8 @@ def validate_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
         raise ConfigError(f"{where}: val.path needs single-channel images (model.in_channels 1)")
     if cfg.val.path is not None and not Path(cfg.val.path).is_dir():
         raise ConfigError(f"{where}: val.path {cfg.val.path}: dataset folder not found")
-    if cfg.device != "auto" and not (cfg.device == "cpu" or cfg.device.startswith("cuda")):
-        raise ConfigError(f"{where}: device must be auto, cpu or cuda[:N], got '{cfg.device}'")
+    if not re.fullmatch(r"auto|cpu|mps|(cuda|gpu)(:\d+)?", str(cfg.device).strip().lower()):
+        raise ConfigError(f"{where}: device must be auto, cpu, cuda, cuda:N or mps, got '{cfg.device}'")
     return cfg
 
 

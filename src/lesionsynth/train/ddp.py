@@ -16,8 +16,6 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from lesionsynth.errors import ConfigError
-
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -45,14 +43,9 @@ def env_info() -> DistInfo:
 
 def resolve_device(name: str, info: DistInfo) -> torch.device:
     """``auto``/``cpu``/``cuda``/``cuda:N`` -> a device; under torchrun ``cuda`` means GPU ``LOCAL_RANK``."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device '{name}' requested but CUDA is not available")
-        if name == "cuda":
-            return torch.device("cuda", info.local_rank % max(torch.cuda.device_count(), 1))
-    return torch.device(name)
+    from lesionsynth.devices import resolve_device as resolve
+
+    return resolve(name, info.local_rank)
 
 
 def init(info: DistInfo, device: torch.device, timeout_min: float = 60.0) -> None:

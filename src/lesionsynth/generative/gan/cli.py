@@ -18,7 +18,7 @@ def _common(p: argparse.ArgumentParser, seed: bool = True) -> None:
 
 
 def _training(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, log.csv, samples/)")
+    p.add_argument("-o", "--out", required=True, type=Path, help="run folder (checkpoints, log.csv, samples/)")
     p.add_argument("--iterations", type=int, help="override the config's number of iterations")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
     p.add_argument("--time-limit", type=float, metavar="MIN",
@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
 
     p = sub.add_parser("sample-masks", help="write binary masks from a trained mask GAN (MNI 1 mm grid)")
     p.add_argument("--model", required=True, type=Path, help="mask GAN run folder or checkpoint")
-    p.add_argument("--out", required=True, type=Path, help="output folder (mask_00000.nii.gz, ...)")
+    p.add_argument("-o", "--out", required=True, type=Path, help="output folder (mask_00000.nii.gz, ...)")
     p.add_argument("-n", "--n", type=int, default=100, help="number of masks (default 100)")
     _common(p)
     p.set_defaults(func=run_sample_masks)
@@ -61,7 +61,7 @@ def register(subparsers: Any) -> None:
 
     p = sub.add_parser("build-dataset", help="paste lesions into healthy label maps and render them")
     p.add_argument("--translator", required=True, type=Path, help="translator run folder or checkpoint")
-    p.add_argument("--out", required=True, type=Path, help="dataset folder (imagesTr/, labelsTr/, ...)")
+    p.add_argument("-o", "--out", required=True, type=Path, help="dataset folder (imagesTr/, labelsTr/, ...)")
     p.add_argument("-n", "--n", type=int, default=100, help="number of cases (default 100)")
     p.add_argument("--config", default="gan-build", help="YAML config or shipped name (default gan-build)")
     p.add_argument("--labels", help="healthy label maps: default (MNI) or a file/folder")

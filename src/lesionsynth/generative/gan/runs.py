@@ -28,22 +28,10 @@ import yaml
 from tqdm import tqdm
 
 from lesionsynth.config import to_dict
-from lesionsynth.errors import ConfigError, InputError
+from lesionsynth.devices import resolve_device  # noqa: F401  (re-exported for the gan CLI)
+from lesionsynth.errors import InputError
 from lesionsynth.io.atomic import write_text_atomic
 from lesionsynth.models.checkpoint import resolve_checkpoint, save_checkpoint, torch_load
-
-
-def resolve_device(name: str | torch.device | None) -> torch.device:
-    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
-    name = str(name or "auto")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available on this machine")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"--device {name}: not a device (use auto, cpu, cuda or cuda:N)") from None
 
 
 class RunFolder:

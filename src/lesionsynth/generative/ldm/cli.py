@@ -38,7 +38,7 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("train-autoencoder", help="train the first stage (KL autoencoder)")
     p.add_argument("--config", help="LDM config YAML (path or shipped name, e.g. ldm-lesion-mask)")
-    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("-o", "--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--iterations", type=int, default=None, help="override the total number of steps")
     _add_device(p)
@@ -47,7 +47,7 @@ def register(subparsers) -> None:
     p = sub.add_parser("train-diffusion", help="train the latent diffusion UNet on a trained autoencoder")
     p.add_argument("--autoencoder", help="train-autoencoder run folder (not needed with --resume)")
     p.add_argument("--config", help="LDM config (default: the autoencoder run's)")
-    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("-o", "--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--iterations", type=int, default=None, help="override the total number of steps")
     _add_device(p)
@@ -57,8 +57,8 @@ def register(subparsers) -> None:
     p.add_argument("--model", required=True, help="train-diffusion run of a mask LDM")
     p.add_argument("--condition", type=float, required=True,
                    help="normalised condition c (0..1 = training range)")
-    p.add_argument("--n", type=int, default=8, help="number of maps")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("-n", "--n", type=int, default=8, help="number of maps")
+    p.add_argument("-o", "--out", required=True, help="output folder")
     p.add_argument("--image-model", help="train-diffusion run of an image LDM to render each map")
     p.add_argument("--image-guidance", type=float, default=None, help="guidance scale of the image LDM")
     _add_sampling(p)
@@ -71,7 +71,7 @@ def register(subparsers) -> None:
     p.add_argument("--mapping", default=None,
                    help="mapping table for hard maps (default freesurfer-to-<schema>; "
                    "'identity' for maps already in the model's classes)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("-o", "--out", required=True, help="output folder")
     _add_sampling(p)
     _add_device(p)
     p.set_defaults(func=run_render)
@@ -81,8 +81,8 @@ def register(subparsers) -> None:
     p.add_argument("--image-model", required=True, help="train-diffusion run of an image LDM (same classes)")
     p.add_argument("--condition-range", type=float, nargs=2, metavar=("A", "B"), default=(0.0, 1.0),
                    help="conditions are drawn uniformly from [A, B]")
-    p.add_argument("--n", type=int, required=True, help="number of cases")
-    p.add_argument("--out", required=True, help="dataset folder (resumable: finished cases are kept)")
+    p.add_argument("-n", "--n", type=int, required=True, help="number of cases")
+    p.add_argument("-o", "--out", required=True, help="dataset folder (resumable: finished cases are kept)")
     p.add_argument("--image-guidance", type=float, default=None, help="guidance scale of the image LDM")
     p.add_argument("--channel-name", default="image", help="channel name in dataset.json")
     p.add_argument("--previews", action="store_true", help="also write previews/{case}.png")
@@ -92,12 +92,12 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("check-conditioning", help="generated structure volume against c for several G")
     p.add_argument("--model", required=True, help="train-diffusion run of a mask LDM")
-    p.add_argument("--out", required=True, help="output folder (table, plot, csv, json)")
+    p.add_argument("-o", "--out", required=True, help="output folder (table, plot, csv, json)")
     p.add_argument("--conditions", type=float, nargs="+", default=None,
                    help="conditions c (default: 0, 0.1, ..., 1)")
     p.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0, 3.0, 4.0, 5.0],
                    help="guidance scales G (default 1 2 3 4 5)")
-    p.add_argument("--n", type=int, default=8, help="maps per (G, c)")
+    p.add_argument("-n", "--n", type=int, default=8, help="maps per (G, c)")
     _add_sampling(p, guidance=False)
     _add_device(p)
     p.set_defaults(func=run_check_conditioning)

@@ -29,6 +29,7 @@ import yaml
 from torch import nn
 
 from lesionsynth.config import to_dict
+from lesionsynth.devices import resolve_device
 from lesionsynth.errors import ConfigError, InputError
 from lesionsynth.generative.ldm.config import LDMConfig, TrainConfig
 from lesionsynth.generative.ldm.data import LabelSet, cached_label_set, one_hot
@@ -45,20 +46,6 @@ from lesionsynth.generative.ldm.nets import build_autoencoder, build_denoiser, d
 from lesionsynth.generative.ldm.preview import save_grid
 from lesionsynth.io.atomic import write_text_atomic
 from lesionsynth.models import save_checkpoint
-
-
-def resolve_device(spec: str | torch.device = "auto") -> torch.device:
-    """``auto`` (CUDA if available), ``cpu``, ``cuda`` or ``cuda:N``; a one-line error otherwise."""
-    s = str(spec)
-    if s == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(s)
-    except RuntimeError:
-        raise InputError(f"--device {s}: not a device (use auto, cpu, cuda or cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {s}: CUDA is not available on this machine")
-    return dev
 
 
 def run_dir_of(path: str | Path) -> Path:
