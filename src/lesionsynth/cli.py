@@ -32,9 +32,16 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (``lesionsynth VERB: error: ...``), exit 2, instead of the usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``verb``'s stage module is imported (``None``: every stage; ``""``: none)."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="lesionsynth",
         description="Synthetic, perfectly labelled brain MRI for lesion segmentation.",
     )

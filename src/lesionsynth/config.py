@@ -132,15 +132,15 @@ def load_config(cls: type[T], path: str | Path | None, overrides: dict[str, Any]
     """Load dataclass ``cls`` from a YAML file (or defaults when ``path`` is None)."""
     data: dict[str, Any] = read_yaml(resolve_config_path(path)) if path is not None else {}
     if overrides:
-        data = _deep_update(data, overrides)
+        data = deep_update(data, overrides)
     return from_dict(cls, data, where=str(path) if path else "config")
 
 
-def _deep_update(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+def deep_update(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in new.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _deep_update(out[k], v)
+            out[k] = deep_update(out[k], v)
         else:
             out[k] = v
     return out

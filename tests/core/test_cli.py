@@ -62,3 +62,43 @@ def test_every_verb_refuses_a_bad_device_up_front(verb, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "--device bogus: not a device" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+BAD_ARGS = [
+    (["synth", "-n", "1000000000000"], "between 1 and"),
+    (["synth", "-n", "1", "--seed", "18446744073709551616"], "seed must be in"),
+    (["synth", "-n", "1", "--seed", "-1"], "seed must be in"),
+    (["train", "--config", "tiny-cpu", "--set", "optim.lr=nan"], "optim.lr must be a finite number"),
+    (["train", "--config", "tiny-cpu", "--set", "loss.dice_weight=inf"], "loss.dice_weight must be a finite"),
+    (["train", "--config", "tiny-cpu", "--threads", "-2"], "--threads: must be at least 1"),
+    (["train", "--config", "tiny-cpu", "--set", "threads=0"], "threads must be at least 1"),
+    (["train", "--config", "tiny-cpu", "--stop-after", "0"], "--stop-after: must be at least 1"),
+    (["predict", "-i", "x.nii.gz", "--window", "abc"], "invalid int value"),
+    (["gan", "train-masks", "--time-limit", "nan"], "finite number above 0"),
+    (["gan", "sample-masks", "--model", "m", "-n", "0"], "between 1 and"),
+    (["ldm", "sample", "--model", "m", "-n", "2000000"], "between 1 and"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_ARGS, ids=[" ".join(a[:2]) + f" {i}" for i, (a, _) in
+                                                         enumerate(BAD_ARGS)])
+def test_bad_arguments_are_one_line_exit_2_and_write_nothing(args, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    try:
+        rc = main([*args, "-o", str(out)])
+    except SystemExit as e:
+        rc = e.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and message in err[0], err
+    assert "Traceback" not in err[0] and not out.exists()
+
+
+def test_synth_accepts_a_training_config_and_uses_its_synth_section(tmp_path, capsys):
+    from lesionsynth.synth.generator import load_synth_config
+    from lesionsynth.train.config import load_train_config
+
+    assert load_synth_config("tiny-cpu") == load_train_config("tiny-cpu").synth
+    bad = tmp_path / "physics-train.yaml"
+    bad.write_text("physics: {modalities: [t1w]}\nmodel: {channels: [4, 8], strides: [2]}\n")
+    rc = main(["synth", "-n", "1", "-o", str(tmp_path / "o"), "--config", str(bad)])
+    assert rc == 2 and "without a 'synth' section" in capsys.readouterr().err

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lesionsynth import argtypes
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline on the bundled default and write a report",
@@ -14,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default="tiny-cpu", help="training config (default tiny-cpu)")
     p.add_argument("--epochs", type=int, default=None, help="override the training epochs")
     p.add_argument("--iterations-per-epoch", type=int, default=None, help="override iterations per epoch")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=argtypes.seed, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--gan-masks", type=Path, default=None, help="mask-GAN checkpoint (optional)")
     p.add_argument("--gan-translator", type=Path, default=None, help="label-to-image translator checkpoint")

@@ -124,10 +124,10 @@ def _cli(argv: list[str]) -> None:
         raise InputError(f"experiment step '{argv[0]}' failed (exit code {code})")
 
 
-def _deep_update(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+def deep_update(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in new.items():
-        out[k] = _deep_update(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = deep_update(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 
@@ -137,10 +137,10 @@ def train_arm(arm: ArmConfig, out: Path, device: str | None = None) -> Path:
         return Path(arm.model)
     run_dir = out / "arms" / arm.name
     base = read_yaml(resolve_config_path(arm.train_config))  # type: ignore[arg-type]
-    cfg = _deep_update(base, arm.overrides)
+    cfg = deep_update(base, arm.overrides)
     if arm.datasets:
         merged = merge_datasets(arm.datasets, out / "arms" / f"{arm.name}_data", arm.max_cases)
-        cfg = _deep_update(cfg, {"real": {"path": str(merged)}})
+        cfg = deep_update(cfg, {"real": {"path": str(merged)}})
     cfg_path = out / "arms" / f"{arm.name}.yaml"
     write_text_atomic(cfg_path, yaml.safe_dump(cfg, sort_keys=False))
     if (run_dir / "checkpoints" / "last.pt").is_file() and (run_dir / "DONE").is_file():

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from lesionsynth import argtypes
 from lesionsynth.config import to_dict
 from lesionsynth.data import case_done, write_case, write_dataset_json
 from lesionsynth.errors import InputError
@@ -19,12 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="generate a synthetic labelled training set (domain randomisation)",
                        description="Generate synthetic images and labels into an nnU-Net-style folder.")
     p.add_argument("--out", "-o", required=True, type=Path, help="output dataset folder")
-    p.add_argument("-n", "--n", type=int, required=True, help="number of cases")
+    p.add_argument("-n", "--n", type=argtypes.count, required=True, help="number of cases")
     p.add_argument("--labels", nargs="+", default=None,
                    help="'default' (MNI152 tissue maps) or label-map files/folders (default: from config)")
     p.add_argument("--lesions", default=None, help="'procedural' or a folder of binary lesion masks")
     p.add_argument("--config", type=str, default=None, help="YAML SynthConfig (see docs)")
-    p.add_argument("--seed", type=int, default=0, help="run seed: case i is a function of (seed, i)")
+    p.add_argument("--seed", type=argtypes.seed, default=0, help="run seed: case i is a function of (seed, i)")
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default: cpu)")
     p.add_argument("--preview", action="store_true", help="write a PNG preview per case")
     p.set_defaults(func=run)

@@ -243,7 +243,22 @@ class SynthGenerator:
 
 
 def load_synth_config(path: str | Path | None, **overrides: Any) -> SynthConfig:
-    """Load a :class:`SynthConfig` from YAML (None: defaults), with optional top-level overrides."""
-    from lesionsynth.config import load_config
+    """Load a :class:`SynthConfig` from YAML (None: defaults), with optional top-level overrides.
 
-    return load_config(SynthConfig, path, {k: v for k, v in overrides.items() if v is not None})
+    ``path`` may be a generator config or a training config (its ``synth:`` section is used, so
+    ``synth --config bundled-cpu`` writes the bundled model's training data); a shipped name works too.
+    """
+    from lesionsynth.config import deep_update, from_dict, read_yaml, resolve_config_path
+
+    data: dict[str, Any] = {}
+    where = "config"
+    if path is not None:
+        p = resolve_config_path(path)
+        data, where = read_yaml(p), str(path)
+        if isinstance(data.get("synth"), dict):  # a training config
+            data, where = data["synth"], f"{path}: synth"
+        elif "synth" in data or "model" in data:
+            raise ConfigError(f"{path}: a training config without a 'synth' section (it trains on "
+                              f"{'physics' if data.get('physics') else 'real'} data); give a generator config")
+    data = deep_update(data, {k: v for k, v in overrides.items() if v is not None})
+    return from_dict(SynthConfig, data, where=where)

@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from lesionsynth.config import _deep_update
+from lesionsynth import argtypes
+from lesionsynth.config import deep_update
 from lesionsynth.errors import ConfigError
 from lesionsynth.train.config import TrainConfig, config_from_dict, load_train_config
 from lesionsynth.train.run_dir import recorded_config
@@ -34,14 +35,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (overrides the config)")
     p.add_argument("--epochs", type=int, help="override epochs")
     p.add_argument("--iterations-per-epoch", type=int, help="override iterations_per_epoch")
-    p.add_argument("--seed", type=int, help="override seed")
+    p.add_argument("--seed", type=argtypes.seed, help="override seed")
     p.add_argument("--num-workers", type=int, help="override num_workers (real-data loader processes)")
-    p.add_argument("--threads", type=int, help="override threads (CPU threads for torch)")
+    p.add_argument("--threads", type=argtypes.positive_int, help="override threads (CPU threads for torch)")
     p.add_argument("--checkpoint-every", type=int, help="override checkpoint_every (iterations)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key, dotted, value in YAML (e.g. --set val.every_epochs=5 "
                         "--set real.path=/data/ATLAS); repeatable")
-    p.add_argument("--stop-after", type=int, metavar="N",
+    p.add_argument("--stop-after", type=argtypes.positive_int, metavar="N",
                    help="stop after N iterations in total (with a checkpoint); resume later with --resume")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show the progress bar (default: only on a terminal)")
@@ -84,7 +85,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         v = getattr(args, flag, None)
         if v is not None:
             o[key] = v
-    return _deep_update(o, parse_set(args.set))
+    return deep_update(o, parse_set(args.set))
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
@@ -97,7 +98,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     rec = recorded_config(Path(args.out))
     if rec is None:
         raise ConfigError(f"{Path(args.out) / 'config.yaml'}: no recorded config to resume; give --config")
-    return config_from_dict(_deep_update(rec, overrides), where=str(Path(args.out) / "config.yaml"))
+    return config_from_dict(deep_update(rec, overrides), where=str(Path(args.out) / "config.yaml"))
 
 
 def run(args: argparse.Namespace) -> int:

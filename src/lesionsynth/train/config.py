@@ -18,6 +18,7 @@ A config file has these top-level sections (see ``docs/train.md`` and the shippe
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,6 +218,18 @@ class TrainConfig:
         return load_schema(self.schema)
 
 
+def _non_finite(data: Any, key: str = "") -> str | None:
+    """The dotted key of the first NaN or infinite number in plain config data, else None."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return key or "value"
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, (list, tuple)) else []
+    for k, v in items:
+        found = _non_finite(v, f"{key}.{k}" if key else str(k))
+        if found:
+            return found
+    return None
+
+
 def validate_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
     """Check values that types cannot express; returns ``cfg`` with ``model.out_channels`` from the schema.
 
@@ -265,8 +278,15 @@ def validate_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
         raise ConfigError(f"{where}: synth_repeats must be at least 1, got {cfg.synth_repeats}")
     if not 0.0 <= cfg.lesion_crop_prob <= 1.0:
         raise ConfigError(f"{where}: lesion_crop_prob must be in [0, 1], got {cfg.lesion_crop_prob}")
+    bad = _non_finite(to_dict(cfg))
+    if bad:
+        raise ConfigError(f"{where}: {bad} must be a finite number")
     if cfg.optim.lr <= 0:
         raise ConfigError(f"{where}: optim.lr must be positive, got {cfg.optim.lr}")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise ConfigError(f"{where}: threads must be at least 1 (or null: torch's default), got {cfg.threads}")
+    if not 0 <= cfg.seed < 2**63:
+        raise ConfigError(f"{where}: seed must be in [0, 2**63 - 1], got {cfg.seed}")
     if cfg.optim.grad_clip is not None and cfg.optim.grad_clip <= 0:
         raise ConfigError(f"{where}: optim.grad_clip must be positive or null, got {cfg.optim.grad_clip}")
     if cfg.preprocessing.spacing <= 0:

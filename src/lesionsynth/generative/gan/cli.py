@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lesionsynth import argtypes
 from lesionsynth.config import load_config
 from lesionsynth.errors import ConfigError, InputError
 
@@ -14,14 +15,14 @@ from lesionsynth.errors import ConfigError, InputError
 def _common(p: argparse.ArgumentParser, seed: bool = True) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     if seed:
-        p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+        p.add_argument("--seed", type=argtypes.seed, default=0, help="random seed (default 0)")
 
 
 def _training(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", required=True, type=Path, help="run folder (checkpoints, log.csv, samples/)")
-    p.add_argument("--iterations", type=int, help="override the config's number of iterations")
+    p.add_argument("--iterations", type=argtypes.positive_int, help="override the config's number of iterations")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
-    p.add_argument("--time-limit", type=float, metavar="MIN",
+    p.add_argument("--time-limit", type=argtypes.positive_float, metavar="MIN",
                    help="stop (with a checkpoint) after this many minutes; --resume continues")
     _common(p)
 
@@ -44,7 +45,7 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("sample-masks", help="write binary masks from a trained mask GAN (MNI 1 mm grid)")
     p.add_argument("--model", required=True, type=Path, help="mask GAN run folder or checkpoint")
     p.add_argument("-o", "--out", required=True, type=Path, help="output folder (mask_00000.nii.gz, ...)")
-    p.add_argument("-n", "--n", type=int, default=100, help="number of masks (default 100)")
+    p.add_argument("-n", "--n", type=argtypes.count, default=100, help="number of masks (default 100)")
     _common(p)
     p.set_defaults(func=run_sample_masks)
 
@@ -62,7 +63,7 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("build-dataset", help="paste lesions into healthy label maps and render them")
     p.add_argument("--translator", required=True, type=Path, help="translator run folder or checkpoint")
     p.add_argument("-o", "--out", required=True, type=Path, help="dataset folder (imagesTr/, labelsTr/, ...)")
-    p.add_argument("-n", "--n", type=int, default=100, help="number of cases (default 100)")
+    p.add_argument("-n", "--n", type=argtypes.count, default=100, help="number of cases (default 100)")
     p.add_argument("--config", default="gan-build", help="YAML config or shipped name (default gan-build)")
     p.add_argument("--labels", help="healthy label maps: default (MNI) or a file/folder")
     p.add_argument("--lesions", help="procedural, a folder of masks, or a mask GAN run folder")

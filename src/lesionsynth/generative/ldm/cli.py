@@ -11,6 +11,7 @@ import json
 import math
 from pathlib import Path
 
+from lesionsynth import argtypes
 from lesionsynth.errors import InputError
 
 
@@ -25,7 +26,7 @@ def _add_sampling(p: argparse.ArgumentParser, guidance: bool = True) -> None:
     p.add_argument("--steps", type=int, default=None,
                    help="DDIM steps (default: the config's sampling.steps)")
     p.add_argument("--batch-size", type=int, default=None, help="maps denoised together")
-    p.add_argument("--seed", type=int, default=0, help="seed of the generated maps")
+    p.add_argument("--seed", type=argtypes.seed, default=0, help="seed of the generated maps")
 
 
 def register(subparsers) -> None:
@@ -40,7 +41,7 @@ def register(subparsers) -> None:
     p.add_argument("--config", help="LDM config YAML (path or shipped name, e.g. ldm-lesion-mask)")
     p.add_argument("-o", "--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--iterations", type=int, default=None, help="override the total number of steps")
+    p.add_argument("--iterations", type=argtypes.positive_int, default=None, help="override the total number of steps")
     _add_device(p)
     p.set_defaults(func=run_train_autoencoder)
 
@@ -49,7 +50,7 @@ def register(subparsers) -> None:
     p.add_argument("--config", help="LDM config (default: the autoencoder run's)")
     p.add_argument("-o", "--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--iterations", type=int, default=None, help="override the total number of steps")
+    p.add_argument("--iterations", type=argtypes.positive_int, default=None, help="override the total number of steps")
     _add_device(p)
     p.set_defaults(func=run_train_diffusion)
 
@@ -57,7 +58,7 @@ def register(subparsers) -> None:
     p.add_argument("--model", required=True, help="train-diffusion run of a mask LDM")
     p.add_argument("--condition", type=float, required=True,
                    help="normalised condition c (0..1 = training range)")
-    p.add_argument("-n", "--n", type=int, default=8, help="number of maps")
+    p.add_argument("-n", "--n", type=argtypes.count, default=8, help="number of maps")
     p.add_argument("-o", "--out", required=True, help="output folder")
     p.add_argument("--image-model", help="train-diffusion run of an image LDM to render each map")
     p.add_argument("--image-guidance", type=float, default=None, help="guidance scale of the image LDM")
@@ -81,7 +82,7 @@ def register(subparsers) -> None:
     p.add_argument("--image-model", required=True, help="train-diffusion run of an image LDM (same classes)")
     p.add_argument("--condition-range", type=float, nargs=2, metavar=("A", "B"), default=(0.0, 1.0),
                    help="conditions are drawn uniformly from [A, B]")
-    p.add_argument("-n", "--n", type=int, required=True, help="number of cases")
+    p.add_argument("-n", "--n", type=argtypes.count, required=True, help="number of cases")
     p.add_argument("-o", "--out", required=True, help="dataset folder (resumable: finished cases are kept)")
     p.add_argument("--image-guidance", type=float, default=None, help="guidance scale of the image LDM")
     p.add_argument("--channel-name", default="image", help="channel name in dataset.json")
@@ -97,7 +98,7 @@ def register(subparsers) -> None:
                    help="conditions c (default: 0, 0.1, ..., 1)")
     p.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0, 3.0, 4.0, 5.0],
                    help="guidance scales G (default 1 2 3 4 5)")
-    p.add_argument("-n", "--n", type=int, default=8, help="maps per (G, c)")
+    p.add_argument("-n", "--n", type=argtypes.count, default=8, help="maps per (G, c)")
     _add_sampling(p, guidance=False)
     _add_device(p)
     p.set_defaults(func=run_check_conditioning)
