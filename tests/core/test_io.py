@@ -74,3 +74,25 @@ def test_resample_to_spacing_keeps_fov():
     assert out.shape == (10, 10, 10)
     centre_in = np.array([9.5, 9.5, 9.5])
     np.testing.assert_allclose((aff @ [4.5, 4.5, 4.5, 1])[:3], centre_in)
+
+
+def test_stale_temporaries_are_skipped_by_find_images_and_removed_by_a_rerun(tmp_path):
+    """A write killed mid-way leaves ``.NAME.XXXX.tmp.nii.gz``: inputs skip it, re-runs delete it."""
+    import nibabel as nib
+
+    from lesionsynth.io import find_images
+    from lesionsynth.io.atomic import atomic_path, is_temporary, remove_stale_temporaries
+
+    good = tmp_path / "a.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4)), str(good))
+    with atomic_path(tmp_path / "sub" / "b.nii.gz") as tmp:  # what a kill -9 would leave behind
+        stale = tmp.with_name(tmp.name.replace(".tmp", "x.tmp"))
+        tmp.write_bytes(b"partial")
+        tmp.rename(stale)
+        tmp.write_bytes(b"done")
+    (tmp_path / "sub" / "c.tmp.nii.gz").write_bytes(b"a user's file, not ours")
+    assert is_temporary(stale) and not is_temporary(good)
+    assert find_images([tmp_path / "sub"]) == [tmp_path / "sub" / "b.nii.gz", tmp_path / "sub" / "c.tmp.nii.gz"]
+    assert find_images([str(tmp_path / "sub" / "*.nii.gz")])[0].name == "b.nii.gz"
+    assert remove_stale_temporaries(tmp_path) == [stale]
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["b.nii.gz", "c.tmp.nii.gz"]

@@ -17,6 +17,7 @@ from lesionsynth.infer.config import PredictConfig, Preprocessing
 from lesionsynth.infer.outputs import output_paths, read_volumes, write_outputs, write_volumes
 from lesionsynth.infer.predict import Segmenter, as_segmenter, load_segmenter, predict_volume
 from lesionsynth.io import find_images, load_volume, strip_nifti_suffix
+from lesionsynth.io.atomic import remove_stale_temporaries
 from lesionsynth.labels.schema import LabelSchema
 
 
@@ -178,6 +179,7 @@ def predict_files(
         _report(f, verbose)
     subjects = group_subjects(files, ensemble)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
     rows = read_volumes(out)
     expect = dict(lesion=seg.schema.lesion_index is not None, uncertainty=cfg.effective().tta,
                   probabilities=cfg.save_probabilities)

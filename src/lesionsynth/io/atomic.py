@@ -37,6 +37,30 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def is_temporary(path: str | Path) -> bool:
+    """Whether ``path`` is a temporary file of :func:`atomic_path` (``.NAME.XXXX.tmp.SUFFIX``)."""
+    name = Path(path).name
+    return name.startswith(".") and ".tmp" in name
+
+
+def remove_stale_temporaries(folder: str | Path, recursive: bool = True) -> list[Path]:
+    """Delete the temporary files that writes killed mid-way (``kill -9``) left in ``folder``.
+
+    Every command that writes into an output folder calls this first, so a re-run leaves none behind.
+    Only names made by :func:`atomic_path` are touched.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = folder.rglob(".*.tmp*") if recursive else folder.glob(".*.tmp*")
+    removed = []
+    for p in found:
+        if p.is_file() and is_temporary(p):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:

@@ -135,7 +135,8 @@ def save_volume(
 
 
 def find_images(inputs: list[str | Path] | str | Path) -> list[Path]:
-    """Expand files, folders and glob patterns into a sorted list of NIfTI files."""
+    """Expand files, folders and glob patterns into a sorted list of NIfTI files (hidden files, such as
+    the temporaries of a killed write, are skipped in folders and patterns)."""
     import glob
 
     if isinstance(inputs, (str, Path)):
@@ -144,8 +145,8 @@ def find_images(inputs: list[str | Path] | str | Path) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            out.extend(sorted(q for q in p.iterdir() if q.is_file() and is_nifti(q)))
-        elif any(c in str(item) for c in "*?["):
+            out.extend(sorted(q for q in p.iterdir() if q.is_file() and is_nifti(q) and not q.name.startswith(".")))
+        elif any(c in str(item) for c in "*?["):  # glob skips hidden files (temporaries of killed writes)
             out.extend(sorted(Path(q) for q in glob.glob(str(item)) if is_nifti(q)))
         else:
             out.append(p)

@@ -14,6 +14,7 @@ from lesionsynth import argtypes
 from lesionsynth.config import to_dict
 from lesionsynth.data import case_done, write_case, write_dataset_json
 from lesionsynth.errors import InputError
+from lesionsynth.io.atomic import remove_stale_temporaries
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     gen = SynthGenerator(cfg, device=resolve_device(args.device))
     schema = gen.schema
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
     n_total = args.n
     if js.is_file():
         n_total = max(n_total, int(json.loads(js.read_text()).get("numTraining", 0)))

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from lesionsynth.errors import InputError
+from lesionsynth.io import atomic
 from lesionsynth.labels.schema import LabelSchema
 from lesionsynth.models import ModelConfig, model_state, save_checkpoint
 from lesionsynth.models.checkpoint import torch_load
@@ -82,13 +83,8 @@ def checkpoint_paths(run_dir: Path) -> tuple[Path, Path]:
 
 def remove_stale_temporaries(run_dir: Path) -> list[Path]:
     """Delete temporary files left by a write that was killed (``checkpoints/.last.*.tmp.pt``, ...)."""
-    removed = []
-    for d in (Path(run_dir), Path(run_dir) / "checkpoints"):
-        if d.is_dir():
-            for p in d.glob(".*.tmp*"):
-                p.unlink(missing_ok=True)
-                removed.append(p)
-    return removed
+    return [p for d in (Path(run_dir), Path(run_dir) / "checkpoints")
+            for p in atomic.remove_stale_temporaries(d, recursive=False)]
 
 
 def save_training_checkpoint(path: Path, model: torch.nn.Module, model_cfg: ModelConfig, schema: LabelSchema,

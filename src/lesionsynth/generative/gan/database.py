@@ -34,6 +34,7 @@ from lesionsynth.data import case_done, write_case, write_dataset_json
 from lesionsynth.errors import ConfigError, InputError
 from lesionsynth.generative.gan.pairs import DeformConfig
 from lesionsynth.generative.gan.translator import load_translator, render_volume
+from lesionsynth.io.atomic import remove_stale_temporaries
 from lesionsynth.io.resample import reorient_to_ras
 from lesionsynth.labels import LabelMap, LabelSchema, load_label_source
 from lesionsynth.lesions import LesionFolder, ProceduralLesionConfig, apply_procedural, sample_procedural
@@ -144,6 +145,7 @@ def build_dataset(translator: str | Path, out: str | Path, n: int, cfg: BuildCon
                              "use another --out")
         n_total = max(n, int(prev.get("numTraining", 0)))
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
     extra = {"lesionsynth": {**signature, "arch": tcfg.arch, "spacing_mm": tcfg.spacing_mm,
                              "schema": schema.to_dict()}}
     labels = {c: i for i, c in enumerate(schema.classes)}

@@ -97,6 +97,7 @@ def build_dataset(mask: MaskLDM, image: ImageLDM, out: str | Path, n: int,
     """Write ``n`` generated (map, image) cases as a dataset folder; returns how many were written now."""
     from tqdm import tqdm
 
+    from lesionsynth.io.atomic import remove_stale_temporaries
     from lesionsynth.viz import save_preview
 
     assert mask.condition is not None
@@ -111,6 +112,7 @@ def build_dataset(mask: MaskLDM, image: ImageLDM, out: str | Path, n: int,
                        extra={"lesionsynth": {"generator": "ldm", "condition_label": mask.condition.label,
                                               "condition_range": [lo, hi], "guidance": g,
                                               "image_guidance": gi, "seed": seed}})
+    remove_stale_temporaries(out)
     ids = [f"ldm_{i:05d}" for i in range(n)]
     pending = [i for i in range(n) if not case_done(out, ids[i])]
     bs = batch_size or mask.cfg.sampling.batch_size
