@@ -127,3 +127,46 @@ def test_volumes_csv_counts_lesions_and_volumes(tmp_path):
     assert float(row["lesion_ml"]) == pytest.approx(truth.sum() * 1.5 ** 3 / 1000, rel=0.15)
     probs = nib.load(str(tmp_path / "out" / "two_lesions_probabilities.nii.gz"))
     assert probs.shape == (28, 30, 24, 6)
+
+
+def test_bids_dataset_and_path_lists_as_inputs(tmp_path):
+    """A BIDS tree keeps its sub-/ses-/datatype layout in the outputs; --ensemble makes one subject
+    session one output; a .txt list names files relative to itself."""
+    from lesionsynth.infer.files import expand_inputs, group_subjects
+
+    bids = tmp_path / "bids"
+    (bids / "dataset_description.json").parent.mkdir(parents=True)
+    (bids / "dataset_description.json").write_text('{"Name": "x", "BIDSVersion": "1.8.0"}')
+    names = ["sub-01/anat/sub-01_T1w.nii.gz", "sub-01/anat/sub-01_FLAIR.nii.gz",
+             "sub-02/ses-1/anat/sub-02_ses-1_T2w.nii.gz", "sub-02/ses-1/dwi/sub-02_ses-1_trace.nii.gz",
+             "derivatives/x/sub-01/anat/sub-01_T1w.nii.gz"]
+    for n in names:
+        (bids / n).parent.mkdir(parents=True, exist_ok=True)
+        (bids / n).write_bytes(b"")
+    files, failures = expand_inputs([bids])
+    assert not failures and [str(f.relative_to(bids)) for f in files] == sorted(names[:4])
+    stems = [s for s, _ in group_subjects(files, ensemble=False)]
+    assert stems == ["sub-01/anat/sub-01_FLAIR", "sub-01/anat/sub-01_T1w", "sub-02/ses-1/anat/sub-02_ses-1_T2w",
+                     "sub-02/ses-1/dwi/sub-02_ses-1_trace"]
+    ens = group_subjects(files, ensemble=True)
+    assert [(s, len(g)) for s, g in ens] == [("sub-01/sub-01", 2), ("sub-02/ses-1/sub-02_ses-1", 2)]
+    lst = tmp_path / "scans.txt"
+    lst.write_text("# my scans\nbids/sub-01/anat/sub-01_T1w.nii.gz\n\n" + str(bids / names[2]) + "\n")
+    files, failures = expand_inputs([lst])
+    assert files == [bids / names[0], bids / names[2]] and not failures
+
+
+def test_bids_outputs_land_in_subject_folders(tmp_path):
+    A = make_affine((20, 20, 20), spacing=2.0)
+    anat = tmp_path / "bids" / "sub-07" / "anat"
+    anat.mkdir(parents=True)
+    img, _ = toy_scan(A, (20, 20, 20), "t1")
+    nib.save(nib.Nifti1Image(img, A), str(anat / "sub-07_T1w.nii.gz"))
+    model, cfg = tiny_unet()
+    ckpt = save_checkpoint(tmp_path / "m.pt", model_state(model, cfg, TISSUE))
+    out = tmp_path / "out"
+    rc = main(["predict", "-i", str(tmp_path / "bids"), "-o", str(out), "--model", str(ckpt), "--device", "cpu",
+               "--fast"])
+    assert rc == 0
+    assert (out / "sub-07" / "anat" / "sub-07_T1w_labels.nii.gz").is_file()
+    assert "sub-07/anat/sub-07_T1w" in (out / "volumes.csv").read_text()

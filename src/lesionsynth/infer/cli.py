@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "input failed. See docs/predict.md.",
     )
     p.add_argument("-i", "--input", nargs="+", required=True, metavar="INPUT",
-                   help="NIfTI files, folders or glob patterns (quote globs)")
+                   help="NIfTI files, folders, glob patterns (quote them), a BIDS dataset "
+                        "(sub-*/[ses-*/]anat|dwi/*.nii.gz; outputs keep that layout) or a .txt/.csv list of paths")
     p.add_argument("-o", "--out", required=True, metavar="OUT_DIR", help="output folder")
     p.add_argument("--model", default=None, metavar="MODEL",
                    help="a bundled model name (see `lesionsynth models`; default: the bundled "

@@ -51,13 +51,51 @@ class Failure:
         return self.message if self.message.startswith(self.path) else f"{self.path}: {self.message}"
 
 
+BIDS_DATATYPES = ("anat", "dwi", "perf", "func")
+
+
+def is_bids_root(folder: Path) -> bool:
+    """A BIDS dataset: ``dataset_description.json`` or ``sub-*`` folders at the top."""
+    return folder.is_dir() and ((folder / "dataset_description.json").is_file()
+                                or any(p.is_dir() for p in folder.glob("sub-*")))
+
+
+def bids_images(root: Path) -> list[Path]:
+    """``sub-*/[ses-*/]{anat,dwi,perf,func}/*.nii[.gz]`` of a BIDS dataset (not ``derivatives/``)."""
+    found = []
+    for pattern in ("sub-*/{t}/*.nii*", "sub-*/ses-*/{t}/*.nii*"):
+        for t in BIDS_DATATYPES:
+            found.extend(p for p in root.glob(pattern.format(t=t)) if p.is_file() and not p.name.startswith("."))
+    return sorted(found)
+
+
+def bids_entities(path: Path) -> tuple[str, str | None, str] | None:
+    """``(sub-X, ses-Y or None, datatype)`` of a file inside a BIDS tree, else None."""
+    parts = path.parts
+    if len(parts) < 3 or parts[-2] not in BIDS_DATATYPES:
+        return None
+    if parts[-3].startswith("ses-") and len(parts) >= 4 and parts[-4].startswith("sub-"):
+        return parts[-4], parts[-3], parts[-2]
+    if parts[-3].startswith("sub-"):
+        return parts[-3], None, parts[-2]
+    return None
+
+
 def expand_inputs(inputs: list[str | Path] | str | Path) -> tuple[list[Path], list[Failure]]:
-    """Files, folders and glob patterns -> NIfTI files; patterns/folders matching nothing are failures."""
+    """Files, folders, glob patterns, BIDS datasets and ``.txt``/``.csv`` lists of paths -> NIfTI files;
+    a pattern, folder or list matching nothing is a failure."""
     items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     files: list[Path] = []
     failures: list[Failure] = []
     for item in items:
-        found = find_images([item])
+        p = Path(item)
+        if p.suffix.lower() in (".txt", ".csv") and p.is_file():
+            listed = _read_list(p)
+            if not listed:
+                failures.append(Failure(str(item), "the list names no files"))
+            files.extend(q for q in listed if q not in files)
+            continue
+        found = bids_images(p) if is_bids_root(p) else find_images([item])
         p = Path(item)
         is_pattern = any(c in str(item) for c in "*?[")
         if not found and (p.is_dir() or is_pattern):
@@ -66,6 +104,25 @@ def expand_inputs(inputs: list[str | Path] | str | Path) -> tuple[list[Path], li
             if f not in files:
                 files.append(f)
     return files, failures
+
+
+def _read_list(path: Path) -> list[Path]:
+    """Paths of a ``.txt`` (one per line) or ``.csv`` (first column) list, relative to the list's folder;
+    blank lines, ``#`` comments and a header row that is not a file are skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the list ({type(e).__name__})") from None
+    out = []
+    for i, line in enumerate(lines):
+        cell = line.split(",")[0].strip().strip('"') if path.suffix.lower() == ".csv" else line.strip()
+        if not cell or cell.startswith("#"):
+            continue
+        q = Path(cell) if Path(cell).is_absolute() else path.parent / cell
+        if i == 0 and path.suffix.lower() == ".csv" and not q.exists():
+            continue  # header
+        out.append(q)
+    return out
 
 
 def unique_stems(paths: list[Path]) -> list[str]:
@@ -92,7 +149,9 @@ _CHANNEL = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 def group_subjects(files: list[Path], ensemble: bool) -> list[tuple[str, list[Path]]]:
     """Subjects to segment: ``(output stem, input files)``.
 
-    Without ``ensemble`` every file is its own subject. With it, nnU-Net channel files
+    BIDS files (``sub-X/[ses-Y/]anat|dwi/...``) keep that layout under the output folder; with ``ensemble``
+    each subject session (all its anat/dwi images) is one subject, named ``sub-X[_ses-Y]``.
+    Otherwise, without ``ensemble`` every file is its own subject. With it, nnU-Net channel files
     (``CASE_0000.nii.gz``, ``CASE_0001.nii.gz``, ...) are grouped per case id, channels in order, so each
     case's own modalities are averaged (inputs that all share one case id are that case's modalities in the
     order given); files without a channel suffix are the modalities of one subject, named after the first.
@@ -101,6 +160,16 @@ def group_subjects(files: list[Path], ensemble: bool) -> list[tuple[str, list[Pa
     Raises:
         InputError: channel-suffixed and plain files mixed, or one case's channel given twice.
     """
+    bids = [bids_entities(p) for p in files]
+    if all(bids):  # BIDS: outputs in sub-X/[ses-Y/]DATATYPE/, one subject session per ensemble
+        if not ensemble:
+            return [("/".join(x for x in (e[0], e[1], e[2], strip_nifti_suffix(p)) if x), [p])
+                    for p, e in zip(files, bids, strict=True)]
+        sessions: dict[tuple[str, str | None], list[Path]] = {}
+        for p, e in zip(files, bids, strict=True):
+            sessions.setdefault((e[0], e[1]), []).append(p)
+        return [("/".join(x for x in (sub, ses) if x) + "/" + "_".join(x for x in (sub, ses) if x), ps)
+                for (sub, ses), ps in sessions.items()]
     if not ensemble:
         return [(s, [p]) for s, p in zip(unique_stems(files), files, strict=True)]
     matches = [_CHANNEL.match(strip_nifti_suffix(p)) for p in files]
