@@ -74,6 +74,13 @@ def test_bad_experiment_configs(tmp_path):
     p.write_text("name: x\narms: [{name: a, model: m, colour: red}]\ntest_sets: []\n")
     with pytest.raises(ConfigError, match="colour"):
         load_experiment(p)
+    for bad in ("../../x", "/abs", "..", "a/b", "<script>"):  # names are folders under --out
+        p.write_text(f"name: x\narms: [{{name: '{bad}', model: m}}]\ntest_sets: []\n")
+        with pytest.raises(ConfigError, match="plain name"):
+            load_experiment(p)
+        p.write_text(f"name: x\narms: [{{name: a, model: m}}]\ntest_sets: [{{name: '{bad}', images: [i], truth: t}}]\n")
+        with pytest.raises(ConfigError, match="plain name"):
+            load_experiment(p)
 
 
 def test_merge_rejects_different_labels(tmp_path):

@@ -28,6 +28,8 @@ Config (YAML, unknown keys are errors)::
 
 from __future__ import annotations
 
+import html
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from lesionsynth.config import load_config, read_yaml, resolve_config_path
+from lesionsynth.config import deep_update, load_config, read_yaml, resolve_config_path
 from lesionsynth.errors import ConfigError, InputError
 from lesionsynth.io.atomic import write_text_atomic
 
@@ -100,8 +102,25 @@ class ExperimentConfig:
     description: str = ""
 
 
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+
+
 def load_experiment(path: str | Path) -> ExperimentConfig:
+    """Load and check an experiment config.
+
+    Arm, test-set and ensemble names become folder names under ``--out``: they must be plain names
+    (letters, digits, ``.``, ``_``, ``+``, ``-``; no ``/``, ``..`` or absolute paths), so every write stays
+    inside the output folder.
+    """
     cfg = load_config(ExperimentConfig, path)
+    for kind, items in (("arm", cfg.arms), ("test set", cfg.test_sets), ("ensemble", cfg.ensembles)):
+        for it in items:
+            if not SAFE_NAME.fullmatch(str(it.name)) or set(str(it.name)) <= {"."}:
+                raise ConfigError(f"{path}: {kind} name {it.name!r} must be a plain name (letters, digits, "
+                                  f"'.', '_', '+', '-'; at most 64), it names a folder under --out")
+    outputs = [t.name for t in cfg.test_sets] + [e.name for e in cfg.ensembles]
+    if len(set(outputs)) != len(outputs):
+        raise ConfigError(f"{path}: test set and ensemble names must be unique (they share output folders)")
     names = [a.name for a in cfg.arms]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: arm names must be unique")
@@ -123,12 +142,6 @@ def _cli(argv: list[str]) -> None:
     if code != 0:
         raise InputError(f"experiment step '{argv[0]}' failed (exit code {code})")
 
-
-def deep_update(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in new.items():
-        out[k] = deep_update(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def train_arm(arm: ArmConfig, out: Path, device: str | None = None) -> Path:
@@ -243,8 +256,8 @@ def run_experiment(config_path: str | Path, out: str | Path) -> dict[str, Any]:
         rel = Path(ev["report_html"]).resolve().relative_to(out.resolve())
         sections.append((name, table_html(rows) + f"<p><a href='{rel}'>full report (statistics, plots)</a></p>"))
     _ = list_cases  # (kept for API symmetry)
-    report = write_report(out / "report.html", f"experiment: {cfg.name}",
-                          [("Design", f"<p>{cfg.description}</p><p>arms: {', '.join(models)}</p>"), *sections])
+    design = f"<p>{html.escape(cfg.description)}</p><p>arms: {html.escape(', '.join(models))}</p>"
+    report = write_report(out / "report.html", f"experiment: {cfg.name}", [("Design", design), *sections])
     print(f"experiment report: {report.resolve()}")
     return {"report": report, "evaluations": results}
 
