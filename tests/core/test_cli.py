@@ -77,6 +77,8 @@ BAD_ARGS = [
     (["gan", "train-masks", "--time-limit", "nan"], "finite number above 0"),
     (["gan", "sample-masks", "--model", "m", "-n", "0"], "between 1 and"),
     (["ldm", "sample", "--model", "m", "-n", "2000000"], "between 1 and"),
+    (["demo", "--epochs", "0"], "--epochs: must be at least 1"),
+    (["train", "--config", "tiny-cpu", "--epochs", "0"], "--epochs: must be at least 1"),
 ]
 
 

@@ -100,3 +100,24 @@ def test_shipped_experiment_configs_parse():
     assert len(files) >= 2
     for f in files:
         load_experiment(f)
+
+
+def test_demo_generated_sets_call_the_generators_with_flags_they_accept(tmp_path, monkeypatch):
+    """`demo --gan-masks/--gan-translator/--ldm-mask/--ldm-image` build argv for `gan build-dataset` and
+    `ldm build-dataset`: each must parse with the real parser of that verb."""
+    from lesionsynth.cli import build_parser
+    from lesionsynth.demo import run as demo_run
+
+    calls = []
+    monkeypatch.setattr(demo_run, "_cli", calls.append)
+    opt = demo_run.DemoOptions(out=tmp_path, gan_masks=tmp_path / "g", gan_translator=tmp_path / "t",
+                               ldm_mask=tmp_path / "m", ldm_image=tmp_path / "i")
+    demo_run._generated_sets(opt, tmp_path)
+    assert [c[:2] for c in calls] == [["gan", "build-dataset"], ["ldm", "build-dataset"]]
+    for argv in calls:
+        args = build_parser(argv[0]).parse_args(argv)
+        assert args.func is not None
+    gan = build_parser("gan").parse_args(calls[0])
+    assert gan.lesions == str(tmp_path / "g") and gan.translator == tmp_path / "t"
+    ldm = build_parser("ldm").parse_args(calls[1])
+    assert ldm.model == str(tmp_path / "m") and ldm.image_model == str(tmp_path / "i")

@@ -12,12 +12,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline on the bundled default and write a report",
                        description="Synthesise, train the tiny configuration, predict, evaluate, report.")
     p.add_argument("--out", "-o", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
-    p.add_argument("--n-heldout", type=int, default=8, help="held-out synthetic test cases (default 8)")
+    p.add_argument("--n-heldout", type=argtypes.count, default=8, help="held-out synthetic test cases (default 8)")
     p.add_argument("--config", default="tiny-cpu", help="training config (default tiny-cpu)")
-    p.add_argument("--epochs", type=int, default=None, help="override the training epochs")
-    p.add_argument("--iterations-per-epoch", type=int, default=None, help="override iterations per epoch")
+    p.add_argument("--epochs", type=argtypes.positive_int, default=None, help="override the training epochs")
+    p.add_argument("--iterations-per-epoch", type=argtypes.positive_int, default=None,
+                   help="override iterations per epoch")
     p.add_argument("--seed", type=argtypes.seed, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default: cpu)")
     p.add_argument("--gan-masks", type=Path, default=None, help="mask-GAN checkpoint (optional)")
     p.add_argument("--gan-translator", type=Path, default=None, help="label-to-image translator checkpoint")
     p.add_argument("--ldm-mask", type=Path, default=None, help="mask LDM checkpoint (optional)")

@@ -287,15 +287,16 @@ def _generated_sets(opt: DemoOptions, out: Path) -> list[str]:
     lines = []
     if opt.gan_masks and opt.gan_translator:
         d = out / "gan_cases"
-        _cli(["gan", "build-dataset", "--masks", str(opt.gan_masks), "--translator", str(opt.gan_translator),
-              "--out", str(d), "--n", str(opt.n_generated)])
+        _cli(["gan", "build-dataset", "--lesions", str(opt.gan_masks), "--translator", str(opt.gan_translator),
+              "--out", str(d), "--n", str(opt.n_generated), "--device", opt.device])
         lines.append(f"GAN: {opt.n_generated} cases in {d}")
     else:
         lines.append("GAN cases skipped (give --gan-masks and --gan-translator checkpoints to include them)")
     if opt.ldm_mask and opt.ldm_image:
         d = out / "ldm_cases"
-        _cli(["ldm", "build-dataset", "--mask-model", str(opt.ldm_mask), "--image-model", str(opt.ldm_image),
-              "--out", str(d), "--n", str(opt.n_generated), "--condition-range", "0.2", "0.8"])
+        _cli(["ldm", "build-dataset", "--model", str(opt.ldm_mask), "--image-model", str(opt.ldm_image),
+              "--out", str(d), "--n", str(opt.n_generated), "--condition-range", "0.2", "0.8",
+              "--device", opt.device])
         lines.append(f"LDM: {opt.n_generated} cases in {d}")
     else:
         lines.append("LDM cases skipped (give --ldm-mask and --ldm-image checkpoints to include them)")
