@@ -170,3 +170,23 @@ def test_bids_outputs_land_in_subject_folders(tmp_path):
     assert rc == 0
     assert (out / "sub-07" / "anat" / "sub-07_T1w_labels.nii.gz").is_file()
     assert "sub-07/anat/sub-07_T1w" in (out / "volumes.csv").read_text()
+
+
+def test_synthseg_style_flags_vol_and_qc(tmp_path):
+    """--i/--o/--cpu/--threads as SynthSeg users type them; --vol and --qc write their tables."""
+    A = make_affine((20, 20, 20), spacing=2.0)
+    img, _ = toy_scan(A, (20, 20, 20), "t1")
+    scan = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(img, A), str(scan))
+    model, cfg = tiny_unet()
+    ckpt = save_checkpoint(tmp_path / "m.pt", model_state(model, cfg, TISSUE))
+    out = tmp_path / "out"
+    rc = main(["predict", "--i", str(scan), "--o", str(out), "--model", str(ckpt), "--cpu", "--threads", "1",
+               "--vol", str(tmp_path / "vol.csv"), "--qc", str(tmp_path / "qc.csv")])
+    assert rc == 0
+    vol = list(csv.DictReader(open(tmp_path / "vol.csv")))
+    qc = list(csv.DictReader(open(tmp_path / "qc.csv")))
+    assert vol[0]["stem"] == "scan" and "lesion_ml" in vol[0]
+    assert list(qc[0]) == ["stem", "input", "qc"] and 0.0 <= float(qc[0]["qc"]) <= 1.0
+    assert main(["predict", "-i", str(scan), "-o", str(out), "--model", str(ckpt), "--fast",
+                 "--qc", str(tmp_path / "q2.csv")]) == 2

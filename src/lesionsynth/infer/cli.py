@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lesionsynth import argtypes
+from lesionsynth.errors import InputError
 from lesionsynth.infer.config import PRECISIONS, PredictConfig
 
 
@@ -18,10 +20,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "one volumes.csv row. Inputs whose outputs exist are skipped. Exit code 1 if any "
                     "input failed. See docs/predict.md.",
     )
-    p.add_argument("-i", "--input", nargs="+", required=True, metavar="INPUT",
+    p.add_argument("-i", "--input", "--i", nargs="+", required=True, metavar="INPUT",
                    help="NIfTI files, folders, glob patterns (quote them), a BIDS dataset "
                         "(sub-*/[ses-*/]anat|dwi/*.nii.gz; outputs keep that layout) or a .txt/.csv list of paths")
-    p.add_argument("-o", "--out", required=True, metavar="OUT_DIR", help="output folder")
+    p.add_argument("-o", "--out", "--o", required=True, metavar="OUT_DIR", help="output folder")
+    p.add_argument("--vol", metavar="FILE", help="also write the volumes table (ml per class, lesion count) here")
+    p.add_argument("--qc", metavar="FILE",
+                   help="also write per-scan QC scores here (1 - mean flip disagreement; needs flips)")
+    p.add_argument("--threads", type=argtypes.positive_int, help="CPU threads for torch (default: torch's)")
+    p.add_argument("--cpu", action="store_const", const="cpu", dest="device", help="same as --device cpu")
     p.add_argument("--model", default=None, metavar="MODEL",
                    help="a bundled model name (see `lesionsynth models`; default: the bundled "
                         "stroke model), a training run folder (uses checkpoints/best.pt, else last.pt) "
@@ -51,6 +58,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lesionsynth.infer.files import predict_files
+    from lesionsynth.infer.outputs import read_volumes, write_volumes
+
+    if args.qc and (args.fast or args.no_tta):
+        raise InputError("--qc needs the flips (drop --fast/--no-tta)")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     cfg = PredictConfig(window=args.window, overlap=args.overlap, tta=not args.no_tta, fast=args.fast,
                         crop_foreground=not args.no_crop, batch_size=args.batch_size,
@@ -59,6 +74,12 @@ def run(args: argparse.Namespace) -> int:
 
     results, failures = predict_files(args.input, args.out, args.model or DEFAULT_MODEL, config=cfg,
                                       ensemble=args.ensemble, device=args.device, overwrite=args.overwrite)
+    rows = read_volumes(args.out)
+    mine = {r.stem: rows[r.stem] for r in results if r.stem in rows}
+    if args.vol:
+        write_volumes(args.out, mine, path=args.vol)
+    if args.qc:
+        write_volumes(args.out, mine, path=args.qc, columns=["stem", "input", "qc"])
     done = sum(r.status == "done" for r in results)
     skipped = len(results) - done
     print(f"lesionsynth predict: {done} done, {skipped} already done (skipped), {len(failures)} failed; "

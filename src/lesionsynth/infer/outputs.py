@@ -42,7 +42,9 @@ def output_paths(out_dir: str | Path, stem: str, *, lesion: bool = True, uncerta
 
 def volume_row(pred: Prediction, inputs: str, stem: str) -> dict[str, str]:
     """Volumes (ml) per non-background class from the hard labels; lesion count = 26-connected
-    components of the lesion mask."""
+    components of the lesion mask; with flip TTA, ``qc`` = 1 - the mean fraction of flips that disagree
+    with the consensus inside the predicted (non-background) voxels (1: every flip agrees; a low score
+    flags a scan to check, as SynthSeg's ``--qc``)."""
     voxel_ml = abs(float(np.linalg.det(pred.affine[:3, :3]))) / 1000.0
     counts = np.bincount(pred.labels.ravel(), minlength=pred.schema.num_classes)
     row = {"stem": stem, "input": inputs}
@@ -53,6 +55,9 @@ def volume_row(pred: Prediction, inputs: str, stem: str) -> dict[str, str]:
         _, n = ndimage.label(pred.lesion, structure=np.ones((3, 3, 3), dtype=bool))
         row["lesion_count"] = str(int(n))
         row["lesion_ml"] = f"{int(pred.lesion.sum()) * voxel_ml:.3f}"
+    if pred.uncertainty is not None:  # QC: agreement of the flips inside the predicted head
+        fg = pred.labels != pred.schema.background_index
+        row["qc"] = f"{1.0 - float(pred.uncertainty[fg].mean()) if fg.any() else 0.0:.4f}"
     return row
 
 
@@ -68,17 +73,25 @@ def read_volumes(out_dir: str | Path) -> dict[str, dict[str, str]]:
         return {}
 
 
-def write_volumes(out_dir: str | Path, rows: dict[str, dict[str, str]]) -> Path:
-    """Write ``volumes.csv`` atomically; columns are the union of the rows' keys."""
+def write_volumes(out_dir: str | Path, rows: dict[str, dict[str, str]], path: str | Path | None = None,
+                  columns: list[str] | None = None) -> Path:
+    """Write ``volumes.csv`` atomically; columns are the union of the rows' keys.
+
+    Args:
+        out_dir: the output folder (the table goes to ``out_dir/volumes.csv``).
+        rows: rows by stem.
+        path: write here instead (``--vol FILE``, ``--qc FILE``).
+        columns: only these columns (default: all).
+    """
     cols: list[str] = []
     for r in rows.values():
-        cols.extend(k for k in r if k not in cols)
+        cols.extend(k for k in r if k not in cols and (columns is None or k in columns))
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, restval="", lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=cols, restval="", lineterminator="\n", extrasaction="ignore")
     w.writeheader()
     for stem in sorted(rows):
         w.writerow(rows[stem])
-    path = Path(out_dir) / VOLUMES_CSV
+    path = Path(path) if path is not None else Path(out_dir) / VOLUMES_CSV
     write_text_atomic(path, buf.getvalue())
     return path
 
