@@ -96,3 +96,31 @@ def test_stale_temporaries_are_skipped_by_find_images_and_removed_by_a_rerun(tmp
     assert find_images([str(tmp_path / "sub" / "*.nii.gz")])[0].name == "b.nii.gz"
     assert remove_stale_temporaries(tmp_path) == [stale]
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["b.nii.gz", "c.tmp.nii.gz"]
+
+
+@pytest.mark.parametrize("kind", ["complex", "rgb"])
+def test_complex_and_rgb_volumes_are_refused_in_one_line(tmp_path, kind):
+    import nibabel as nib
+
+    from lesionsynth.errors import InputError
+    from lesionsynth.io import load_volume
+
+    if kind == "complex":
+        data = (np.ones((4, 4, 4)) + 1j).astype(np.complex64)
+    else:
+        data = np.zeros((4, 4, 4), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    p = tmp_path / f"{kind}.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(p))
+    with pytest.raises(InputError, match="complex-valued|RGB"):
+        load_volume(p)
+
+
+@pytest.mark.parametrize("text", ["[1, 2, 3]", '{"labels": [0, 1]}'])
+def test_dataset_json_that_is_not_an_object_is_one_line(tmp_path, text):
+    from lesionsynth.data.folder import read_dataset
+    from lesionsynth.errors import InputError
+
+    (tmp_path / "imagesTr").mkdir()
+    (tmp_path / "dataset.json").write_text(text)
+    with pytest.raises(InputError, match="dataset.json"):
+        read_dataset(tmp_path)

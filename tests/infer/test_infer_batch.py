@@ -190,3 +190,18 @@ def test_synthseg_style_flags_vol_and_qc(tmp_path):
     assert list(qc[0]) == ["stem", "input", "qc"] and 0.0 <= float(qc[0]["qc"]) <= 1.0
     assert main(["predict", "-i", str(scan), "-o", str(out), "--model", str(ckpt), "--fast",
                  "--qc", str(tmp_path / "q2.csv")]) == 2
+
+
+def test_a_file_name_that_is_not_utf8_does_not_abort_the_batch(tmp_path):
+    A = make_affine((20, 20, 20), spacing=2.0)
+    img, _ = toy_scan(A, (20, 20, 20), "t1")
+    odd = tmp_path / b"caf\xe9.nii.gz".decode("utf-8", "surrogateescape")
+    nib.save(nib.Nifti1Image(img, A), str(odd))
+    nib.save(nib.Nifti1Image(img, A), str(tmp_path / "ok.nii.gz"))
+    model, cfg = tiny_unet()
+    ckpt = save_checkpoint(tmp_path / "m.pt", model_state(model, cfg, TISSUE))
+    out = tmp_path / "out"
+    rc = main(["predict", "-i", str(odd), str(tmp_path / "ok.nii.gz"), "-o", str(out), "--model", str(ckpt),
+               "--fast"])
+    assert rc == 0
+    assert sorted(p.name for p in out.glob("*_labels.nii.gz")) == ["caf\ufffd_labels.nii.gz", "ok_labels.nii.gz"]

@@ -72,6 +72,24 @@ def test_existing_run_needs_resume_and_same_config(tmp_path, blobs):
     assert train(threads, tmp_path / "run", resume=True, progress_bar=False).iterations == 2
 
 
+def test_a_start_that_failed_before_training_can_be_rerun(tmp_path, blobs):
+    """A bad real dataset fails the start after the run folder was created: the same command works
+    again once the data is fixed (nothing trained there to protect)."""
+    import shutil
+
+    from lesionsynth.errors import InputError
+
+    data = tmp_path / "data"
+    shutil.copytree(blobs, data)
+    good = (data / "dataset.json").read_text()
+    (data / "dataset.json").write_text("[1, 2]")
+    cfg = config_from_dict(toy_config(data, epochs=1, iterations_per_epoch=2))
+    with pytest.raises(InputError, match="dataset.json"):
+        train(cfg, tmp_path / "run", progress_bar=False)
+    (data / "dataset.json").write_text(good)
+    assert train(cfg, tmp_path / "run", progress_bar=False).iterations == 2
+
+
 def test_synthetic_training_with_synthetic_validation(tmp_path, tiny_labelmap):
     from lesionsynth.synth import SynthGenerator
     from lesionsynth.train.sources import synth_config_for_training

@@ -121,6 +121,11 @@ def read_dataset(root: str | Path, split: str = "Tr", require_labels: bool = Tru
             meta = json.loads(js.read_text())
         except json.JSONDecodeError as e:
             raise InputError(f"{js}: not valid JSON (line {e.lineno})") from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{js}: expected a JSON object (nnU-Net dataset.json), got a {type(meta).__name__}")
+    for key in ("channel_names", "modality", "labels"):
+        if key in meta and not isinstance(meta[key], dict):
+            raise InputError(f"{js}: '{key}' must be an object (name: value), got a {type(meta[key]).__name__}")
     img_dir = root / f"images{split}"
     if not img_dir.is_dir():
         raise InputError(f"{root}: no images{split}/ folder")

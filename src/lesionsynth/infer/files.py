@@ -195,6 +195,12 @@ def group_subjects(files: list[Path], ensemble: bool) -> list[tuple[str, list[Pa
     return out
 
 
+def _printable(stem: str) -> str:
+    """A stem from a file name that is not valid UTF-8 (surrogate escapes) -> valid UTF-8 (U+FFFD), so
+    output names, the CSV and the QC title can be written."""
+    return stem.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _one_line(e: BaseException) -> str:
     if isinstance(e, LesionsynthError):
         return str(e)
@@ -246,7 +252,7 @@ def predict_files(
         raise InputError(f"no input images found in: {' '.join(str(i) for i in _as_list(inputs))}")
     for f in failures:
         _report(f, verbose)
-    subjects = group_subjects(files, ensemble)
+    subjects = [(_printable(s), ps) for s, ps in group_subjects(files, ensemble)]
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
     rows = read_volumes(out)
@@ -271,8 +277,8 @@ def predict_files(
             current = paths[0]
             pred = predict_volume(seg, [v.data for v in vols], [v.affine for v in vols], config=cfg)
             written, row = write_outputs(out, stem, vols[0].data, pred,
-                                         inputs=";".join(str(p) for p in paths))
-        except (LesionsynthError, RuntimeError, ValueError, MemoryError, OSError) as e:
+                                         inputs=_printable(";".join(str(p) for p in paths)))
+        except Exception as e:  # one bad scan never aborts the batch: reported, skipped, exit 1
             if debug:
                 raise
             fail = Failure(str(current), _one_line(e))

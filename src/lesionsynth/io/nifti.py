@@ -85,6 +85,12 @@ def load_volume(
     except Exception as e:  # nibabel raises many types for corrupt files
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise InputError(f"{p}: cannot read as NIfTI ({msg})") from None
+    if data.dtype.names is not None:
+        raise InputError(f"{p}: RGB/structured voxels ({data.dtype}), expected one number per voxel")
+    if np.iscomplexobj(data):
+        raise InputError(f"{p}: complex-valued voxels; give the magnitude image")
+    if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
+        raise InputError(f"{p}: voxels of type {data.dtype}, expected numbers")
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
     if data.ndim < 3:

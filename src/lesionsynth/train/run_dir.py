@@ -114,6 +114,20 @@ def check_resume_config(run_dir: Path, config: dict[str, Any]) -> None:
                           f"'{diff}'; resume without --config, or start a new --out folder")
 
 
+def has_trained(run_dir: Path) -> bool:
+    """Whether a run folder holds training to protect: a checkpoint or logged iterations. A folder whose
+    start failed before the first iteration (e.g. a bad file in ``real.path``) holds neither, so the
+    same command can simply be run again once the input is fixed."""
+    ckpts = run_dir / "checkpoints"
+    if ckpts.is_dir() and any(ckpts.glob("*.pt")):
+        return True
+    metrics = run_dir / "metrics.csv"
+    try:
+        return metrics.is_file() and len(metrics.read_text().splitlines()) > 1
+    except OSError:
+        return True
+
+
 def check_can_start(run_dir: Path, config: dict[str, Any], resume: bool) -> None:
     """Refuse to overwrite a run without ``resume``, or to resume it with another config (reads only).
 
@@ -123,8 +137,7 @@ def check_can_start(run_dir: Path, config: dict[str, Any], resume: bool) -> None
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: exists and is not a folder")
-    has_run = (run_dir / "config.yaml").is_file() or (run_dir / "checkpoints").is_dir()
-    if has_run and not resume:
+    if not resume and has_trained(run_dir):
         raise ConfigError(f"{run_dir}: already holds a training run; add --resume or choose another --out")
     if resume:
         check_resume_config(run_dir, config)
