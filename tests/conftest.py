@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -71,3 +78,37 @@ def save_nifti(path, data, affine) -> Path:
 
     nib.save(nib.Nifti1Image(np.asarray(data), affine), str(path))
     return Path(path)
+
+
+# --- kill -9 helpers (tests/core/test_kill_rerun.py, tests/infer/test_infer_kill_rerun.py) ---
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+
+
+def cmd(*args) -> list[str]:
+    return [sys.executable, "-m", "lesionsynth", *map(str, args)]
+
+
+def kill_during(args: list[str], out: Path, pattern: str, kills: int, seed: int) -> list[int]:
+    """Start the command ``kills`` times and SIGKILL it once it has written 1+ files (random extra delay)."""
+    rng = random.Random(seed)
+    written = []
+    for _ in range(kills):
+        proc = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        t0 = time.time()
+        while proc.poll() is None and not list(out.glob(pattern)) and time.time() - t0 < 120:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.4))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        written.append(len(list(out.glob(pattern))))
+    return written
+
+
+def arrays(folder: Path) -> dict[str, np.ndarray]:
+    return {str(p.relative_to(folder)): np.asarray(nib.load(str(p)).dataobj)
+            for p in sorted(folder.rglob("*.nii.gz"))}
+
+
+def no_temporaries(folder: Path) -> None:
+    left = [p for p in folder.rglob(".*") if p.is_file()]
+    assert not left, left
