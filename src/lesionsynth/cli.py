@@ -32,6 +32,9 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
+PATH_ERRORS = (FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """Usage errors as one line (``lesionsynth VERB: error: ...``), exit 2, instead of the usage block."""
 
@@ -79,7 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lesionsynth {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (MemoryError, OSError) as e:
+    except PATH_ERRORS as e:  # an output or input path the user gave cannot be used: a user error
+        if debug:
+            raise
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"lesionsynth {args.command}: error: {where}{e.strerror or type(e).__name__}", file=sys.stderr)
+        return 2
+    except (MemoryError, OSError) as e:  # the machine's problem (disk full, out of memory): exit 1
         if debug:
             raise
         print(f"lesionsynth {args.command}: error: {type(e).__name__}: {e}", file=sys.stderr)
