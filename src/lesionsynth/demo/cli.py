@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from lesionsynth import argtypes
+from lesionsynth.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +40,10 @@ def _run_demo(args: argparse.Namespace) -> int:
     from lesionsynth.devices import resolve_device
 
     resolve_device(args.device)  # an unknown or unavailable device fails here, before any work
+    for flag in ("gan_masks", "gan_translator", "ldm_mask", "ldm_image"):
+        path = getattr(args, flag)
+        if path is not None and not path.exists():
+            raise InputError(f"--{flag.replace('_', '-')} {path}: not found (a run folder or checkpoint)")
 
     return main_demo(DemoOptions(out=args.out, n_heldout=args.n_heldout, train_config=args.config,
                                  epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
