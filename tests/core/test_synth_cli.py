@@ -131,3 +131,16 @@ def test_bad_config_names_key(setup):
     bad.write_text("augment: {spatial: {crop_sise: [8, 8, 8]}}\n")
     r = run("synth", "--n", 1, "--out", tmp / "o", "--labels", lab, "--config", bad)
     assert r.returncode == 2 and "crop_sise" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_folder_of_another_set_is_refused(setup):
+    """Another seed, or a dataset.json that lesionsynth did not write, is never continued or overwritten."""
+    tmp, cfg, lab = setup
+    assert run("synth", "-n", 1, "-o", tmp / "s", "--seed", 1, "--labels", lab, "--config", cfg).returncode == 0
+    r = run("synth", "-n", 1, "-o", tmp / "s", "--seed", 2, "--labels", lab, "--config", cfg)
+    assert r.returncode == 2 and "other arguments (seed)" in r.stderr
+    (tmp / "nnunet").mkdir()
+    (tmp / "nnunet" / "dataset.json").write_text('{"labels": {"background": 0}, "numTraining": 3}')
+    r = run("synth", "-n", 1, "-o", tmp / "nnunet", "--labels", lab, "--config", cfg)
+    assert r.returncode == 2 and "not lesionsynth" in r.stderr
+    assert "lesionsynth" not in (tmp / "nnunet" / "dataset.json").read_text()

@@ -55,6 +55,42 @@ def case_files(root: Path, case_id: str, n_channels: int, split: str = "Tr") -> 
     return images, root / f"labels{split}" / f"{case_id}{FILE_ENDING}"
 
 
+def resume_generated_set(root: str | Path, signature: dict[str, Any], n: int) -> int:
+    """Check that a generated dataset folder may be continued, and return its case count.
+
+    Generators (``synth``, ``gan build-dataset``, ``ldm build-dataset``) record ``signature`` (seed, config,
+    models, ...) in ``dataset.json`` under ``lesionsynth``; a re-run with the same signature resumes (its
+    finished cases are kept), any other is refused instead of mixing two sets in one folder.
+
+    Returns:
+        ``max(n, numTraining already recorded)``.
+
+    Raises:
+        InputError: the folder holds a set made with other arguments, or its ``dataset.json`` is unreadable.
+    """
+    js = Path(root) / "dataset.json"
+    if not js.is_file():
+        return n
+    try:
+        prev = json.loads(js.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError(f"{js}: not valid JSON; use another output folder") from None
+    if not isinstance(prev, dict):
+        raise InputError(f"{js}: not a dataset.json object; use another output folder")
+    sig = prev.get("lesionsynth")
+    if not isinstance(sig, dict) or not sig:
+        raise InputError(f"{root}: holds a dataset that lesionsynth did not generate (not lesionsynth's "
+                         f"dataset.json); use another output folder")
+    differ = [k for k, v in signature.items() if sig.get(k) != v]
+    if differ:
+        raise InputError(f"{root}: holds a set made with other arguments ({', '.join(differ)}); "
+                         f"use another output folder")
+    try:
+        return max(n, int(prev.get("numTraining", 0)))
+    except (TypeError, ValueError):
+        return n
+
+
 def write_dataset_json(root: str | Path, channel_names: dict[str, str] | list[str], labels: dict[str, int],
                        num_training: int, extra: dict[str, Any] | None = None) -> None:
     """Write ``dataset.json`` atomically."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from tqdm import tqdm
 from lesionsynth import argtypes
 from lesionsynth.config import to_dict
 from lesionsynth.data import case_done, write_case, write_dataset_json
+from lesionsynth.data.folder import resume_generated_set
 from lesionsynth.errors import InputError
 from lesionsynth.io.atomic import remove_stale_temporaries
 
@@ -41,24 +41,14 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--n must be >= 1, got {args.n}")
     cfg = load_synth_config(args.config, labels=args.labels, lesions=args.lesions)
     out: Path = args.out
-    signature = {"seed": args.seed, "config": to_dict(cfg)}
-    js = out / "dataset.json"
-    if js.is_file():
-        try:
-            prev = json.loads(js.read_text()).get("lesionsynth", {})
-        except json.JSONDecodeError:
-            prev = {}
-        if prev and (prev.get("seed") != args.seed or prev.get("config") != signature["config"]):
-            raise InputError(f"{out}: holds a set made with other arguments (seed/config); use another --out")
+    signature = {"generator": "synth", "seed": args.seed, "config": to_dict(cfg)}
+    n_total = resume_generated_set(out, signature, args.n)
     gen = SynthGenerator(cfg, device=resolve_device(args.device))
     schema = gen.schema
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
-    n_total = args.n
-    if js.is_file():
-        n_total = max(n_total, int(json.loads(js.read_text()).get("numTraining", 0)))
     write_dataset_json(out, {"0": "synthetic"}, {c: i for i, c in enumerate(schema.classes)}, n_total,
-                       extra={"lesionsynth": {**signature, "schema": schema.to_dict(), "generator": "synth"}})
+                       extra={"lesionsynth": {**signature, "schema": schema.to_dict()}})
     todo = [i for i in range(args.n) if not case_done(out, f"case_{i:04d}")]
     skipped = args.n - len(todo)
     for i in tqdm(todo, desc="synth", unit="case", file=sys.stderr, disable=None):

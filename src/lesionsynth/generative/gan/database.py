@@ -20,7 +20,6 @@ Finished cases (label file present) are skipped, so an interrupted build is resu
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from tqdm import tqdm
 from lesionsynth.augment import spatial
 from lesionsynth.config import to_dict
 from lesionsynth.data import case_done, write_case, write_dataset_json
+from lesionsynth.data.folder import resume_generated_set
 from lesionsynth.errors import ConfigError, InputError
 from lesionsynth.generative.gan.pairs import DeformConfig
 from lesionsynth.generative.gan.translator import load_translator, render_volume
@@ -132,18 +132,7 @@ def build_dataset(translator: str | Path, out: str | Path, n: int, cfg: BuildCon
     out = Path(out)
     signature = {"generator": "gan", "seed": int(seed), "translator": str(Path(translator).resolve()),
                  "config": to_dict(cfg)}
-    n_total = n
-    js = out / "dataset.json"
-    if js.is_file():
-        try:
-            prev = json.loads(js.read_text())
-        except json.JSONDecodeError:
-            prev = {}
-        sig = prev.get("lesionsynth", {})
-        if sig and any(sig.get(k) != v for k, v in signature.items()):
-            raise InputError(f"{out}: holds a set made with other arguments (seed/translator/config); "
-                             "use another --out")
-        n_total = max(n, int(prev.get("numTraining", 0)))
+    n_total = resume_generated_set(out, signature, n)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
     extra = {"lesionsynth": {**signature, "arch": tcfg.arch, "spacing_mm": tcfg.spacing_mm,

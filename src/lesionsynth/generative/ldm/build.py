@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from lesionsynth.data import case_done, write_case, write_dataset_json
+from lesionsynth.data.folder import resume_generated_set
 from lesionsynth.errors import InputError
 from lesionsynth.generative.ldm.models import ImageLDM, MaskLDM
 from lesionsynth.generative.ldm.preview import save_grid
@@ -108,10 +109,11 @@ def build_dataset(mask: MaskLDM, image: ImageLDM, out: str | Path, n: int,
     schema = mask.schema
     g = mask.cfg.sampling.guidance if guidance is None else guidance
     gi = image.cfg.sampling.guidance if image_guidance is None else image_guidance
-    write_dataset_json(out, {"0": channel_name}, {name: i for i, name in enumerate(schema.classes)}, n,
-                       extra={"lesionsynth": {"generator": "ldm", "condition_label": mask.condition.label,
-                                              "condition_range": [lo, hi], "guidance": g,
-                                              "image_guidance": gi, "seed": seed}})
+    signature = {"generator": "ldm", "condition_label": mask.condition.label, "condition_range": [lo, hi],
+                 "guidance": g, "image_guidance": gi, "seed": seed}
+    n_total = resume_generated_set(out, signature, n)
+    write_dataset_json(out, {"0": channel_name}, {name: i for i, name in enumerate(schema.classes)}, n_total,
+                       extra={"lesionsynth": signature})
     remove_stale_temporaries(out)
     ids = [f"ldm_{i:05d}" for i in range(n)]
     pending = [i for i in range(n) if not case_done(out, ids[i])]
