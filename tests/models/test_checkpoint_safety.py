@@ -82,3 +82,15 @@ def test_init_weights_copies_and_checks_architecture(tmp_path):
     wider = ModelConfig(channels=(8, 8), strides=(2,), num_res_units=0, out_channels=TISSUE.num_classes)
     with pytest.raises(InputError, match="differs in channels"):
         init_weights(build_unet(wider), wider, TISSUE, p)
+
+
+def test_a_failed_checkpoint_write_is_an_oserror_and_leaves_no_temporary(tmp_path, monkeypatch):
+    """Full disk: torch.save raises RuntimeError deep inside; the user sees one OSError line (exit 1)."""
+
+    def full_disk(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:858] . PytorchStreamWriter failed writing file")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(tmp_path / "last.pt", {"x": torch.zeros(2)})
+    assert list(tmp_path.iterdir()) == []

@@ -14,6 +14,7 @@ A run folder holds ``checkpoints/last.pt`` and ``checkpoints/best.pt``; inferenc
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 from dataclasses import asdict
@@ -34,7 +35,11 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            torch.save(state, f)
+            try:
+                torch.save(state, f)
+            except RuntimeError as e:  # torch wraps a failed write (full disk, quota) in RuntimeError
+                msg = str(e).strip().splitlines()[-1] if str(e).strip() else "write failed"
+                raise OSError(errno.EIO, f"could not write the checkpoint (disk full?): {msg}", str(path)) from None
             f.flush()
             os.fsync(f.fileno())
     return path
