@@ -49,3 +49,28 @@ def positive_float(text: str) -> float:
     if not math.isfinite(v) or v <= 0:
         raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
     return v
+
+
+def non_negative_int(text: str) -> int:
+    """An integer of at least 0 (indices)."""
+    v = _int(text, "value")
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return v
+
+
+def add_parts(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--part I --num-parts N``: this process does every N-th item starting at I (nnU-Net's
+    ``-part_id/-num_parts``), so a job array or several machines share one job without overlap."""
+    parser.add_argument("--part", type=non_negative_int, default=0, metavar="I",
+                        help=f"do part I (0-based) of --num-parts: every N-th {what} from the I-th (default 0)")
+    parser.add_argument("--num-parts", type=positive_int, default=1, metavar="N",
+                        help="split the work into N parts run by separate processes/machines (default 1)")
+
+
+def check_parts(part: int, num_parts: int) -> None:
+    """Raise a one-line error when ``part`` is not in [0, num_parts)."""
+    from lesionsynth.errors import InputError
+
+    if part >= num_parts:
+        raise InputError(f"--part {part}: must be below --num-parts {num_parts} (parts are 0 to {num_parts - 1})")

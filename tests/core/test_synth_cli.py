@@ -144,3 +144,16 @@ def test_a_folder_of_another_set_is_refused(setup):
     r = run("synth", "-n", 1, "-o", tmp / "nnunet", "--labels", lab, "--config", cfg)
     assert r.returncode == 2 and "not lesionsynth" in r.stderr
     assert "lesionsynth" not in (tmp / "nnunet" / "dataset.json").read_text()
+
+
+def test_synth_parts_write_disjoint_cases_equal_to_one_run(setup):
+    tmp, cfg, lab = setup
+    for part in (0, 1):
+        r = run("synth", "-n", 3, "-o", tmp / "p", "--labels", lab, "--config", cfg, "--part", part,
+                "--num-parts", 2)
+        assert r.returncode == 0, r.stderr
+    assert run("synth", "-n", 3, "-o", tmp / "one", "--labels", lab, "--config", cfg).returncode == 0
+    for i in range(3):
+        a = np.asarray(nib.load(str(tmp / "p" / "imagesTr" / f"case_{i:04d}_0000.nii.gz")).dataobj)
+        b = np.asarray(nib.load(str(tmp / "one" / "imagesTr" / f"case_{i:04d}_0000.nii.gz")).dataobj)
+        np.testing.assert_array_equal(a, b)

@@ -205,3 +205,26 @@ def test_a_file_name_that_is_not_utf8_does_not_abort_the_batch(tmp_path):
                "--fast"])
     assert rc == 0
     assert sorted(p.name for p in out.glob("*_labels.nii.gz")) == ["caf\ufffd_labels.nii.gz", "ok_labels.nii.gz"]
+
+
+def test_parts_split_a_batch_without_overlap_and_merge_their_tables(tmp_path):
+    """--part I --num-parts N: every N-th scan from the I-th; together the parts do every scan once."""
+    A = make_affine((20, 20, 20), spacing=2.0)
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for i in range(5):
+        img, _ = toy_scan(A, (20, 20, 20), "t1")
+        nib.save(nib.Nifti1Image(img, A), str(scans / f"s{i}.nii.gz"))
+    model, cfg = tiny_unet()
+    ckpt = save_checkpoint(tmp_path / "m.pt", model_state(model, cfg, TISSUE))
+    out = tmp_path / "out"
+    done = []
+    for part in (0, 1):
+        res, fails = predict_files(scans, out, str(ckpt), config=PredictConfig(fast=True), part=part,
+                                   num_parts=2, progress=False)
+        assert not fails
+        done.append(sorted(r.stem for r in res))
+    assert done == [["s0", "s2", "s4"], ["s1", "s3"]]
+    stems = [r["stem"] for r in csv.DictReader(open(out / "volumes.csv"))]
+    assert sorted(stems) == ["s0", "s1", "s2", "s3", "s4"]
+    assert main(["predict", "-i", str(scans), "-o", str(out), "--part", "2", "--num-parts", "2"]) == 2

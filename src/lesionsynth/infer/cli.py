@@ -29,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="also write per-scan QC scores here (1 - mean flip disagreement; needs flips)")
     p.add_argument("--threads", type=argtypes.positive_int, help="CPU threads for torch (default: torch's)")
     p.add_argument("--cpu", action="store_const", const="cpu", dest="device", help="same as --device cpu")
+    argtypes.add_parts(p, "subject")
     p.add_argument("--model", default=None, metavar="MODEL",
                    help="a bundled model name (see `lesionsynth models`; default: the bundled "
                         "stroke model), a training run folder (uses checkpoints/best.pt, else last.pt) "
@@ -73,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     from lesionsynth.pretrained import DEFAULT_MODEL
 
     results, failures = predict_files(args.input, args.out, args.model or DEFAULT_MODEL, config=cfg,
-                                      ensemble=args.ensemble, device=args.device, overwrite=args.overwrite)
+                                      ensemble=args.ensemble, device=args.device, overwrite=args.overwrite,
+                                      part=args.part, num_parts=args.num_parts)
     rows = read_volumes(args.out)
     mine = {r.stem: rows[r.stem] for r in results if r.stem in rows}
     if args.vol:

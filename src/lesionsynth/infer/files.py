@@ -12,9 +12,10 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from lesionsynth.argtypes import check_parts
 from lesionsynth.errors import InputError, LesionsynthError
 from lesionsynth.infer.config import PredictConfig, Preprocessing
-from lesionsynth.infer.outputs import output_paths, read_volumes, write_outputs, write_volumes
+from lesionsynth.infer.outputs import output_paths, part_table, read_volumes, write_outputs, write_volumes
 from lesionsynth.infer.predict import Segmenter, as_segmenter, load_segmenter, predict_volume
 from lesionsynth.io import find_images, load_volume, strip_nifti_suffix
 from lesionsynth.io.atomic import remove_stale_temporaries
@@ -221,6 +222,8 @@ def predict_files(
     verbose: bool = True,
     schema: LabelSchema | None = None,
     preprocessing: Preprocessing | dict[str, Any] | None = None,
+    part: int = 0,
+    num_parts: int = 1,
 ) -> tuple[list[FileResult], list[Failure]]:
     """Segment scans on disk and write their outputs (see :mod:`lesionsynth.infer.outputs`).
 
@@ -237,6 +240,9 @@ def predict_files(
         progress: show a progress bar (stderr, only on a terminal).
         verbose: print one line per failed input on stderr.
         schema, preprocessing: for a bare network only.
+        part, num_parts: do every ``num_parts``-th subject from the ``part``-th (several processes or
+            machines sharing one batch); each part keeps its own table, merged into ``volumes.csv`` when
+            it ends.
 
     Returns:
         (finished subjects, failures). A bad input is reported and skipped; the others are done.
@@ -252,10 +258,13 @@ def predict_files(
         raise InputError(f"no input images found in: {' '.join(str(i) for i in _as_list(inputs))}")
     for f in failures:
         _report(f, verbose)
-    subjects = [(_printable(s), ps) for s, ps in group_subjects(files, ensemble)]
+    check_parts(part, num_parts)
+    subjects = [(_printable(s), ps) for s, ps in group_subjects(files, ensemble)][part::num_parts]
     out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)
+    remove_stale_temporaries(out, older_than_s=600 if num_parts > 1 else 0)
     rows = read_volumes(out)
+    table = out / part_table(part, num_parts)
+    mine = {s: rows[s] for s, _ in subjects if s in rows}
     expect = dict(lesion=seg.schema.lesion_index is not None, uncertainty=cfg.effective().tta,
                   probabilities=cfg.save_probabilities)
     results: list[FileResult] = []
@@ -285,10 +294,12 @@ def predict_files(
             failures.append(fail)
             _report(fail, verbose, bar)
             continue
-        rows[stem] = row
-        write_volumes(out, rows)
+        rows[stem] = mine[stem] = row
+        write_volumes(out, rows if num_parts <= 1 else mine, path=table)
         results.append(FileResult(stem, paths, "done", written, row))
     bar.close()
+    if num_parts > 1:  # merge every part's table seen so far into volumes.csv
+        write_volumes(out, read_volumes(out))
     return results, failures
 
 

@@ -61,16 +61,24 @@ def volume_row(pred: Prediction, inputs: str, stem: str) -> dict[str, str]:
     return row
 
 
+def part_table(part: int, num_parts: int) -> str:
+    """The volumes table of one part of a ``--num-parts`` run."""
+    return VOLUMES_CSV if num_parts <= 1 else f"volumes.part-{part}-of-{num_parts}.csv"
+
+
 def read_volumes(out_dir: str | Path) -> dict[str, dict[str, str]]:
-    """Rows of an existing ``volumes.csv`` by stem (empty if none or unreadable)."""
-    p = Path(out_dir) / VOLUMES_CSV
-    if not p.is_file():
-        return {}
-    try:
-        with open(p, newline="") as f:
-            return {r["stem"]: r for r in csv.DictReader(f) if r.get("stem")}
-    except (OSError, csv.Error, KeyError):
-        return {}
+    """Rows of the existing ``volumes.csv`` and of any ``--num-parts`` tables, by stem (empty if none)."""
+    rows: dict[str, dict[str, str]] = {}
+    d = Path(out_dir)
+    for p in [d / VOLUMES_CSV, *sorted(d.glob("volumes.part-*-of-*.csv"))]:
+        if not p.is_file():
+            continue
+        try:
+            with open(p, newline="") as f:
+                rows.update({r["stem"]: r for r in csv.DictReader(f) if r.get("stem")})
+        except (OSError, csv.Error, KeyError):
+            continue
+    return rows
 
 
 def write_volumes(out_dir: str | Path, rows: dict[str, dict[str, str]], path: str | Path | None = None,
@@ -80,7 +88,7 @@ def write_volumes(out_dir: str | Path, rows: dict[str, dict[str, str]], path: st
     Args:
         out_dir: the output folder (the table goes to ``out_dir/volumes.csv``).
         rows: rows by stem.
-        path: write here instead (``--vol FILE``, ``--qc FILE``).
+        path: write here instead (``--vol FILE``, ``--qc FILE``, a part's table).
         columns: only these columns (default: all).
     """
     cols: list[str] = []

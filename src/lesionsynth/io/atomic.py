@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,11 +44,12 @@ def is_temporary(path: str | Path) -> bool:
     return name.startswith(".") and ".tmp" in name
 
 
-def remove_stale_temporaries(folder: str | Path, recursive: bool = True) -> list[Path]:
+def remove_stale_temporaries(folder: str | Path, recursive: bool = True, older_than_s: float = 0.0) -> list[Path]:
     """Delete the temporary files that writes killed mid-way (``kill -9``) left in ``folder``.
 
     Every command that writes into an output folder calls this first, so a re-run leaves none behind.
-    Only names made by :func:`atomic_path` are touched.
+    Only names made by :func:`atomic_path` are touched; with ``older_than_s`` only those not modified for
+    that long (processes sharing a folder with ``--num-parts`` never delete each other's writes).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -55,7 +57,7 @@ def remove_stale_temporaries(folder: str | Path, recursive: bool = True) -> list
     found = folder.rglob(".*.tmp*") if recursive else folder.glob(".*.tmp*")
     removed = []
     for p in found:
-        if p.is_file() and is_temporary(p):
+        if p.is_file() and is_temporary(p) and (older_than_s <= 0 or time.time() - p.stat().st_mtime > older_than_s):
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed

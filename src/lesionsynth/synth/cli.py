@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=argtypes.seed, default=0, help="run seed: case i is a function of (seed, i)")
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default: cpu)")
     p.add_argument("--preview", action="store_true", help="write a PNG preview per case")
+    argtypes.add_parts(p, "case")
     p.set_defaults(func=run)
 
 
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise InputError(f"--n must be >= 1, got {args.n}")
+    argtypes.check_parts(args.part, args.num_parts)
     cfg = load_synth_config(args.config, labels=args.labels, lesions=args.lesions)
     out: Path = args.out
     signature = {"generator": "synth", "seed": args.seed, "config": to_dict(cfg)}
@@ -46,11 +48,12 @@ def run(args: argparse.Namespace) -> int:
     gen = SynthGenerator(cfg, device=resolve_device(args.device))
     schema = gen.schema
     out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)
+    remove_stale_temporaries(out, older_than_s=600 if args.num_parts > 1 else 0)
     write_dataset_json(out, {"0": "synthetic"}, {c: i for i, c in enumerate(schema.classes)}, n_total,
                        extra={"lesionsynth": {**signature, "schema": schema.to_dict()}})
-    todo = [i for i in range(args.n) if not case_done(out, f"case_{i:04d}")]
-    skipped = args.n - len(todo)
+    mine = range(args.part, args.n, args.num_parts)
+    todo = [i for i in mine if not case_done(out, f"case_{i:04d}")]
+    skipped = len(mine) - len(todo)
     for i in tqdm(todo, desc="synth", unit="case", file=sys.stderr, disable=None):
         cid = f"case_{i:04d}"
         s = gen.sample(i, args.seed)
