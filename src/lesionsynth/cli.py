@@ -60,7 +60,22 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
             imported.add(module)
         else:
             sub.add_parser(name, help=summary)
+    _add_verbosity(parser)
     return parser
+
+
+def _add_verbosity(parser: argparse.ArgumentParser) -> None:
+    """``-v/--verbose`` and ``-q/--quiet`` on this parser and every (nested) verb parser."""
+    known = {s for a in parser._actions for s in a.option_strings}
+    if "--verbose" not in known:
+        parser.add_argument("-v", "--verbose", action="count", default=0,
+                            help="more messages (debug)")
+        parser.add_argument("-q", "--quiet", action="count", default=0,
+                            help="warnings and errors only, no progress bars")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                _add_verbosity(child)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     debug = os.environ.get("LESIONSYNTH_DEBUG") == "1"
+    from lesionsynth.log import configure
+
+    configure(getattr(args, "verbose", 0) - getattr(args, "quiet", 0), prog=f"lesionsynth {args.command}")
     try:
         return int(args.func(args) or 0)
     except LesionsynthError as e:

@@ -104,3 +104,21 @@ def test_synth_accepts_a_training_config_and_uses_its_synth_section(tmp_path, ca
     bad.write_text("physics: {modalities: [t1w]}\nmodel: {channels: [4, 8], strides: [2]}\n")
     rc = main(["synth", "-n", "1", "-o", str(tmp_path / "o"), "--config", str(bad)])
     assert rc == 2 and "without a 'synth' section" in capsys.readouterr().err
+
+
+def test_verbosity_flags_on_every_verb_and_library_logging(capsys):
+    import logging
+
+    from lesionsynth.log import configure, tqdm
+
+    for verb in VERBS:
+        p = build_parser(verb)
+        sub = next(a for a in p._actions if a.dest == "command").choices[verb]
+        assert {"-v", "-q"} <= {s for a in sub._actions for s in a.option_strings}, verb
+    configure(-1, prog="lesionsynth x")
+    assert tqdm(range(3)).disable
+    logging.getLogger("lesionsynth.evaluate.api").info("hidden")
+    logging.getLogger("lesionsynth.evaluate.api").warning("shown")
+    configure(0, prog="lesionsynth x")
+    logging.getLogger("lesionsynth.infer").info("note")
+    assert capsys.readouterr().err.splitlines() == ["lesionsynth x: warning: shown", "lesionsynth x: note"]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-
-from tqdm import tqdm
 
 from lesionsynth.errors import InputError
 from lesionsynth.evaluate.accumulator import MetricAccumulator
@@ -32,8 +31,11 @@ from lesionsynth.evaluate.scoring import DETAIL_COLUMNS, PROTOCOLS, ScoreOptions
 from lesionsynth.evaluate.stats import compare_models
 from lesionsynth.io.atomic import write_text_atomic
 from lesionsynth.labels import TISSUE
+from lesionsynth.log import tqdm
 
 MISSING_POLICIES = ("skip", "empty")
+
+log = logging.getLogger(__name__)
 
 
 def class_names(truth: str | Path, label: int) -> dict[int, str]:
@@ -130,12 +132,11 @@ def evaluate_folders(
     for model, ids in matching.missing.items():
         if ids:
             what = "scoring them as empty" if missing == "empty" else "not scored"
-            print(f"lesionsynth evaluate: warning: {model}: {len(ids)} truth case(s) without prediction "
-                  f"({what}), e.g. {', '.join(ids[:5])}", file=sys.stderr)
+            log.warning(f"{model}: {len(ids)} truth case(s) without prediction ({what}), "
+                        f"e.g. {', '.join(ids[:5])}")
     for model, ids in matching.extra.items():
         if ids:
-            print(f"lesionsynth evaluate: warning: {model}: {len(ids)} prediction(s) without truth "
-                  f"(ignored), e.g. {', '.join(ids[:5])}", file=sys.stderr)
+            log.warning(f"{model}: {len(ids)} prediction(s) without truth (ignored), e.g. {', '.join(ids[:5])}")
 
     jobs = _jobs(matching, missing, opts)
     results: dict[str, dict] = {}

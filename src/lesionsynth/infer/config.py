@@ -3,7 +3,7 @@ prepared for the network (:class:`Preprocessing`, stored in the checkpoint by tr
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -55,7 +55,7 @@ class Preprocessing:
         known = {f.name for f in fields(cls)}
         extra = sorted(k for k in data if k not in known)
         if extra:
-            print(f"lesionsynth predict: note: {where}: ignoring key(s) {', '.join(extra)}", file=sys.stderr)
+            logging.getLogger(__name__).info(f"note: {where}: ignoring key(s) {', '.join(extra)}")
         for k in ("spacing", "patch_size"):
             if isinstance(data.get(k), list):
                 data[k] = tuple(data[k])

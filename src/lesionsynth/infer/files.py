@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from lesionsynth.argtypes import check_parts
 from lesionsynth.errors import InputError, LesionsynthError
@@ -20,6 +19,7 @@ from lesionsynth.infer.predict import Segmenter, as_segmenter, load_segmenter, p
 from lesionsynth.io import find_images, load_volume, strip_nifti_suffix
 from lesionsynth.io.atomic import remove_stale_temporaries
 from lesionsynth.labels.schema import LabelSchema
+from lesionsynth.log import tqdm
 
 
 @dataclass

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from lesionsynth import argtypes
 from lesionsynth.config import to_dict
@@ -15,6 +14,7 @@ from lesionsynth.data import case_done, write_case, write_dataset_json
 from lesionsynth.data.folder import resume_generated_set
 from lesionsynth.errors import InputError
 from lesionsynth.io.atomic import remove_stale_temporaries
+from lesionsynth.log import tqdm
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from lesionsynth.labels.schema import LabelSchema, load_schema
+from lesionsynth.log import tqdm
 from lesionsynth.models import build_unet, init_weights
 from lesionsynth.train import ddp
 from lesionsynth.train.config import TrainConfig, config_to_dict

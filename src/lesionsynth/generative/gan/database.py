@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from lesionsynth.augment import spatial
 from lesionsynth.config import to_dict
@@ -38,6 +37,7 @@ from lesionsynth.io.atomic import remove_stale_temporaries
 from lesionsynth.io.resample import reorient_to_ras
 from lesionsynth.labels import LabelMap, LabelSchema, load_label_source
 from lesionsynth.lesions import LesionFolder, ProceduralLesionConfig, apply_procedural, sample_procedural
+from lesionsynth.log import tqdm
 from lesionsynth.ops import bernoulli, case_seed, make_generator
 
 

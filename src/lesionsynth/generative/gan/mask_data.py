@@ -6,11 +6,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from lesionsynth.errors import ConfigError, InputError
 from lesionsynth.generative.gan.grid import MaskGrid
 from lesionsynth.lesions import LesionFolder
+from lesionsynth.log import tqdm
 
 
 def load_coarse_masks(source: str | Path | LesionFolder, grid: MaskGrid,

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from lesionsynth.errors import InputError
 from lesionsynth.generative.gan.grid import MaskGrid
@@ -26,6 +25,7 @@ from lesionsynth.generative.gan.nets import MaskGenerator
 from lesionsynth.io.atomic import remove_stale_temporaries, write_text_atomic
 from lesionsynth.io.nifti import save_volume, voxel_sizes
 from lesionsynth.io.resample import resample_to_grid
+from lesionsynth.log import tqdm
 from lesionsynth.ops import case_seed, gaussian_blur
 
 MAX_ATTEMPTS = 20

@@ -25,12 +25,12 @@ from typing import Any, Protocol
 
 import torch
 import yaml
-from tqdm import tqdm
 
 from lesionsynth.config import to_dict
 from lesionsynth.devices import resolve_device  # noqa: F401  (re-exported for the gan CLI)
 from lesionsynth.errors import InputError
 from lesionsynth.io.atomic import write_text_atomic
+from lesionsynth.log import tqdm
 from lesionsynth.models.checkpoint import resolve_checkpoint, save_checkpoint, torch_load
 
 

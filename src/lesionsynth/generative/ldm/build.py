@@ -96,9 +96,8 @@ def build_dataset(mask: MaskLDM, image: ImageLDM, out: str | Path, n: int,
                   steps: int | None = None, batch_size: int | None = None, previews: bool = False,
                   channel_name: str = "image", progress: bool | None = None) -> int:
     """Write ``n`` generated (map, image) cases as a dataset folder; returns how many were written now."""
-    from tqdm import tqdm
-
     from lesionsynth.io.atomic import remove_stale_temporaries
+    from lesionsynth.log import tqdm
     from lesionsynth.viz import save_preview
 
     assert mask.condition is not None

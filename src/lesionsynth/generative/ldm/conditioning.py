@@ -40,7 +40,7 @@ def check_conditioning(ldm: MaskLDM, out: str | Path, conditions: Sequence[float
                        n: int, seed: int = 0, steps: int | None = None, batch_size: int | None = None,
                        progress: bool | None = None) -> dict:
     """Generate over the (G, c) grid; write table, plot and summary into ``out``; return the summary."""
-    from tqdm import tqdm
+    from lesionsynth.log import tqdm
 
     assert ldm.condition is not None
     cond = ldm.condition

@@ -50,7 +50,7 @@ def ddim_sample(denoiser: nn.Module, scheduler, noise: torch.Tensor, cond: torch
         guidance: classifier-free guidance scale G (0 = unconditional, 1 = conditional).
         progress: show a tqdm bar over the steps.
     """
-    from tqdm import tqdm
+    from lesionsynth.log import tqdm
 
     x = noise
     steps = scheduler.timesteps

@@ -108,7 +108,7 @@ def _due(it: int, every: int, last: int) -> bool:
 def _loop(run: _Run, tcfg: TrainConfig, start: int, step, checkpoint, preview, desc: str,
           progress: bool | None) -> None:
     """Optimisation loop: ``step(it) -> (loss, parts)``, then logging, checkpoints and previews."""
-    from tqdm import tqdm
+    from lesionsynth.log import tqdm
 
     T = tcfg.iterations
     if start > T:
