@@ -81,6 +81,7 @@ class PredictConfig:
             free memory on CUDA.
         precision: ``auto`` (bf16/fp16 autocast on CUDA, fp32 on CPU), ``fp32``, ``bf16`` or ``fp16``.
         save_probabilities: also return/write class probabilities.
+        progress: a progress bar over the windows of each scan (``predict`` turns it on on a terminal).
     """
 
     window: int | tuple[int, int, int] | None = None
@@ -93,6 +94,7 @@ class PredictConfig:
     batch_size: int | None = None
     precision: str = "auto"
     save_probabilities: bool = False
+    progress: bool = False
 
     def __post_init__(self) -> None:
         if self.window is not None and min(np.atleast_1d(self.window)) < 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
@@ -271,6 +272,8 @@ def predict_files(
     debug = os.environ.get("LESIONSYNTH_DEBUG") == "1"
     bar = tqdm(subjects, desc="predict", unit="scan", file=sys.stderr,
                disable=None if progress else True)
+    if not bar.disable:  # on a terminal: a second bar over each scan's windows
+        cfg = dataclasses.replace(cfg, progress=True)
     for stem, paths in bar:
         bar.set_postfix_str(stem, refresh=False)
         expected = output_paths(out, stem, **expect)

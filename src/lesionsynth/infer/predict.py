@@ -128,7 +128,8 @@ def modality_logits(seg: Segmenter, image: np.ndarray, affine: np.ndarray,
     stitch = _stitch_device(seg.device, seg.schema.num_classes, box)
     logits, disagreement = windowed_logits(
         seg.model, crop, roi, overlap=cfg.overlap, sigma_scale=cfg.sigma_scale, tta=cfg.tta,
-        batch_size=cfg.batch_size, precision=cfg.precision, cval=cval, stitch_device=stitch)
+        batch_size=cfg.batch_size, precision=cfg.precision, cval=cval, stitch_device=stitch,
+        progress=cfg.progress)
     shift = np.eye(4)
     shift[:3, 3] = [s.start for s in box]
     return LogitField(logits=logits, affine=prep.affine @ shift, disagreement=disagreement)

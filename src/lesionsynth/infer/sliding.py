@@ -115,6 +115,7 @@ def windowed_logits(
     precision: str = "auto",
     cval: float = 0.0,
     stitch_device: torch.device | str | None = None,
+    progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Logits of ``model`` over ``image`` by Gaussian-weighted sliding windows, optionally flip-TTA.
 
@@ -129,6 +130,7 @@ def windowed_logits(
         precision: see :class:`~lesionsynth.infer.config.PredictConfig`.
         cval: padding value where the window extends beyond the image (the normalised background).
         stitch_device: where the stitched volumes live; default: the image's device.
+        progress: show a bar over the windows (each window runs all its flips).
 
     Returns:
         (logits (C, X, Y, Z) float32, flip disagreement (X, Y, Z) in [0, 1] or None without TTA),
@@ -143,6 +145,6 @@ def windowed_logits(
     logits, disagreement = sliding_window_inference(
         x, roi_size=tuple(int(r) for r in roi), sw_batch_size=1, predictor=predictor, overlap=overlap,
         mode="gaussian", sigma_scale=sigma_scale, padding_mode="constant", cval=float(cval),
-        sw_device=dev, device=stitch_device or x.device,
+        sw_device=dev, device=stitch_device or x.device, progress=progress,
     )
     return logits[0], (disagreement[0, 0] if tta else None)
