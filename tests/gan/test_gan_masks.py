@@ -187,3 +187,26 @@ def test_gan_mask_stats_counts_components():
     assert s["components_big"] == 2  # 27 and 8 voxels x 8 ul >= 0.05 ml; the 2-voxel one (0.016 ml) not
     table = comparison_table({"a": [s], "b": [s, s]})
     assert "| a | 1 | volume (ml) |" in table and "| b | 2 | components (all) |" in table
+
+
+def test_masks_are_put_on_one_hemisphere_and_bilateral_masks_are_counted():
+    """Training data on one side (no mirrored modes to mix); mask-stats counts bilateral masks."""
+    import numpy as np
+    import torch
+
+    from lesionsynth.generative.gan.grid import MaskGrid
+    from lesionsynth.generative.gan.mask_data import to_one_hemisphere
+    from lesionsynth.generative.gan.stats import mask_stats
+
+    grid = MaskGrid(spacing_mm=4.0, shape=(8, 8, 8), centre_mm=(0.0, 0.0, 0.0))
+    m = torch.zeros(2, 1, 8, 8, 8)
+    m[0, 0, 1:3, 2:4, 2:4] = 1  # left (x < 0)
+    m[1, 0, 5:7, 2:4, 2:4] = 1  # right
+    out = to_one_hemisphere(m, grid, "left")
+    assert torch.equal(out[0], m[0]) and torch.equal(out[1], m[1].flip(1))
+    aff = grid.affine()
+    both = np.zeros((8, 8, 8))
+    both[1:3, 2:4, 2:4] = 1
+    both[5:7, 2:4, 2:4] = 1
+    assert mask_stats(both, aff)["bilateral"] and not mask_stats(out[1, 0].numpy(), aff)["bilateral"]
+    assert mask_stats(out[1, 0].numpy(), aff)["centroid_x_mm"] < 0

@@ -38,6 +38,21 @@ def load_coarse_masks(source: str | Path | LesionFolder, grid: MaskGrid,
     return torch.stack(out)
 
 
+def to_one_hemisphere(masks: torch.Tensor, grid: MaskGrid, side: str = "left") -> torch.Tensor:
+    """Mirror every mask whose centre of mass is in the other hemisphere onto ``side``.
+
+    A generator trained on masks of both sides (or with flip augmentation) learns a two-mode
+    distribution and can mix the modes into bilateral masks, which real strokes of one arterial territory
+    are not; training on one side and mirroring at use (``build-dataset`` ``flip_p``) avoids that.
+    Needs a grid centred on x = 0 (the flip is then an array flip).
+    """
+    check_flip_grid(grid, 1.0)
+    x = torch.as_tensor(grid.affine()[0, 0] * torch.arange(grid.shape[0]) + grid.affine()[0, 3], dtype=masks.dtype)
+    cx = (masks[:, 0] * x[:, None, None]).flatten(1).sum(1) / masks[:, 0].flatten(1).sum(1).clamp_min(1e-9)
+    wrong = cx > 0 if side == "left" else cx < 0
+    return torch.where(wrong[:, None, None, None, None], masks.flip(2), masks)
+
+
 def check_flip_grid(grid: MaskGrid, flip_p: float) -> None:
     """Left-right flips are array flips only on a grid centred on x = 0."""
     if flip_p > 0 and abs(grid.centre_mm[0]) > 1e-6:

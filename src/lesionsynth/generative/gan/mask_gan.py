@@ -19,7 +19,7 @@ from lesionsynth.config import from_dict
 from lesionsynth.errors import ConfigError, InputError
 from lesionsynth.generative.gan.grid import MaskGrid
 from lesionsynth.generative.gan.losses import gradient_penalty, wgan_critic_loss, wgan_generator_loss
-from lesionsynth.generative.gan.mask_data import check_flip_grid, load_coarse_masks, real_batch
+from lesionsynth.generative.gan.mask_data import check_flip_grid, load_coarse_masks, real_batch, to_one_hemisphere
 from lesionsynth.generative.gan.nets import MaskCritic, MaskGenerator, seeded_build
 from lesionsynth.generative.gan.preview import save_mask_grid
 from lesionsynth.generative.gan.runs import RunFolder, load_gan_checkpoint, training_loop
@@ -48,7 +48,11 @@ class MaskGANConfig:
         lr_d: critic learning rate (Adam).
         betas: Adam betas.
         iterations: generator steps.
-        flip_p: probability of mirroring a real mask left-right.
+        flip_p: probability of mirroring a real mask left-right during training. Default 0: mixing the
+            two mirrored modes made 21 of 100 generated masks bilateral; masks are instead put on one
+            hemisphere (``hemisphere``) and mirrored at use (``gan build-dataset``'s ``flip_p``).
+        hemisphere: ``left`` or ``right``: mirror real masks onto this side before training (grid centred
+            on x = 0); ``none`` keeps them as they are.
         log_every: iterations between log rows / progress-bar updates.
         sample_every: iterations between PNG sample grids.
         checkpoint_every: iterations between checkpoints.
@@ -71,7 +75,8 @@ class MaskGANConfig:
     lr_d: float = 1e-4
     betas: tuple[float, float] = (0.0, 0.9)
     iterations: int = 2000
-    flip_p: float = 0.5
+    flip_p: float = 0.0
+    hemisphere: str = "left"
     log_every: int = 10
     sample_every: int = 100
     checkpoint_every: int = 50
@@ -109,10 +114,12 @@ class MaskGANTrainer:
 
     def __init__(self, cfg: MaskGANConfig, real: torch.Tensor, device: torch.device, seed: int = 0):
         check_flip_grid(cfg.grid, cfg.flip_p)
+        if cfg.hemisphere not in ("left", "right", "none"):
+            raise ConfigError(f"hemisphere must be left, right or none, got {cfg.hemisphere!r}")
         if tuple(real.shape[2:]) != tuple(cfg.grid.shape):
             raise ConfigError(f"real masks have shape {tuple(real.shape[2:])}, grid is {cfg.grid.shape}")
         self.cfg, self.device, self.seed = cfg, device, int(seed)
-        self.real = real.to(device)
+        self.real = (real if cfg.hemisphere == "none" else to_one_hemisphere(real, cfg.grid, cfg.hemisphere)).to(device)
         self.G, self.D = build_mask_nets(cfg, seed)
         self.G.to(device)
         self.D.to(device)

@@ -10,21 +10,28 @@ from scipy import ndimage
 from lesionsynth.io.nifti import find_images, load_volume, voxel_sizes
 
 STRUCTURE_26 = np.ones((3, 3, 3), dtype=bool)
+BILATERAL_FRACTION = 0.1  # a mask is bilateral when each hemisphere holds >= 10 % of its volume
 
 
 def mask_stats(mask: np.ndarray, affine: np.ndarray, min_component_ml: float = 0.1) -> dict[str, float]:
     """Volume (ml), number of 26-connected components, components of at least ``min_component_ml``,
-    and the world x of the centroid (negative = left hemisphere)."""
+    the world x of the centroid (negative = left hemisphere) and whether the mask is bilateral (each
+    hemisphere holds at least :data:`BILATERAL_FRACTION` of its volume)."""
     m = np.asarray(mask) > 0.5
     voxel_ml = float(np.prod(voxel_sizes(affine))) / 1000.0
     lab, n = ndimage.label(m, structure=STRUCTURE_26)
     sizes = np.bincount(lab.ravel())[1:] * voxel_ml if n else np.zeros(0)
     centroid_x = float("nan")
+    bilateral = False
     if m.any():
-        c = np.argwhere(m).mean(0)
-        centroid_x = float((np.asarray(affine) @ np.append(c, 1.0))[0])
+        vox = np.argwhere(m)
+        x = (np.asarray(affine)[0, :3] @ vox.T) + float(np.asarray(affine)[0, 3])
+        centroid_x = float(x.mean())
+        left = float((x < 0).mean())
+        bilateral = min(left, 1.0 - left) >= BILATERAL_FRACTION
     return {"volume_ml": float(m.sum()) * voxel_ml, "components": int(n),
-            "components_big": int((sizes >= min_component_ml).sum()), "centroid_x_mm": centroid_x}
+            "components_big": int((sizes >= min_component_ml).sum()), "centroid_x_mm": centroid_x,
+            "bilateral": bilateral}
 
 
 def folder_stats(folder: str | Path, limit: int | None = None, min_component_ml: float = 0.1) -> list[dict]:
@@ -61,4 +68,6 @@ def comparison_table(groups: dict[str, list[dict]], min_component_ml: float = 0.
             rows.append(f"| {name} | {len(stats)} | {label} | {cells} |")
         left = np.mean([r["centroid_x_mm"] < 0 for r in stats]) if stats else float("nan")
         rows.append(f"| {name} | {len(stats)} | share in left hemisphere | {left:.2f} | | | | | | |")
+        both = np.mean([bool(r["bilateral"]) for r in stats]) if stats else float("nan")
+        rows.append(f"| {name} | {len(stats)} | share bilateral (each side >= 10 %) | {both:.2f} | | | | | | |")
     return "\n".join(rows)
