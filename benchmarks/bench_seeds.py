@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import torch
-
     from bench_ood import SHARED, heldout_config
+
     from lesionsynth.evaluate.ood import run_ood
     from lesionsynth.infer import PredictConfig, load_segmenter
     from lesionsynth.physics import PhysicsGenerator
