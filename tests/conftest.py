@@ -80,7 +80,7 @@ def save_nifti(path, data, affine) -> Path:
     return Path(path)
 
 
-# --- kill -9 helpers (tests/core/test_kill_rerun.py, tests/infer/test_infer_kill_rerun.py) ---
+# --- kill -9 helpers (tests/synth/test_kill_rerun.py, tests/infer/test_infer_kill_rerun.py) ---
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
 
 

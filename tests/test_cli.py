@@ -115,6 +115,12 @@ def test_verbosity_flags_on_every_verb_and_library_logging(capsys):
         p = build_parser(verb)
         sub = next(a for a in p._actions if a.dest == "command").choices[verb]
         assert {"-v", "-q"} <= {s for a in sub._actions for s in a.option_strings}, verb
+    # before or after the verb, at any depth; a verb's default does not overwrite a flag given before it
+    for argv, want in ((["-v", "models"], (1, 0)), (["models", "-q"], (0, 1)), (["models"], (0, 0)),
+                       (["-q", "ldm", "sample", "--model", "m", "--condition", "1", "-o", "o"], (0, 1)),
+                       (["ldm", "sample", "-v", "--model", "m", "--condition", "1", "-o", "o"], (1, 0))):
+        args = build_parser(argv[1] if argv[0].startswith("-") else argv[0]).parse_args(argv)
+        assert (args.verbose, args.quiet) == want, argv
     configure(-1, prog="lesionsynth x")
     assert tqdm(range(3)).disable
     logging.getLogger("lesionsynth.evaluate.api").info("hidden")
@@ -122,3 +128,39 @@ def test_verbosity_flags_on_every_verb_and_library_logging(capsys):
     configure(0, prog="lesionsynth x")
     logging.getLogger("lesionsynth.infer").info("note")
     assert capsys.readouterr().err.splitlines() == ["lesionsynth x: warning: shown", "lesionsynth x: note"]
+
+
+def test_shipped_generator_configs_name_no_data_folder():
+    """GAN and LDM configs must run for a user without this project's ../shared data: data comes from
+    command-line flags (values only are checked; comments may say what a benchmark used)."""
+    import yaml
+
+    from lesionsynth.config import PACKAGE_CONFIGS
+
+    def values(node):
+        if isinstance(node, dict):
+            for v in node.values():
+                yield from values(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from values(v)
+        else:
+            yield node
+
+    names = sorted(PACKAGE_CONFIGS.glob("gan-*.yaml")) + sorted(PACKAGE_CONFIGS.glob("ldm-*.yaml"))
+    assert len(names) >= 8
+    for path in names:
+        bad = [v for v in values(yaml.safe_load(path.read_text())) if isinstance(v, str) and "shared" in v]
+        assert not bad, (path.name, bad)
+
+
+def test_every_config_verb_takes_set():
+    from lesionsynth.cli import build_parser
+
+    for argv in (["synth"], ["train"], ["gan", "train-masks"], ["gan", "train-translator"],
+                 ["gan", "build-dataset"], ["ldm", "train-autoencoder"], ["ldm", "train-diffusion"]):
+        parser = build_parser(argv[0])
+        sub = parser._subparsers._group_actions[0].choices[argv[0]]
+        if len(argv) > 1:
+            sub = sub._subparsers._group_actions[0].choices[argv[1]]
+        assert any("--set" in a.option_strings for a in sub._actions), argv

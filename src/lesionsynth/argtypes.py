@@ -59,6 +59,13 @@ def non_negative_int(text: str) -> int:
     return v
 
 
+def add_set(parser: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE`` (repeatable): override any key of the ``--config``, dotted, value in YAML."""
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, dotted, value in YAML (e.g. --set augment.flip.p=0); "
+                             "repeatable")
+
+
 def add_parts(parser: argparse.ArgumentParser, what: str) -> None:
     """``--part I --num-parts N``: this process does every N-th item starting at I (nnU-Net's
     ``-part_id/-num_parts``), so a job array or several machines share one job without overlap."""

@@ -60,17 +60,22 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
             imported.add(module)
         else:
             sub.add_parser(name, help=summary)
-    _add_verbosity(parser)
+    _add_verbosity(parser, root=True)
     return parser
 
 
-def _add_verbosity(parser: argparse.ArgumentParser) -> None:
-    """``-v/--verbose`` and ``-q/--quiet`` on this parser and every (nested) verb parser."""
+def _add_verbosity(parser: argparse.ArgumentParser, root: bool = False) -> None:
+    """``-v/--verbose`` and ``-q/--quiet`` on this parser and every (nested) verb parser.
+
+    Only the root parser has a default (0): a verb parser's default would overwrite a flag given before
+    the verb (``lesionsynth -v synth ...``), as argparse copies the verb's namespace over the root's.
+    """
     known = {s for a in parser._actions for s in a.option_strings}
     if "--verbose" not in known:
-        parser.add_argument("-v", "--verbose", action="count", default=0,
+        default = 0 if root else argparse.SUPPRESS
+        parser.add_argument("-v", "--verbose", action="count", default=default,
                             help="more messages (debug)")
-        parser.add_argument("-q", "--quiet", action="count", default=0,
+        parser.add_argument("-q", "--quiet", action="count", default=default,
                             help="warnings and errors only, no progress bars")
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):

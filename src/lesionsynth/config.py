@@ -93,8 +93,34 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") 
     kwargs = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()}
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, ConfigError) as e:
         raise ConfigError(f"{where}: {e}") from None
+
+
+def check_probability(name: str, value: float) -> None:
+    """Raise :class:`ConfigError` unless ``0 <= value <= 1`` (for a config's ``__post_init__``)."""
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{name} = {value} is not a probability in [0, 1]")
+
+
+def check_at_least(name: str, value: float | None, low: float, strict: bool = False) -> None:
+    """Raise :class:`ConfigError` unless ``value >= low`` (``> low`` when ``strict``); None passes."""
+    if value is None:
+        return
+    if value < low or (strict and value == low):
+        raise ConfigError(f"{name} = {value} must be {'>' if strict else '>='} {low}")
+
+
+def check_interval(name: str, pair: tuple[float, float] | list[float], low: float | None = None,
+                   high: float | None = None) -> None:
+    """Raise :class:`ConfigError` unless ``pair`` is ``(lo, hi)`` with ``lo <= hi`` inside [low, high]."""
+    lo, hi = pair
+    if lo > hi:
+        raise ConfigError(f"{name} = ({lo}, {hi}): the lower bound exceeds the upper")
+    if (low is not None and lo < low) or (high is not None and hi > high):
+        bound = f"within [{low}, {high}]" if low is not None and high is not None else (
+            f">= {low}" if low is not None else f"<= {high}")
+        raise ConfigError(f"{name} = ({lo}, {hi}): both values must be {bound}")
 
 
 def to_dict(obj: Any) -> Any:
@@ -143,6 +169,34 @@ def deep_update(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
             out[k] = deep_update(out[k], v)
         else:
             out[k] = v
+    return out
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``["a.b=1", "c=[1, 2]"]`` -> ``{"a": {"b": 1}, "c": [1, 2]}`` (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item}: expected KEY=VALUE")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item}: value is not valid YAML") from None
+        if isinstance(value, str):  # YAML 1.1 reads 5e-3 as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        node = out
+        parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"--set {item}: bad key '{key}'")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item}: '{part}' is set both as a value and a section")
+        node[parts[-1]] = value
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -170,6 +171,12 @@ def test_gan_written_masks_are_a_lesion_folder(tiny_model, tmp_path):
     before = files[0].stat().st_mtime_ns
     write_masks(tiny_model, out, 4, seed=1, progress=False, output=output_grid())
     assert files[0].stat().st_mtime_ns == before and len(list(out.glob("mask_*.nii.gz"))) == 4
+    # a file cut short elsewhere is redrawn (same seed: same mask), not trusted
+    ref = np.asarray(nib.load(str(files[1])).dataobj)
+    files[1].write_bytes(files[1].read_bytes()[:100])
+    write_masks(tiny_model, out, 4, seed=1, progress=False, output=output_grid())
+    assert np.array_equal(np.asarray(nib.load(str(files[1])).dataobj), ref)
+    assert files[0].stat().st_mtime_ns == before
     stats = folder_stats(out)
     assert len(stats) == 4 and all(s["volume_ml"] > 0 for s in stats)
 

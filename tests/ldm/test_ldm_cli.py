@@ -159,9 +159,17 @@ def test_cli_errors_are_one_line(runs, tmp_path, capsys):
          "config file not found"),
         (["ldm", "train-diffusion", "--autoencoder", str(runs / "mask_ae"), "--out", str(runs / "mask_dm")],
          "already holds a run"),
+        # shipped configs name no data folder: the data flag is asked for, and no run folder is left
+        (["ldm", "train-autoencoder", "--config", "ldm-lesion-mask", "--out", str(tmp_path / "f")],
+         "give --lesions DIR"),
+        (["ldm", "train-autoencoder", "--config", "ldm-tiny-cpu", "--set", "grid.spasing=2", "--out",
+          str(tmp_path / "g")], "unknown key 'spasing'"),
+        (["ldm", "train-diffusion", "--out", str(runs / "mask_dm"), "--resume", "--config", "ldm-tiny-cpu",
+          "--set", "seed=3"], "--set needs --config and no --resume"),
     ]
     for argv, msg in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert msg in err and len(err.splitlines()) == 1, err
-    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+    for name in "acfg":
+        assert not (tmp_path / name).exists(), name

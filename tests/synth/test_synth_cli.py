@@ -71,6 +71,13 @@ def test_resume_completes_without_rewriting(setup):
     assert r.returncode == 0 and "2 already done" in r.stdout
     assert (out / "labelsTr" / "case_0000.nii.gz").stat().st_mtime_ns == mtime0
     assert np.array_equal(nib.load(str(out / "imagesTr" / "case_0002_0000.nii.gz")).get_fdata(), ref)
+    # a file cut short by something other than us (an interrupted copy): that case is redone, not trusted
+    img1 = out / "imagesTr" / "case_0001_0000.nii.gz"
+    ref1 = nib.load(str(img1)).get_fdata()
+    img1.write_bytes(img1.read_bytes()[: img1.stat().st_size // 2])
+    r = run("synth", "--n", 3, "--out", out, "--seed", 1, "--labels", lab, "--config", cfg)
+    assert r.returncode == 0 and "2 already done" in r.stdout, r.stdout
+    assert np.array_equal(nib.load(str(img1)).get_fdata(), ref1)
     r = run("synth", "--n", 3, "--out", out, "--seed", 2, "--labels", lab, "--config", cfg)
     assert r.returncode == 2 and "other arguments" in r.stderr
 
@@ -131,6 +138,17 @@ def test_bad_config_names_key(setup):
     bad.write_text("augment: {spatial: {crop_sise: [8, 8, 8]}}\n")
     r = run("synth", "--n", 1, "--out", tmp / "o", "--labels", lab, "--config", bad)
     assert r.returncode == 2 and "crop_sise" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_set_overrides_config_keys(setup):
+    tmp, cfg, lab = setup
+    r = run("synth", "--n", 1, "--out", tmp / "o", "--labels", lab, "--config", cfg,
+            "--set", "augment.spatial.crop_size=[16, 20, 16]", "-q")
+    assert r.returncode == 0, r.stderr
+    assert nib.load(str(tmp / "o" / "imagesTr" / "case_0000_0000.nii.gz")).shape == (16, 20, 16)
+    r = run("synth", "--n", 1, "--out", tmp / "p", "--labels", lab, "--set", "augment.spatial.crop_sise=3")
+    assert r.returncode == 2 and "unknown key 'crop_sise'" in r.stderr and len(r.stderr.splitlines()) == 1
+    assert not (tmp / "p").exists()
 
 
 def test_a_folder_of_another_set_is_refused(setup):

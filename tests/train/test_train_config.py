@@ -90,7 +90,8 @@ def test_cli_bad_config_is_one_line_exit_2(tmp_path, blobs):
 def test_cli_set_overrides(blobs):
     from argparse import Namespace
 
-    from lesionsynth.train.cli import parse_set, resolve_config
+    from lesionsynth.config import parse_set
+    from lesionsynth.train.cli import resolve_config
 
     assert parse_set(["a.b=1", "c=[1, 2]", "d=null", "e=5e-3", "f=abc"]) == {
         "a": {"b": 1}, "c": [1, 2], "d": None, "e": 0.005, "f": "abc"}

@@ -129,3 +129,32 @@ def test_kill_9_while_a_checkpoint_is_written(tmp_path, blobs):
     assert r.returncode == 0, r.stderr[-2000:]
     assert torch.load(last, weights_only=False)["progress"]["iteration"] == 4
     assert not list((run / "checkpoints").glob(".*"))
+
+
+def test_resume_with_more_epochs_refits_the_schedule(tmp_path, blobs):
+    """``--resume --set epochs=N``: the run goes on to N epochs and the poly schedule ends there."""
+    cfg = _config(blobs, epochs=2)
+    run = tmp_path / "run"
+    train(config_from_dict(cfg), run, stop_after=10, progress_bar=False)
+    r = _run_cli(["--out", str(run), "--resume", "--set", "epochs=4", "--stop-after", "20"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert yaml.safe_load((run / "config.yaml").read_text())["epochs"] == 4
+    ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    assert ckpt["progress"]["iteration"] == 20
+    assert ckpt["scheduler"]["lr_lambdas"][0]["total"] == 32
+    lr0 = ckpt["scheduler"]["base_lrs"][0]
+    power = ckpt["scheduler"]["lr_lambdas"][0]["power"]
+    assert ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(lr0 * (1 - 20 / 32) ** power)
+    with open(run / "metrics.csv") as f:
+        its = [int(r["iteration"]) for r in csv.DictReader(f) if r["phase"] == "train"]
+    assert its == list(range(1, 21))
+
+
+def test_resume_with_fewer_epochs_than_done_is_refused(tmp_path, blobs):
+    run = tmp_path / "run"
+    train(config_from_dict(_config(blobs, epochs=2)), run, stop_after=10, progress_bar=False)
+    before = (run / "config.yaml").read_text()
+    r = _run_cli(["--out", str(run), "--resume", "--set", "epochs=1"])
+    assert r.returncode != 0
+    assert "already at iteration 10" in r.stderr and "Traceback" not in r.stderr
+    assert (run / "config.yaml").read_text() == before  # nothing rewritten

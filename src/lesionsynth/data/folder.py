@@ -25,7 +25,7 @@ import numpy as np
 
 from lesionsynth.errors import InputError
 from lesionsynth.io.atomic import write_text_atomic
-from lesionsynth.io.nifti import save_volume
+from lesionsynth.io.nifti import is_complete_nifti, save_volume
 
 FILE_ENDING = ".nii.gz"
 
@@ -126,8 +126,11 @@ def write_case(root: str | Path, case_id: str, images: list[np.ndarray] | np.nda
 
 
 def case_done(root: str | Path, case_id: str, n_channels: int = 1, split: str = "Tr") -> bool:
+    """True when the case's label and image files all exist and read back whole (a re-run redoes a
+    case whose files were cut short)."""
     imgs, lab = case_files(Path(root), case_id, n_channels, split)
-    return lab.is_file() and all(p.is_file() for p in imgs)
+    files = [lab, *imgs]
+    return all(p.is_file() for p in files) and all(is_complete_nifti(p) for p in files)
 
 
 def _json_default(o: Any) -> Any:

@@ -19,6 +19,7 @@ from lesionsynth.infer.outputs import output_paths, part_table, read_volumes, wr
 from lesionsynth.infer.predict import Segmenter, as_segmenter, load_segmenter, predict_volume
 from lesionsynth.io import find_images, load_volume, strip_nifti_suffix
 from lesionsynth.io.atomic import remove_stale_temporaries
+from lesionsynth.io.nifti import is_complete_nifti, is_nifti
 from lesionsynth.labels.schema import LabelSchema
 from lesionsynth.log import tqdm
 
@@ -277,7 +278,8 @@ def predict_files(
     for stem, paths in bar:
         bar.set_postfix_str(stem, refresh=False)
         expected = output_paths(out, stem, **expect)
-        if not overwrite and stem in rows and all(p.is_file() for p in expected.values()):
+        if not overwrite and stem in rows and all(is_complete_nifti(p) if is_nifti(p) else p.is_file()
+                                                  for p in expected.values()):
             results.append(FileResult(stem, paths, "skipped", expected, rows[stem]))
             continue
         current = paths[0]

@@ -47,6 +47,21 @@ def is_nifti(path: str | Path) -> bool:
     return any(name.endswith(s) for s in NIFTI_SUFFIXES)
 
 
+def is_complete_nifti(path: str | Path) -> bool:
+    """True when ``path`` is a NIfTI file whose header and whole voxel array read back.
+
+    Outputs are written through a temporary file and a rename, so a file of ours is complete or absent;
+    this guards re-runs against files cut short some other way (a copy interrupted, a full disk met by
+    an older version, a synced folder). It decompresses the file: milliseconds for a training case.
+    """
+    try:
+        img = nib.load(str(path))
+        np.asanyarray(img.dataobj)
+    except Exception:  # noqa: BLE001 - any failure to read back means: not complete
+        return False
+    return True
+
+
 def strip_nifti_suffix(path: str | Path) -> str:
     """File name without its image suffix (``case_001.nii.gz`` -> ``case_001``)."""
     name = Path(path).name

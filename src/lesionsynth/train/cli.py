@@ -14,10 +14,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from lesionsynth import argtypes
-from lesionsynth.config import deep_update
+from lesionsynth.config import deep_update, parse_set
 from lesionsynth.errors import ConfigError
 from lesionsynth.train.config import TrainConfig, config_from_dict, load_train_config
 from lesionsynth.train.run_dir import recorded_config
@@ -39,42 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--num-workers", type=int, help="override num_workers (real-data loader processes)")
     p.add_argument("--threads", type=argtypes.positive_int, help="override threads (CPU threads for torch)")
     p.add_argument("--checkpoint-every", type=int, help="override checkpoint_every (iterations)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config key, dotted, value in YAML (e.g. --set val.every_epochs=5 "
-                        "--set real.path=/data/ATLAS); repeatable")
+    argtypes.add_set(p)
     p.add_argument("--stop-after", type=argtypes.positive_int, metavar="N",
                    help="stop after N iterations in total (with a checkpoint); resume later with --resume")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show the progress bar (default: only on a terminal)")
     p.set_defaults(func=run)
-
-
-def parse_set(items: list[str]) -> dict[str, Any]:
-    """``["a.b=1", "c=[1, 2]"]`` -> ``{"a": {"b": 1}, "c": [1, 2]}`` (values parsed as YAML)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"--set {item}: expected KEY=VALUE")
-        key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {item}: value is not valid YAML") from None
-        if isinstance(value, str):  # YAML 1.1 reads 5e-3 as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        node = out
-        parts = key.strip().split(".")
-        if not all(parts):
-            raise ConfigError(f"--set {item}: bad key '{key}'")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {item}: '{part}' is set both as a value and a section")
-        node[parts[-1]] = value
-    return out
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from lesionsynth.errors import ConfigError
 from lesionsynth.labels.schema import LabelSchema, load_schema
 from lesionsynth.log import tqdm
 from lesionsynth.models import build_unet, init_weights
@@ -30,11 +31,12 @@ from lesionsynth.train.config import TrainConfig, config_to_dict
 from lesionsynth.train.data import ValCase, load_val_folder
 from lesionsynth.train.losses import MaskedDiceCELoss
 from lesionsynth.train.metrics import MetricsLogger
-from lesionsynth.train.optim import amp_dtype, build_optimizer, build_scaler
+from lesionsynth.train.optim import amp_dtype, build_optimizer, build_scaler, set_schedule_length
 from lesionsynth.train.run_dir import check_can_start, prepare
 from lesionsynth.train.sources import Batch, TrainingSources, schema_lut
 from lesionsynth.train.state import (
     Progress,
+    checkpoint_iteration,
     checkpoint_paths,
     load_training_checkpoint,
     remove_stale_temporaries,
@@ -139,6 +141,11 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
     cfg_dict = config_to_dict(cfg)
     last_path, best_path = checkpoint_paths(run_dir)
     check_can_start(run_dir, cfg_dict, resume)  # every rank, before anything is written
+    if resume and last_path.is_file():
+        done = checkpoint_iteration(last_path)
+        if done > cfg.total_iterations:
+            raise ConfigError(f"{run_dir}: epochs {cfg.epochs} ends at iteration {cfg.total_iterations}, but the "
+                              f"run is already at iteration {done}; give more epochs")
     ddp.barrier(info)
     if info.is_main:
         prepare(run_dir, cfg_dict, resume, {"world_size": info.world, "device": str(device)})
@@ -156,6 +163,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
         init_weights(model, cfg.model, schema, cfg.init_from)
     if resume and last_path.is_file():
         progress = load_training_checkpoint(last_path, model, optimizer, scheduler, scaler, device)
+        set_schedule_length(optimizer, scheduler, cfg.total_iterations)
     net = model
     model = ddp.wrap(model, info, device)
 

@@ -26,6 +26,18 @@ def build_optimizer(model: torch.nn.Module, cfg: OptimConfig, total_iterations: 
     return opt, LambdaLR(opt, PolyLambda(total_iterations, cfg.poly_power))
 
 
+def set_schedule_length(optimizer: torch.optim.Optimizer, scheduler: LambdaLR, total_iterations: int) -> None:
+    """Re-fit a (resumed) poly schedule to end at ``total_iterations``: the learning rate from the
+    current step on follows ``lr0 * (1 - n / N_new) ** power`` (a run extended or shortened on resume)."""
+    for fn in scheduler.lr_lambdas:
+        if isinstance(fn, PolyLambda):
+            fn.total = max(int(total_iterations), 1)
+    n = scheduler.last_epoch
+    for group, base, fn in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True):
+        group["lr"] = base * fn(n)
+    scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]  # what get_last_lr() reports
+
+
 def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
     """Autocast dtype: None on CPU or when ``off``; bf16 when asked or supported (``auto``), else fp16."""
     if device.type != "cuda" or mode == "off":

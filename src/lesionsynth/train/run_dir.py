@@ -30,6 +30,9 @@ from lesionsynth.io.atomic import write_text_atomic
 
 # keys that may differ between a run and its resumption without changing what is computed
 RUNTIME_KEYS = {"device", "num_workers", "threads", "log_every"}
+# keys a resumed run may change: the run's length (the poly schedule is re-fitted to the new end from the
+# current iteration on; run.json records each start's arguments)
+RESUME_CHANGEABLE_KEYS = {"epochs"}
 LIBRARIES = ["torch", "monai", "numpy", "scipy", "nibabel", "nilearn", "pyyaml", "tqdm", "tensorboard"]
 
 
@@ -82,7 +85,7 @@ def environment(extra: dict[str, Any] | None = None) -> dict[str, Any]:
 def _first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
     if isinstance(a, dict) and isinstance(b, dict):
         for k in sorted(set(a) | set(b), key=str):
-            if prefix == "" and k in RUNTIME_KEYS:
+            if prefix == "" and (k in RUNTIME_KEYS or k in RESUME_CHANGEABLE_KEYS):
                 continue
             d = _first_difference(a.get(k), b.get(k), f"{prefix}{k}.")
             if d is not None:

@@ -114,6 +114,17 @@ def save_best_checkpoint(path: Path, model: torch.nn.Module, model_cfg: ModelCon
     return save_checkpoint(path, state)
 
 
+def checkpoint_iteration(path: Path) -> int:
+    """The number of completed iterations a training checkpoint records (0 when it records none).
+
+    Raises:
+        InputError: the file is unreadable.
+    """
+    ckpt = torch_load(path, "cpu")
+    progress = ckpt.get("progress") if isinstance(ckpt, dict) else None
+    return int(progress.get("iteration", 0)) if isinstance(progress, dict) else 0
+
+
 def load_training_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                              scheduler: Any, scaler: Any, device: torch.device) -> Progress:
     """Restore model, optimiser, scheduler, AMP scaler and RNG states; returns the counters.

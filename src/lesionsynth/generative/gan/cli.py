@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lesionsynth import argtypes
-from lesionsynth.config import load_config
+from lesionsynth.config import deep_update, load_config, parse_set
 from lesionsynth.errors import ConfigError, InputError
 
 
@@ -39,6 +39,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--lesions", type=Path, help="folder of binary lesion masks (NIfTI, MNI space)")
     p.add_argument("--max-masks", type=int, metavar="N", help="use only the first N masks (sorted by name)")
     p.add_argument("--config", default="gan-masks", help="YAML config or shipped name (default gan-masks)")
+    argtypes.add_set(p)
     _training(p)
     p.set_defaults(func=run_train_masks)
 
@@ -52,6 +53,7 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("train-translator", help="train a label-map -> image translator (pix2pix or SPADE)")
     p.add_argument("--arch", choices=["pix2pix", "spade"], help="network (default: the config's)")
     p.add_argument("--config", help="YAML config or shipped name (default gan-ARCH)")
+    argtypes.add_set(p)
     p.add_argument("--pairs", help="'mni' (template + its tissue labels) or a dataset folder "
                                    "(nnU-Net layout)")
     p.add_argument("--lesions", help="simulated lesions of the pairs: procedural, none, or a mask folder")
@@ -65,6 +67,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("-o", "--out", required=True, type=Path, help="dataset folder (imagesTr/, labelsTr/, ...)")
     p.add_argument("-n", "--n", type=argtypes.count, default=100, help="number of cases (default 100)")
     p.add_argument("--config", default="gan-build", help="YAML config or shipped name (default gan-build)")
+    argtypes.add_set(p)
     p.add_argument("--labels", help="healthy label maps: default (MNI) or a file/folder")
     p.add_argument("--lesions", help="procedural, a folder of masks, or a mask GAN run folder")
     p.add_argument("--output-labels", choices=["schema", "lesion"],
@@ -84,12 +87,12 @@ def _check_positive(name: str, value: int | None) -> None:
 
 
 def run_train_masks(args: argparse.Namespace) -> int:
+    from lesionsynth.devices import resolve_device
     from lesionsynth.generative.gan.mask_gan import MaskGANConfig, train_mask_gan
-    from lesionsynth.generative.gan.runs import resolve_device
 
     _check_positive("--iterations", args.iterations)
     _check_positive("--max-masks", args.max_masks)
-    overrides = {"iterations": args.iterations} if args.iterations else None
+    overrides = deep_update(parse_set(args.set), {"iterations": args.iterations} if args.iterations else {})
     cfg = load_config(MaskGANConfig, args.config, overrides)
     device = resolve_device(args.device)
     ckpt = train_mask_gan(cfg, args.lesions, args.out, device, seed=args.seed, resume=args.resume,
@@ -99,8 +102,8 @@ def run_train_masks(args: argparse.Namespace) -> int:
 
 
 def run_sample_masks(args: argparse.Namespace) -> int:
+    from lesionsynth.devices import resolve_device
     from lesionsynth.generative.gan.mask_sampling import write_masks
-    from lesionsynth.generative.gan.runs import resolve_device
 
     _check_positive("-n", args.n)
     summary = write_masks(args.model, args.out, args.n, seed=args.seed, device=resolve_device(args.device))
@@ -110,12 +113,12 @@ def run_sample_masks(args: argparse.Namespace) -> int:
 
 
 def run_train_translator(args: argparse.Namespace) -> int:
-    from lesionsynth.generative.gan.runs import resolve_device
+    from lesionsynth.devices import resolve_device
     from lesionsynth.generative.gan.translator import TranslatorConfig, train_translator
 
     _check_positive("--iterations", args.iterations)
     config = args.config or f"gan-{args.arch or 'pix2pix'}"
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = parse_set(args.set)
     if args.arch:
         overrides["arch"] = args.arch
     if args.spatial_dims:
@@ -135,7 +138,7 @@ def run_train_translator(args: argparse.Namespace) -> int:
             raise InputError(f"{args.lesions}: lesion folder not found")
         pairs["lesions"] = args.lesions
     if pairs:
-        overrides["pairs"] = pairs
+        overrides = deep_update(overrides, {"pairs": pairs})
     cfg = load_config(TranslatorConfig, config, overrides)
     ckpt = train_translator(cfg, args.out, resolve_device(args.device), seed=args.seed, resume=args.resume,
                             time_limit_min=args.time_limit)
@@ -144,12 +147,13 @@ def run_train_translator(args: argparse.Namespace) -> int:
 
 
 def run_build_dataset(args: argparse.Namespace) -> int:
+    from lesionsynth.devices import resolve_device
     from lesionsynth.generative.gan.database import BuildConfig, build_dataset
-    from lesionsynth.generative.gan.runs import resolve_device
 
     _check_positive("-n", args.n)
-    overrides = {k: v for k, v in (("labels", args.labels), ("lesions", args.lesions),
-                                   ("output_labels", args.output_labels)) if v}
+    overrides = deep_update(parse_set(args.set), {
+        k: v for k, v in (("labels", args.labels), ("lesions", args.lesions), ("output_labels", args.output_labels))
+        if v})
     cfg = load_config(BuildConfig, args.config, overrides)
     out = build_dataset(args.translator, args.out, args.n, cfg, seed=args.seed,
                         device=resolve_device(args.device))

@@ -23,7 +23,7 @@ from lesionsynth.generative.gan.grid import MaskGrid
 from lesionsynth.generative.gan.mask_gan import MaskGANConfig, latent, load_mask_generator
 from lesionsynth.generative.gan.nets import MaskGenerator
 from lesionsynth.io.atomic import remove_stale_temporaries, write_text_atomic
-from lesionsynth.io.nifti import save_volume, voxel_sizes
+from lesionsynth.io.nifti import is_complete_nifti, save_volume, voxel_sizes
 from lesionsynth.io.resample import resample_to_grid
 from lesionsynth.log import tqdm
 from lesionsynth.ops import case_seed, gaussian_blur
@@ -97,7 +97,7 @@ def write_masks(model: str | Path, out_dir: str | Path, n: int, seed: int = 0,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)
-    todo = [i for i in range(n) if not (out_dir / f"mask_{i:05d}.nii.gz").is_file()]
+    todo = [i for i in range(n) if not is_complete_nifti(out_dir / f"mask_{i:05d}.nii.gz")]
     redraws = 0
     bar = tqdm(total=n, initial=n - len(todo), desc="sampling masks", disable=None if progress else True)
     for i, m, attempts in sample_masks(G, cfg, todo, seed, out, device):

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 from lesionsynth import argtypes
+from lesionsynth.config import deep_update, parse_set
 from lesionsynth.errors import InputError
 
 
@@ -39,6 +40,10 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("train-autoencoder", help="train the first stage (KL autoencoder)")
     p.add_argument("--config", help="LDM config YAML (path or shipped name, e.g. ldm-lesion-mask)")
+    p.add_argument("--lesions", help="training data: folder of binary lesion masks (sets data.lesions)")
+    p.add_argument("--labels", help="training data: 'default' (MNI152), a label-map file or folder (sets data.labels)")
+    p.add_argument("--dataset", help="training data: nnU-Net-style folder (sets data.dataset)")
+    argtypes.add_set(p)
     p.add_argument("-o", "--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--iterations", type=argtypes.positive_int, default=None, help="override the total number of steps")
@@ -48,6 +53,7 @@ def register(subparsers) -> None:
     p = sub.add_parser("train-diffusion", help="train the latent diffusion UNet on a trained autoencoder")
     p.add_argument("--autoencoder", help="train-autoencoder run folder (not needed with --resume)")
     p.add_argument("--config", help="LDM config (default: the autoencoder run's)")
+    argtypes.add_set(p)
     p.add_argument("-o", "--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--iterations", type=argtypes.positive_int, default=None, help="override the total number of steps")
@@ -119,23 +125,15 @@ def _check_common(args: argparse.Namespace) -> None:
 
 
 def _mask_model(path: str, device: str):
-    from lesionsynth.generative.ldm.models import MaskLDM, load_ldm
-    from lesionsynth.generative.ldm.train import resolve_device
+    from lesionsynth.generative.ldm.models import load_mask_ldm
 
-    m = load_ldm(path, resolve_device(device))
-    if not isinstance(m, MaskLDM):
-        raise InputError(f"{path}: is an image LDM; give a mask LDM run")
-    return m
+    return load_mask_ldm(path, device)
 
 
 def _image_model(path: str, device: str):
-    from lesionsynth.generative.ldm.models import ImageLDM, load_ldm
-    from lesionsynth.generative.ldm.train import resolve_device
+    from lesionsynth.generative.ldm.models import load_image_ldm
 
-    m = load_ldm(path, resolve_device(device))
-    if not isinstance(m, ImageLDM):
-        raise InputError(f"{path}: is a mask LDM; give an image LDM run")
-    return m
+    return load_image_ldm(path, device)
 
 
 def run_train_autoencoder(args: argparse.Namespace) -> int:
@@ -145,7 +143,12 @@ def run_train_autoencoder(args: argparse.Namespace) -> int:
 
     if args.config is None and not args.resume:
         raise InputError("train-autoencoder: give --config (or --resume an existing run)")
-    cfg = None if args.resume else load_config(LDMConfig, args.config)
+    data = {k: getattr(args, k) for k in ("lesions", "labels", "dataset") if getattr(args, k)}
+    overrides = deep_update(parse_set(args.set), {"data": data} if data else {})
+    if args.resume and overrides:
+        raise InputError("train-autoencoder --resume continues with the run's recorded config; drop "
+                         "--set/--lesions/--labels/--dataset")
+    cfg = None if args.resume else load_config(LDMConfig, args.config, overrides)
     metrics = train_autoencoder(cfg, args.out, args.device, resume=args.resume, iterations=args.iterations)
     print(f"autoencoder: {Path(args.out) / 'checkpoints' / 'last.pt'}; training-set reconstruction: "
           + json.dumps({k: round(v, 4) for k, v in metrics.items()}))
@@ -159,7 +162,10 @@ def run_train_diffusion(args: argparse.Namespace) -> int:
 
     if args.autoencoder is None and not args.resume:
         raise InputError("train-diffusion: give --autoencoder (or --resume an existing run)")
-    cfg = None if args.resume or args.config is None else load_config(LDMConfig, args.config)
+    if args.set and (args.resume or args.config is None):
+        raise InputError("train-diffusion: --set needs --config and no --resume (otherwise the recorded "
+                         "config is used)")
+    cfg = None if args.resume or args.config is None else load_config(LDMConfig, args.config, parse_set(args.set))
     res = train_diffusion(cfg, args.autoencoder, args.out, args.device, resume=args.resume,
                           iterations=args.iterations)
     print(f"diffusion: {Path(args.out) / 'checkpoints' / 'last.pt'}; latent scale factor "

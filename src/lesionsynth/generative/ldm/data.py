@@ -312,7 +312,8 @@ def load_label_set(cfg: LDMConfig) -> LabelSet:
     if len(sources) > 1:
         raise ConfigError("data: give one of 'labels' and 'dataset', not both")
     if not sources and data.lesions is None:
-        raise ConfigError("data: no training maps (set data.lesions, data.labels or data.dataset)")
+        raise ConfigError("data: no training maps: give --lesions DIR, --labels SRC or --dataset DIR "
+                          "(data.lesions, data.labels or data.dataset in the config)")
     icv = None
     if not sources:  # lesion-only binary masks
         masks, names, affines = _lesion_masks(data, grid)

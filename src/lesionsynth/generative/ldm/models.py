@@ -172,6 +172,34 @@ def load_ldm(path: str | Path, device: torch.device | str = "cpu") -> MaskLDM | 
     return ImageLDM(**common)
 
 
+def load_mask_ldm(path: str | Path, device: str | torch.device = "cpu") -> MaskLDM:
+    """A trained mask LDM (``device``: any ``--device`` spelling).
+
+    Raises:
+        InputError: the run is an image LDM, or is not an LDM run.
+    """
+    from lesionsynth.devices import resolve_device
+
+    m = load_ldm(path, resolve_device(device))
+    if not isinstance(m, MaskLDM):
+        raise InputError(f"{path}: is an image LDM; give a mask LDM run")
+    return m
+
+
+def load_image_ldm(path: str | Path, device: str | torch.device = "cpu") -> ImageLDM:
+    """A trained image (SPADE) LDM (``device``: any ``--device`` spelling).
+
+    Raises:
+        InputError: the run is a mask LDM, or is not an LDM run.
+    """
+    from lesionsynth.devices import resolve_device
+
+    m = load_ldm(path, resolve_device(device))
+    if not isinstance(m, ImageLDM):
+        raise InputError(f"{path}: is a mask LDM; give an image LDM run")
+    return m
+
+
 def check_compatible(mask: MaskLDM, image: ImageLDM, mask_path: str | Path, image_path: str | Path) -> None:
     """The image LDM must know the mask LDM's classes and grid."""
     if mask.schema.classes != image.schema.classes:

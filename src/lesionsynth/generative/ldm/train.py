@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -30,7 +31,7 @@ from torch import nn
 
 from lesionsynth.config import to_dict
 from lesionsynth.devices import resolve_device
-from lesionsynth.errors import ConfigError, InputError
+from lesionsynth.errors import ConfigError, InputError, LesionsynthError
 from lesionsynth.generative.ldm.config import LDMConfig, TrainConfig
 from lesionsynth.generative.ldm.data import LabelSet, cached_label_set, one_hot
 from lesionsynth.generative.ldm.losses import image_recon_loss, kl_loss, mask_recon_loss
@@ -160,9 +161,15 @@ def train_autoencoder(cfg: LDMConfig | None, out: str | Path, device: str | torc
     if cfg is None:
         raise ConfigError("train-autoencoder: no config given")
     cfg = _with_iterations(cfg, "autoencoder", iterations)
+    created = not run.out.exists()
     run.out.mkdir(parents=True, exist_ok=True)
     run.write_config(cfg)
-    data, _ = cached_label_set(cfg, [run.out])
+    try:
+        data, _ = cached_label_set(cfg, [run.out])
+    except LesionsynthError:
+        if created:  # bad data: leave nothing behind, so the corrected command starts clean
+            shutil.rmtree(run.out, ignore_errors=True)
+        raise
     K, acfg = data.schema.num_classes, cfg.autoencoder
     gen = torch.Generator().manual_seed(int(cfg.seed))
     ae = seeded_init(cfg.seed, lambda: build_autoencoder(acfg, K, cfg.kind)).to(dev)
