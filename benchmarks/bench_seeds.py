@@ -38,10 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from bench_ood import SHARED, heldout_config
 
+    from lesionsynth.config import parse_set
     from lesionsynth.evaluate.ood import run_ood
     from lesionsynth.infer import PredictConfig, load_segmenter
     from lesionsynth.physics import PhysicsGenerator
-    from lesionsynth.train.cli import parse_set
     from lesionsynth.train.config import load_train_config
     from lesionsynth.train.loop import train
 

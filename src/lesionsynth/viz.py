@@ -9,13 +9,26 @@ import numpy as np
 from lesionsynth.io.atomic import atomic_path
 
 
-def _mpl():
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (headless machines): every figure of the
+    package is made through this function and written with :func:`save_figure`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, path: str | Path, **savefig_kwargs) -> Path:
+    """Write ``fig`` as a PNG atomically (temporary file, then rename) and close it."""
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", **savefig_kwargs)
+    finally:
+        pyplot().close(fig)
+    return path
 
 
 def _slices(vol: np.ndarray, centre: tuple[int, int, int]) -> list[np.ndarray]:
@@ -43,7 +56,7 @@ def save_preview(path: str | Path, image: np.ndarray, lesion: np.ndarray | None 
         title: figure title.
         extra_outline: optional second mask (e.g. a prediction), outlined in cyan.
     """
-    plt = _mpl()
+    plt = pyplot()
     img = np.asarray(image, dtype=np.float32)
     lo, hi = np.percentile(img, [0.5, 99.5])
     centre = lesion_centre(lesion, img.shape)
@@ -66,8 +79,4 @@ def save_preview(path: str | Path, image: np.ndarray, lesion: np.ndarray | None 
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)

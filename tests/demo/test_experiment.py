@@ -102,22 +102,25 @@ def test_shipped_experiment_configs_parse():
         load_experiment(f)
 
 
-def test_demo_generated_sets_call_the_generators_with_flags_they_accept(tmp_path, monkeypatch):
-    """`demo --gan-masks/--gan-translator/--ldm-mask/--ldm-image` build argv for `gan build-dataset` and
-    `ldm build-dataset`: each must parse with the real parser of that verb."""
-    from lesionsynth.cli import build_parser
+def test_demo_generated_sets_call_the_generators_functions(tmp_path, monkeypatch):
+    """`demo --gan-masks/--gan-translator/--ldm-mask/--ldm-image` call the generators' library functions
+    (not the CLI) with the given checkpoints."""
     from lesionsynth.demo import run as demo_run
+    from lesionsynth.generative.gan import database
+    from lesionsynth.generative.ldm import build, models
 
     calls = []
-    monkeypatch.setattr(demo_run, "_cli", calls.append)
+    monkeypatch.setattr(database, "build_dataset", lambda *a, **k: calls.append(("gan", a, k)))
+    monkeypatch.setattr(models, "load_mask_ldm", lambda p, d: ("mask", p))
+    monkeypatch.setattr(models, "load_image_ldm", lambda p, d: ("image", p))
+    monkeypatch.setattr(models, "check_compatible", lambda *a: calls.append(("compatible", a)))
+    monkeypatch.setattr(build, "build_dataset", lambda *a, **k: calls.append(("ldm", a, k)))
     opt = demo_run.DemoOptions(out=tmp_path, gan_masks=tmp_path / "g", gan_translator=tmp_path / "t",
                                ldm_mask=tmp_path / "m", ldm_image=tmp_path / "i")
     demo_run._generated_sets(opt, tmp_path)
-    assert [c[:2] for c in calls] == [["gan", "build-dataset"], ["ldm", "build-dataset"]]
-    for argv in calls:
-        args = build_parser(argv[0]).parse_args(argv)
-        assert args.func is not None
-    gan = build_parser("gan").parse_args(calls[0])
-    assert gan.lesions == str(tmp_path / "g") and gan.translator == tmp_path / "t"
-    ldm = build_parser("ldm").parse_args(calls[1])
-    assert ldm.model == str(tmp_path / "m") and ldm.image_model == str(tmp_path / "i")
+    assert [c[0] for c in calls] == ["gan", "compatible", "ldm"]
+    _, gan_args, gan_kw = calls[0]
+    assert gan_args[0] == tmp_path / "t" and gan_args[1] == tmp_path / "gan_cases" and gan_args[2] == 2
+    assert gan_args[3].lesions == str(tmp_path / "g") and str(gan_kw["device"]) == "cpu"
+    _, ldm_args, _ = calls[2]
+    assert ldm_args[:4] == (("mask", tmp_path / "m"), ("image", tmp_path / "i"), tmp_path / "ldm_cases", 2)

@@ -8,6 +8,7 @@ import torch
 
 from lesionsynth import pretrained
 from lesionsynth.cli import main
+from lesionsynth.models import export_model
 
 
 def test_the_default_bundled_model_loads_and_segments_a_tiny_volume(tmp_path):
@@ -70,7 +71,7 @@ def test_export_writes_fp16_inference_weights_and_names_resolve(tmp_path, monkey
     src = save_checkpoint(tmp_path / "run.pt", state)
     monkeypatch.setattr(pretrained, "HERE", tmp_path / "bundle")
     (tmp_path / "bundle").mkdir()
-    out = pretrained.export_model(src, tmp_path / "bundle" / "toy.pt")
+    out = export_model(src, tmp_path / "bundle" / "toy.pt")
     (tmp_path / "bundle" / "toy.md").write_text("# toy\n\nA toy model for a test of the registry only.\n")
     ck = torch.load(out, weights_only=True)
     assert "optimizer" not in ck and all(v.dtype == torch.float16 for v in ck["model"].values()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lesionsynth.config import check_at_least, check_interval, check_probability
 from lesionsynth.ops import bernoulli, sample_seed, smooth_noise, uniform
 
 
@@ -18,6 +19,11 @@ class BiasConfig:
     p: float = 0.8
     max_std: float = 0.5
     control_points: tuple[int, int] = (3, 6)
+
+    def __post_init__(self) -> None:
+        check_probability("p", self.p)
+        check_at_least("max_std", self.max_std, 0.0)
+        check_interval("control_points", self.control_points, 2)
 
 
 @dataclass

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from lesionsynth.config import check_at_least, check_probability
 from lesionsynth.ops import bernoulli, gaussian_blur, uniform
 
 
@@ -15,6 +16,10 @@ class BlurConfig:
 
     p: float = 0.3
     max_sigma_vox: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_probability("p", self.p)
+        check_at_least("max_sigma_vox", self.max_sigma_vox, 0.0)
 
 
 @dataclass

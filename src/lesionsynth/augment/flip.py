@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from lesionsynth.config import check_probability
 from lesionsynth.ops import bernoulli
 
 
@@ -18,6 +19,9 @@ class FlipConfig:
 
     p: float = 0.5
     axes: str = "all"
+
+    def __post_init__(self) -> None:
+        check_probability("p", self.p)
 
 
 @dataclass

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lesionsynth.config import check_at_least, check_probability
 from lesionsynth.ops import bernoulli, uniform
 
 
@@ -16,6 +17,10 @@ class GammaConfig:
 
     p: float = 0.8
     log_gamma: float = 0.4
+
+    def __post_init__(self) -> None:
+        check_probability("p", self.p)
+        check_at_least("log_gamma", self.log_gamma, 0.0)
 
 
 @dataclass

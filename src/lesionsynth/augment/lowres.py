@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lesionsynth.config import check_at_least, check_interval, check_probability
 from lesionsynth.ops import bernoulli, uniform
 
 
@@ -22,6 +23,11 @@ class LowResConfig:
     p: float = 0.5
     min_thickness_mm: float = 1.5
     max_thickness_mm: float = 8.0
+
+    def __post_init__(self) -> None:
+        check_probability("p", self.p)
+        check_at_least("min_thickness_mm", self.min_thickness_mm, 0.0, strict=True)
+        check_interval("(min_thickness_mm, max_thickness_mm)", (self.min_thickness_mm, self.max_thickness_mm))
 
 
 @dataclass

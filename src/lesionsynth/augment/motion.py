@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from lesionsynth.config import check_at_least, check_interval, check_probability
 from lesionsynth.ops import bernoulli, uniform
 
 
@@ -22,6 +23,11 @@ class MotionConfig:
     p: float = 0.2
     max_shift_vox: float = 4.0
     time: tuple[float, float] = (0.15, 0.85)
+
+    def __post_init__(self) -> None:
+        check_probability("p", self.p)
+        check_at_least("max_shift_vox", self.max_shift_vox, 0.0)
+        check_interval("time", self.time, 0.0, 1.0)
 
 
 @dataclass

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lesionsynth.config import check_at_least, check_probability
 from lesionsynth.ops import bernoulli, sample_seed, uniform
 
 
@@ -15,6 +16,10 @@ class NoiseConfig:
 
     p: float = 0.8
     max_std: float = 0.06
+
+    def __post_init__(self) -> None:
+        check_probability("p", self.p)
+        check_at_least("max_std", self.max_std, 0.0)
 
 
 @dataclass

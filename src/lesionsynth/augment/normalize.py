@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from lesionsynth.config import check_interval
+from lesionsynth.errors import ConfigError
 from lesionsynth.ops import uniform
 
 
@@ -15,6 +17,12 @@ class ClipConfig:
 
     lower: tuple[float, float] = (0.0, 1.0)
     upper: tuple[float, float] = (99.0, 100.0)
+
+    def __post_init__(self) -> None:
+        check_interval("lower", self.lower, 0.0, 100.0)
+        check_interval("upper", self.upper, 0.0, 100.0)
+        if self.lower[1] > self.upper[0]:
+            raise ConfigError(f"lower = {tuple(self.lower)} overlaps upper = {tuple(self.upper)}")
 
 
 @dataclass

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from lesionsynth.config import check_at_least, check_probability
 from lesionsynth.ops import bernoulli
 
 
@@ -21,6 +22,11 @@ class SkullStripConfig:
     p: float = 0.3
     max_erode: int = 2
     max_dilate: int = 3
+
+    def __post_init__(self) -> None:
+        check_probability("p", self.p)
+        check_at_least("max_erode", self.max_erode, 0)
+        check_at_least("max_dilate", self.max_dilate, 0)
 
 
 @dataclass

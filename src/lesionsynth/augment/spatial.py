@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lesionsynth.config import check_at_least, check_interval, check_probability
+from lesionsynth.errors import ConfigError
 from lesionsynth.io.nifti import voxel_sizes
 from lesionsynth.io.resample import voxel_map_to_theta
 from lesionsynth.ops import bernoulli, sample_seed, uniform
@@ -50,6 +52,17 @@ class SpatialConfig:
     elastic_max_mm: float = 4.0
     elastic_spacing_mm: float = 24.0
     crop_jitter_mm: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.crop_size is not None and min(self.crop_size) < 1:
+            raise ConfigError(f"crop_size = {tuple(self.crop_size)}: every size must be >= 1")
+        check_at_least("spacing", self.spacing, 0.0, strict=True)
+        check_probability("p_affine", self.p_affine)
+        check_probability("p_elastic", self.p_elastic)
+        for name in ("rotation_deg", "shear", "translation_mm", "elastic_max_mm", "crop_jitter_mm"):
+            check_at_least(name, getattr(self, name), 0.0)
+        check_interval("scaling", (0.0, self.scaling), 0.0, 0.99)
+        check_at_least("elastic_spacing_mm", self.elastic_spacing_mm, 0.0, strict=True)
 
 
 @dataclass

@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from lesionsynth.config import deep_update, load_config, read_yaml, resolve_config_path
+from lesionsynth.demo.stages import predict, train_or_resume
 from lesionsynth.errors import ConfigError, InputError
 from lesionsynth.io.atomic import write_text_atomic
 
@@ -135,14 +136,6 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     return cfg
 
 
-def _cli(argv: list[str]) -> None:
-    from lesionsynth.cli import main
-
-    code = main(argv)
-    if code != 0:
-        raise InputError(f"experiment step '{argv[0]}' failed (exit code {code})")
-
-
 
 def train_arm(arm: ArmConfig, out: Path, device: str | None = None) -> Path:
     """Train (or resume) one arm; returns its run folder (or the given model)."""
@@ -159,13 +152,8 @@ def train_arm(arm: ArmConfig, out: Path, device: str | None = None) -> Path:
     if (run_dir / "checkpoints" / "last.pt").is_file() and (run_dir / "DONE").is_file():
         print(f"[{arm.name}] already trained: {run_dir}")
         return run_dir
-    argv = ["train", "--config", str(cfg_path), "--out", str(run_dir)]
-    if device:
-        argv += ["--device", device]
-    if (run_dir / "checkpoints" / "last.pt").is_file():
-        argv.append("--resume")
     print(f"[{arm.name}] training -> {run_dir}")
-    _cli(argv)
+    train_or_resume(cfg_path, run_dir, {"device": device} if device else None)
     write_text_atomic(run_dir / "DONE", "")
     return run_dir
 
@@ -225,9 +213,7 @@ def run_experiment(config_path: str | Path, out: str | Path) -> dict[str, Any]:
     shutil.copyfile(resolve_config_path(config_path), out / "experiment.yaml")
     dev = None if cfg.predict.device == "auto" else cfg.predict.device
     models = {arm.name: train_arm(arm, out, dev) for arm in cfg.arms}
-    popts = [] if cfg.predict.tta else ["--no-tta"]
-    popts += ["--fast"] if cfg.predict.fast else []
-    popts += ["--device", cfg.predict.device]
+    popts = {"tta": cfg.predict.tta, "fast": cfg.predict.fast, "device": cfg.predict.device}
     sections: list[tuple[str, str]] = []
     results: dict[str, Any] = {}
     sets = {t.name: t for t in cfg.test_sets}
@@ -235,17 +221,15 @@ def run_experiment(config_path: str | Path, out: str | Path) -> dict[str, Any]:
                                                                          for e in cfg.ensembles]
     for arm, model in models.items():
         for t in cfg.test_sets:
-            _cli(["predict", "-i", *t.images, "-o", str(out / "predictions" / arm / t.name), "--model",
-                  str(model), *popts])
+            predict(t.images, out / "predictions" / arm / t.name, model, **popts)
         for e in cfg.ensembles:
             per_mod = {m: list_cases_images(sets[m].images) for m in e.modalities}
             common = sorted(set.intersection(*(set(v) for v in per_mod.values())))
             if not common:
                 raise InputError(f"ensemble '{e.name}': no case id common to {', '.join(e.modalities)}")
             for cid in common:
-                files = [str(per_mod[m][cid]) for m in e.modalities]
-                _cli(["predict", "--ensemble", "-i", *files, "-o", str(out / "predictions" / arm / e.name),
-                      "--model", str(model), *popts])
+                files = [per_mod[m][cid] for m in e.modalities]
+                predict(files, out / "predictions" / arm / e.name, model, ensemble=True, **popts)
     for name, truth, label in evaluations:
         preds = {arm: lesion_view(out / "predictions" / arm / name, out / "lesion_maps" / arm / name)
                  for arm in models}

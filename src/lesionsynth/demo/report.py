@@ -7,7 +7,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from lesionsynth.io.atomic import atomic_path, write_text_atomic
+from lesionsynth.io.atomic import write_text_atomic
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
@@ -73,10 +73,9 @@ def overview_png(path: Path, title: str, lines: list[str], images: list[tuple[Pa
     For looking at the report without a browser (and for sharing one picture). Missing images are
     skipped. Written atomically.
     """
-    import matplotlib
+    from lesionsynth.viz import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     images = [(Path(p), c) for p, c in images if Path(p).is_file()]
     rows = max(1, -(-len(images) // cols))
@@ -91,8 +90,4 @@ def overview_png(path: Path, title: str, lines: list[str], images: list[tuple[Pa
         ax.imshow(plt.imread(str(p)))
         ax.set_title(caption, fontsize=9)
         ax.axis("off")
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)

@@ -22,8 +22,6 @@ from pathlib import Path
 
 import yaml
 
-from lesionsynth.errors import LesionsynthError
-
 LESION = 5  # lesion value of the tissue schema, in which the demo's truth files are written
 
 
@@ -47,20 +45,14 @@ def say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def _cli(argv: list[str]) -> None:
-    from lesionsynth.cli import main
-
-    code = main(argv)
-    if code != 0:
-        raise LesionsynthError(f"stage '{' '.join(argv[:1])}' failed with exit code {code}")
-
-
 def run_demo(opt: DemoOptions) -> dict:
     """Run the demo; returns a summary dict (report path, Dice per test image)."""
     from lesionsynth.data.folder import read_dataset
     from lesionsynth.demo.report import csv_rows, image_grid, overview_png, table_html, write_report
+    from lesionsynth.demo.stages import predict, train_or_resume
     from lesionsynth.demo.testimages import make_stroke_images
     from lesionsynth.evaluate import evaluate_folders
+    from lesionsynth.synth import build_dataset, load_synth_config
 
     t0 = time.time()
     out = opt.out
@@ -70,20 +62,16 @@ def run_demo(opt: DemoOptions) -> dict:
 
     say(f"[1/6] synthesising {opt.n_heldout} held-out cases from the MNI default (procedural lesions)")
     synth_cfg = _heldout_synth_config(opt.train_config, out / "synth_heldout.yaml")
-    _cli(["synth", "--out", str(heldout), "--n", str(opt.n_heldout), "--seed", str(10_000 + opt.seed),
-          "--config", str(synth_cfg), "--preview", "--device", opt.device])
+    build_dataset(load_synth_config(synth_cfg), heldout, opt.n_heldout, seed=10_000 + opt.seed,
+                  device=opt.device, preview=True)
     generated = _generated_sets(opt, out)
 
     say(f"[2/6] training the '{opt.train_config}' configuration (on-the-fly synthetic data) -> {run_dir}")
-    argv = ["train", "--config", opt.train_config, "--out", str(run_dir), "--device", opt.device,
-            "--seed", str(opt.seed)]
-    if opt.epochs:
-        argv += ["--epochs", str(opt.epochs)]
-    if opt.iterations_per_epoch:
-        argv += ["--iterations-per-epoch", str(opt.iterations_per_epoch)]
-    if (run_dir / "checkpoints" / "last.pt").is_file():
-        argv.append("--resume")
-    _cli(argv)
+    overrides = {"device": opt.device, "seed": opt.seed}
+    for key in ("epochs", "iterations_per_epoch"):
+        if getattr(opt, key):
+            overrides[key] = getattr(opt, key)
+    train_or_resume(opt.train_config, run_dir, overrides)
 
     say("[3/6] building realistic test images (MNI152 T1 + pasted chronic stroke, and a T2-like inversion)")
     cases = make_stroke_images(out / "realistic")
@@ -92,19 +80,18 @@ def run_demo(opt: DemoOptions) -> dict:
     pred_real = out / "predictions" / "realistic"
     # windows of the training patch size (predict's default): with instance norm, a window much larger
     # than the training crops changes the feature statistics (measured: held-out Dice 0.23 -> 0.05)
-    popt = ["--device", opt.device]
-    _cli(["predict", "-i", str(heldout / "imagesTr"), "-o", str(pred_syn), "--model", str(run_dir), *popt])
-    _cli(["predict", "-i", *[str(c.image) for c in cases], "-o", str(pred_real), "--model", str(run_dir), *popt])
+    images = [c.image for c in cases]
+    predict([heldout / "imagesTr"], pred_syn, run_dir, device=opt.device)
+    predict(images, pred_real, run_dir, device=opt.device)
     ensemble_dir = out / "predictions" / "ensemble"
-    _cli(["predict", "--ensemble", "-i", *[str(c.image) for c in cases], "-o", str(ensemble_dir),
-          "--model", str(run_dir), *popt])
+    predict(images, ensemble_dir, run_dir, device=opt.device, ensemble=True)
     from lesionsynth.pretrained import DEFAULT_MODEL, bundled_path
 
     bundled = bundled_path(DEFAULT_MODEL) is not None
     pred_bundled = out / "predictions" / "realistic_bundled"
     if bundled:
         say(f"      and with the bundled model '{DEFAULT_MODEL}'")
-        _cli(["predict", "-i", *[str(c.image) for c in cases], "-o", str(pred_bundled), *popt])
+        predict(images, pred_bundled, device=opt.device)
 
     say("[4/6] scoring the bundled model on physics-rendered scans (out of distribution)")
     ood_html, ood_lines, ood_figs = _ood_section(out, opt) if bundled else ("<p>(no bundled model)</p>", [], [])
@@ -257,10 +244,9 @@ def _training_section(run_dir: Path, out: Path) -> str:
         return "<p class=note>(no metrics.csv)</p>"
     png = out / "training_curve.png"
     try:
-        import matplotlib
+        from lesionsynth.viz import pyplot, save_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         train_rows = [r for r in rows if r.get("phase", "train") == "train" and r.get("loss")]
         it = [int(r["iteration"]) for r in train_rows]
@@ -276,8 +262,7 @@ def _training_section(run_dir: Path, out: Path) -> str:
         ax[1].set_xlabel("iteration")
         ax[1].set_ylabel("validation lesion Dice")
         fig.tight_layout()
-        fig.savefig(png, dpi=80)
-        plt.close(fig)
+        save_figure(fig, png, dpi=80)
     except (KeyError, ValueError):
         return "<p class=note>(metrics.csv has no loss column)</p>"
     return image_grid([(png, "training loss and validation Dice")], out)
@@ -287,16 +272,23 @@ def _generated_sets(opt: DemoOptions, out: Path) -> list[str]:
     lines = []
     if opt.gan_masks and opt.gan_translator:
         d = out / "gan_cases"
-        _cli(["gan", "build-dataset", "--lesions", str(opt.gan_masks), "--translator", str(opt.gan_translator),
-              "--out", str(d), "--n", str(opt.n_generated), "--device", opt.device])
+        from lesionsynth.devices import resolve_device
+        from lesionsynth.generative.gan.database import BuildConfig, build_dataset
+
+        build_dataset(opt.gan_translator, d, opt.n_generated, BuildConfig(lesions=str(opt.gan_masks)),
+                      device=resolve_device(opt.device))
         lines.append(f"GAN: {opt.n_generated} cases in {d}")
     else:
         lines.append("GAN cases skipped (give --gan-masks and --gan-translator checkpoints to include them)")
     if opt.ldm_mask and opt.ldm_image:
         d = out / "ldm_cases"
-        _cli(["ldm", "build-dataset", "--model", str(opt.ldm_mask), "--image-model", str(opt.ldm_image),
-              "--out", str(d), "--n", str(opt.n_generated), "--condition-range", "0.2", "0.8",
-              "--device", opt.device])
+        from lesionsynth.generative.ldm.build import build_dataset as build_ldm_dataset
+        from lesionsynth.generative.ldm.models import check_compatible, load_image_ldm, load_mask_ldm
+
+        mask = load_mask_ldm(opt.ldm_mask, opt.device)
+        image = load_image_ldm(opt.ldm_image, opt.device)
+        check_compatible(mask, image, str(opt.ldm_mask), str(opt.ldm_image))
+        build_ldm_dataset(mask, image, d, opt.n_generated, (0.2, 0.8))
         lines.append(f"LDM: {opt.n_generated} cases in {d}")
     else:
         lines.append("LDM cases skipped (give --ldm-mask and --ldm-image checkpoints to include them)")

@@ -19,7 +19,8 @@ import numpy as np
 from lesionsynth.evaluate.accumulator import DICE_FAIR, DICE_GOOD, MetricAccumulator, Stat
 from lesionsynth.evaluate.metrics import metric_info
 from lesionsynth.evaluate.stats import PairedTest
-from lesionsynth.io.atomic import atomic_path, write_text_atomic
+from lesionsynth.io.atomic import write_text_atomic
+from lesionsynth.viz import pyplot, save_figure
 
 #: metrics drawn as box/strip plots
 PLOT_METRICS = ("dice", "lesion_f1")
@@ -233,12 +234,7 @@ def _matching_lines(ctx: ReportContext) -> list[str]:
 
 # -------------------------------------------------------------------------------------------- plots
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def draw_box_strip(ax, acc: MetricAccumulator, metric: str, tests: list[PairedTest] | None = None,
@@ -303,10 +299,7 @@ def save_box_strip(path: Path, acc: MetricAccumulator, metric: str, tests: list[
     draw_box_strip(ax, acc, metric, _pairs_to_draw(tests, metric, n))
     ax.set_title(metric_info(metric).title + " per case")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _mpl_table(ax, header: list[str], rows: list[list[str]]):
@@ -350,10 +343,7 @@ def save_overview_png(path: Path, acc: MetricAccumulator, tests: list[PairedTest
     ax.set_title("Dice categories: share of cases (count)", fontsize=10)
     fig.suptitle(f"lesionsynth evaluate: {ctx.n_truth_cases} truth cases, protocol {ctx.protocol}",
                  fontsize=12)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, bbox_inches="tight")
 
 
 # --------------------------------------------------------------------------------------------- html

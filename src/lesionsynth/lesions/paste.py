@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from lesionsynth.config import check_interval
 from lesionsynth.io.nifti import voxel_sizes
 from lesionsynth.ops import gaussian_blur, sample_seed, smooth_noise, uniform
 
@@ -36,6 +37,11 @@ class PasteConfig:
     grade_min: tuple[float, float] = (0.3, 1.0)
     grade_scale_mm: tuple[float, float] = (8.0, 32.0)
     softcp_sigma_mm: tuple[float, float] = (0.5, 2.0)
+
+    def __post_init__(self) -> None:
+        check_interval("grade_min", self.grade_min, 0.0, 1.0)
+        check_interval("grade_scale_mm", self.grade_scale_mm, 0.0)
+        check_interval("softcp_sigma_mm", self.softcp_sigma_mm, 0.0)
 
 
 @dataclass

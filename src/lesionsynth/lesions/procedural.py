@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from lesionsynth.errors import InputError
+from lesionsynth.config import check_interval
+from lesionsynth.errors import ConfigError, InputError
 from lesionsynth.io.nifti import voxel_sizes
 from lesionsynth.ops import smooth_noise
 from lesionsynth.ops import uniform as _uniform
@@ -37,6 +38,17 @@ class ProceduralLesionConfig:
     noise_scale_mm: tuple[float, float] = (8.0, 24.0)
     elongation: tuple[float, float] = (1.0, 2.5)
     hemisphere: str = "any"   # any | left | right (world x < 0 is left)
+
+    def __post_init__(self) -> None:
+        check_interval("volume_ml", self.volume_ml, 0.0)
+        if self.volume_ml[0] <= 0:
+            raise ConfigError(f"volume_ml = {tuple(self.volume_ml)}: volumes must be > 0 (sampled log-uniformly)")
+        check_interval("components", self.components, 1)
+        check_interval("roughness", self.roughness, 0.0)
+        check_interval("noise_scale_mm", self.noise_scale_mm, 0.0)
+        check_interval("elongation", self.elongation, 1.0)
+        if self.hemisphere not in ("any", "left", "right"):
+            raise ConfigError(f"hemisphere = {self.hemisphere!r} is not one of any, left, right")
 
 
 @dataclass

@@ -68,6 +68,16 @@ def resolve_checkpoint(path: str | Path, prefer: str = "best") -> Path:
                      f"or a .pt checkpoint)")
 
 
+def export_model(checkpoint: str | Path, out: str | Path, half: bool = True) -> Path:
+    """Write the inference part of a checkpoint (network, config, schema, preprocessing) with fp16
+    weights, atomically: what a bundled ``pretrained/NAME.pt`` holds."""
+    ck = load_checkpoint(checkpoint)
+    state = {k: (v.half() if half and torch.is_floating_point(v) else v) for k, v in ck["model"].items()}
+    keep = {k: ck[k] for k in ("model_config", "schema", "preprocessing") if k in ck}
+    meta = {"iteration": int(ck.get("iteration", -1)), "source": Path(checkpoint).name}
+    return save_checkpoint(out, {"model": state, **keep, "meta": meta})
+
+
 def _numpy_globals() -> list[Any]:
     """The numpy reconstructors an array inside a checkpoint needs (old RNG states): data, not code."""
     import numpy as np

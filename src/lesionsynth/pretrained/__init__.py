@@ -3,6 +3,7 @@
 Each bundled model is ``NAME.pt`` (inference-only checkpoint, fp16 weights) with a model card
 ``NAME.md`` beside it. ``lesionsynth predict`` uses :data:`DEFAULT_MODEL` when no ``--model`` is given,
 and ``--model NAME`` accepts any bundled name; ``lesionsynth models`` lists them.
+A training checkpoint becomes a bundled model with :func:`lesionsynth.models.export_model`.
 """
 
 from __future__ import annotations
@@ -55,17 +56,3 @@ def bundled_path(name: str) -> Path | None:
         return None
     p = HERE / f"{stem}.pt"
     return p if p.is_file() else None
-
-
-def export_model(checkpoint: str | Path, out: str | Path, half: bool = True) -> Path:
-    """Write the inference part of a checkpoint (network, config, schema, preprocessing) with fp16
-    weights, atomically: what a bundled ``NAME.pt`` holds."""
-    import torch
-
-    from lesionsynth.models.checkpoint import load_checkpoint, save_checkpoint
-
-    ck = load_checkpoint(checkpoint)
-    state = {k: (v.half() if half and torch.is_floating_point(v) else v) for k, v in ck["model"].items()}
-    keep = {k: ck[k] for k in ("model_config", "schema", "preprocessing") if k in ck}
-    meta = {"iteration": int(ck.get("iteration", -1)), "source": Path(checkpoint).name}
-    return save_checkpoint(out, {"model": state, **keep, "meta": meta})

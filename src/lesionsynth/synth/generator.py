@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from lesionsynth.augment import AugmentConfig, ChainParams, apply_chain, sample_chain
+from lesionsynth.config import check_at_least, check_probability
 from lesionsynth.errors import ConfigError, InputError
 from lesionsynth.labels.schema import LabelSchema, load_schema
 from lesionsynth.labels.sources import LabelMap, load_label_source, merge_by_target
@@ -79,6 +80,11 @@ class SynthConfig:
     paste: PasteConfig = field(default_factory=PasteConfig)
     intensity: IntensityConfig = field(default_factory=IntensityConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("lesion_procedural_prob", "lesion_probability", "lesion_flip"):
+            check_probability(name, getattr(self, name))
+        check_at_least("resolution", self.resolution, 0.0, strict=True)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from lesionsynth.config import check_at_least, check_interval
 from lesionsynth.labels.sources import LabelMap
 from lesionsynth.ops import sample_seed, smooth_noise, uniform
 
@@ -40,6 +41,13 @@ class IntensityConfig:
     lesion_min_contrast: float = 0.0
     lesion_contrast_to: list[str] | None = None
     tissue_min_contrast: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_interval("mean", self.mean)
+        check_interval("std", self.std, 0.0)
+        check_interval("texture_fwhm_vox", self.texture_fwhm_vox, 0.0)
+        check_at_least("lesion_min_contrast", self.lesion_min_contrast, 0.0)
+        check_at_least("tissue_min_contrast", self.tissue_min_contrast, 0.0)
 
 
 @dataclass

@@ -116,7 +116,7 @@ class TrainingSources:
 
             self.synth = SynthGenerator(synth_config_for_training(cfg), device)
         elif cfg.physics is not None and self.synth is None:
-            from lesionsynth.physics.training import PhysicsTrainingSource
+            from lesionsynth.train.physics_source import PhysicsTrainingSource
 
             self.synth = PhysicsTrainingSource(cfg.physics, tuple(cfg.synth_crop_size or cfg.crop_size),
                                                cfg.preprocessing.spacing)

@@ -13,17 +13,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lesionsynth.evaluate.metrics import dice
 from lesionsynth.train.data import ValCase
 from lesionsynth.train.ddp import DistInfo, all_reduce_sum
 
 VAL_SEED_OFFSET = 0x7A1D  # held-out synthetic cases use seed + this
-
-
-def dice(pred: torch.Tensor, truth: torch.Tensor) -> float:
-    """Dice of two boolean masks (1 when both are empty)."""
-    inter = (pred & truth).sum().item()
-    total = pred.sum().item() + truth.sum().item()
-    return 1.0 if total == 0 else 2.0 * inter / total
 
 
 def synthetic_val_cases(generator, n: int, seed: int) -> list[ValCase]:
@@ -77,7 +71,7 @@ def evaluate(model: torch.nn.Module, cases: list[ValCase], roi_size: tuple[int, 
         truth = case.target.cpu()
         if target_lut is not None:
             truth = target_lut.cpu()[truth]
-        total += dice(torch.from_numpy(pred.labels.astype(np.int64) == lesion_index), truth == lesion_index)
+        total += dice((truth == lesion_index).numpy(), pred.labels == lesion_index)
         count += 1
     model.train(was_training)
     total, count = all_reduce_sum([total, float(count)], info, device)

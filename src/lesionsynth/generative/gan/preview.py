@@ -7,16 +7,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lesionsynth.io.atomic import atomic_path
+from lesionsynth.viz import pyplot, save_figure
 
 
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def _np(x: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -24,11 +19,7 @@ def _np(x: torch.Tensor | np.ndarray) -> np.ndarray:
 
 
 def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    _plt().close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)
 
 
 def save_mask_grid(path: str | Path, probs: torch.Tensor | np.ndarray, title: str | None = None) -> Path:

@@ -27,7 +27,6 @@ import torch
 import yaml
 
 from lesionsynth.config import to_dict
-from lesionsynth.devices import resolve_device  # noqa: F401  (re-exported for the gan CLI)
 from lesionsynth.errors import InputError
 from lesionsynth.io.atomic import write_text_atomic
 from lesionsynth.log import tqdm

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from lesionsynth.generative.ldm.models import MaskLDM
-from lesionsynth.io.atomic import atomic_path, write_text_atomic
+from lesionsynth.io.atomic import write_text_atomic
 from lesionsynth.ops import case_seed
 
 
@@ -108,10 +108,9 @@ def markdown_table(summary: dict) -> str:
 
 def plot(path: Path, summary: dict) -> None:
     """Generated c against requested c, one line per guidance scale (mean +- sd)."""
-    import matplotlib
+    from lesionsynth.viz import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(4.2, 3.6))
     for g, s in summary["per_guidance"].items():
@@ -130,6 +129,4 @@ def plot(path: Path, summary: dict) -> None:
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)

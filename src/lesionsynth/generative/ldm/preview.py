@@ -7,8 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from lesionsynth.io.atomic import atomic_path
-
 
 def focus_slice(labels: np.ndarray, index: int | None) -> int:
     """Axial slice with the most voxels of class ``index`` (else of any foreground, else the middle)."""
@@ -32,10 +30,9 @@ def save_grid(path: str | Path, labels: Sequence[np.ndarray] | np.ndarray,
         max_cols: at most this many columns (the first maps).
         suptitle: figure title.
     """
-    import matplotlib
+    from lesionsynth.viz import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = min(len(labels), max_cols)
     rows = 1 if images is None else 2
@@ -62,8 +59,4 @@ def save_grid(path: str | Path, labels: Sequence[np.ndarray] | np.ndarray,
     if suptitle:
         fig.suptitle(suptitle, fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)

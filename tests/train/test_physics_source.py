@@ -9,8 +9,8 @@ import torch
 from lesionsynth.errors import ConfigError
 from lesionsynth.lesions import ProceduralLesionConfig
 from lesionsynth.physics import PhysicsConfig
-from lesionsynth.physics.training import PhysicsTrainingSource
 from lesionsynth.train.config import config_from_dict
+from lesionsynth.train.physics_source import PhysicsTrainingSource
 from lesionsynth.train.sources import TrainingSources
 from lesionsynth.train.toy import toy_config
 
