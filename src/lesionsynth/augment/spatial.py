@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lesionsynth.config import check_at_least, check_interval, check_probability
+from lesionsynth.config import check_at_least, check_probability
 from lesionsynth.errors import ConfigError
 from lesionsynth.io.nifti import voxel_sizes
 from lesionsynth.io.resample import voxel_map_to_theta
@@ -61,7 +61,9 @@ class SpatialConfig:
         check_probability("p_elastic", self.p_elastic)
         for name in ("rotation_deg", "shear", "translation_mm", "elastic_max_mm", "crop_jitter_mm"):
             check_at_least(name, getattr(self, name), 0.0)
-        check_interval("scaling", (0.0, self.scaling), 0.0, 0.99)
+        check_at_least("scaling", self.scaling, 0.0)
+        if self.scaling >= 1.0:
+            raise ConfigError(f"scaling = {self.scaling} must be < 1 (a relative change of the size)")
         check_at_least("elastic_spacing_mm", self.elastic_spacing_mm, 0.0, strict=True)
 
 

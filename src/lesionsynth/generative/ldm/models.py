@@ -172,18 +172,22 @@ def load_ldm(path: str | Path, device: torch.device | str = "cpu") -> MaskLDM | 
     return ImageLDM(**common)
 
 
+def _load_kind(path: str | Path, device: str | torch.device, kind: type, wanted: str, other: str):
+    from lesionsynth.devices import resolve_device
+
+    m = load_ldm(path, resolve_device(device))
+    if not isinstance(m, kind):
+        raise InputError(f"{path}: is {other} LDM; give {wanted} LDM run")
+    return m
+
+
 def load_mask_ldm(path: str | Path, device: str | torch.device = "cpu") -> MaskLDM:
     """A trained mask LDM (``device``: any ``--device`` spelling).
 
     Raises:
         InputError: the run is an image LDM, or is not an LDM run.
     """
-    from lesionsynth.devices import resolve_device
-
-    m = load_ldm(path, resolve_device(device))
-    if not isinstance(m, MaskLDM):
-        raise InputError(f"{path}: is an image LDM; give a mask LDM run")
-    return m
+    return _load_kind(path, device, MaskLDM, "a mask", "an image")
 
 
 def load_image_ldm(path: str | Path, device: str | torch.device = "cpu") -> ImageLDM:
@@ -192,12 +196,7 @@ def load_image_ldm(path: str | Path, device: str | torch.device = "cpu") -> Imag
     Raises:
         InputError: the run is a mask LDM, or is not an LDM run.
     """
-    from lesionsynth.devices import resolve_device
-
-    m = load_ldm(path, resolve_device(device))
-    if not isinstance(m, ImageLDM):
-        raise InputError(f"{path}: is a mask LDM; give an image LDM run")
-    return m
+    return _load_kind(path, device, ImageLDM, "an image", "a mask")
 
 
 def check_compatible(mask: MaskLDM, image: ImageLDM, mask_path: str | Path, image_path: str | Path) -> None:
