@@ -32,12 +32,13 @@ import torch
 
 
 def measure(config: str, size: int, device_name: str, mode: str, iterations: int, warmup: int) -> dict:
+    from lesionsynth.devices import autocast_dtype
     from lesionsynth.models import build_unet
     from lesionsynth.train.config import load_train_config
     from lesionsynth.train.ddp import DistInfo, resolve_device
     from lesionsynth.train.loop import train_step
     from lesionsynth.train.losses import MaskedDiceCELoss
-    from lesionsynth.train.optim import amp_dtype, build_optimizer, build_scaler
+    from lesionsynth.train.optim import build_optimizer, build_scaler
     from lesionsynth.train.sources import Batch, TrainingSources
 
     cfg = load_train_config(config, {"crop_size": [size] * 3, "real": None, "device": device_name})
@@ -53,8 +54,8 @@ def measure(config: str, size: int, device_name: str, mode: str, iterations: int
     torch.manual_seed(0)
     model = build_unet(cfg.model).to(device).train()
     optimizer, scheduler = build_optimizer(model, cfg.optim, cfg.total_iterations)
-    dtype = amp_dtype(cfg.amp, device)
-    scaler = build_scaler(dtype)
+    dtype = autocast_dtype(cfg.amp, device)
+    scaler = build_scaler(dtype, device)
     loss_fn = MaskedDiceCELoss(schema.background_index)
     fixed: Batch | None = sources.batch(0) if mode == "fixed" else None
 

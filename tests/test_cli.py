@@ -36,25 +36,6 @@ def test_unknown_verb_is_one_usage_error(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
-def test_resolve_device_names_and_one_line_errors():
-    import torch
-
-    from lesionsynth.devices import resolve_device
-    from lesionsynth.errors import InputError
-
-    assert resolve_device("cpu") == torch.device("cpu") and resolve_device(" CPU ") == torch.device("cpu")
-    assert resolve_device(None).type in ("cpu", "cuda") and resolve_device("auto").type in ("cpu", "cuda")
-    with pytest.raises(InputError, match="not a device"):
-        resolve_device("bogus")
-    if not torch.cuda.is_available():
-        for name in ("cuda", "gpu", "cuda:1"):
-            with pytest.raises(InputError, match="CUDA is not available"):
-                resolve_device(name)
-    if not torch.backends.mps.is_available():
-        with pytest.raises(InputError, match="MPS is not available"):
-            resolve_device("mps")
-
-
 @pytest.mark.parametrize("verb", [["synth", "-n", "1"], ["predict", "-i", "x.nii.gz"],
                                   ["gan", "sample-masks", "--model", "m", "-n", "1"]])
 def test_every_verb_refuses_a_bad_device_up_front(verb, tmp_path, capsys):

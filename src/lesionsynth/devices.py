@@ -1,12 +1,19 @@
-"""Compute devices: one parser for every verb's ``--device`` and every config's ``device``."""
+"""Compute devices and mixed precision: one parser for every verb's ``--device`` and every config's
+``device``, one vocabulary for training's ``amp`` and prediction's ``--precision``."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 
-from lesionsynth.errors import InputError
+from lesionsynth.errors import ConfigError, InputError
 
 CHOICES = "auto, cpu, cuda, cuda:N or mps"
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+"""``auto``: bf16 autocast on CUDA when the GPU supports it, else fp16, and fp32 on any other device;
+``fp32``: no autocast; ``bf16``/``fp16``: autocast to that type on any device."""
 
 
 def resolve_device(name: str | torch.device | None = "auto", local_rank: int = 0) -> torch.device:
@@ -48,3 +55,29 @@ def resolve_device(name: str | torch.device | None = "auto", local_rank: int = 0
     if dev.type == "cpu":
         return dev
     raise InputError(f"--device {name}: unsupported device type '{dev.type}' (use {CHOICES})")
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a precision mode (see :data:`PRECISIONS`) on ``device``; None: plain fp32.
+
+    Raises:
+        ConfigError: the mode is not one of :data:`PRECISIONS`.
+    """
+    mode = precision
+    if mode not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r} is not one of {list(PRECISIONS)}")
+    if mode == "fp32" or (mode == "auto" and device.type != "cuda"):
+        return None
+    if mode == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if mode == "bf16" else torch.float16
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+    """``torch.autocast`` to ``dtype`` on ``device``, or nothing when ``dtype`` is None."""
+    if dtype is None:
+        yield
+    else:
+        with torch.autocast(device_type=device.type, dtype=dtype):
+            yield

@@ -6,8 +6,9 @@ import argparse
 import sys
 
 from lesionsynth import argtypes
+from lesionsynth.devices import PRECISIONS
 from lesionsynth.errors import InputError
-from lesionsynth.infer.config import PRECISIONS, PredictConfig
+from lesionsynth.infer.config import PredictConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

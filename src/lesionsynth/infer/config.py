@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 
 from lesionsynth.config import from_dict
+from lesionsynth.devices import PRECISIONS
 from lesionsynth.errors import ConfigError
 
 NORMALISATIONS = ("zscore", "none")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass

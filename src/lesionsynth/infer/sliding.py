@@ -11,13 +11,13 @@ whose own argmax differs from the argmax of the averaged logits. It is stitched 
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 from monai.inferers import sliding_window_inference
 
+from lesionsynth.devices import autocast, autocast_dtype
 from lesionsynth.infer.decide import channel_argmax
 
 SPATIAL_DIMS = (2, 3, 4)
@@ -28,26 +28,6 @@ def flip_combinations(tta: bool = True) -> list[tuple[int, ...]]:
     if not tta:
         return [()]
     return [c for r in range(4) for c in itertools.combinations(SPATIAL_DIMS, r)]
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` on ``device`` (None: plain fp32)."""
-    if precision == "fp32":
-        return None
-    if precision == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if precision == "bf16" else torch.float16
-
-
-@contextlib.contextmanager
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
-    if dtype is None:
-        yield
-    else:
-        with torch.autocast(device_type=device.type, dtype=dtype):
-            yield
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -79,7 +59,7 @@ def make_tta_predictor(model: torch.nn.Module, flips: list[tuple[int, ...]], bat
         for start in range(0, len(copies), batch_size):
             chunk = copies[start:start + batch_size]
             inp = torch.cat([torch.flip(x[i:i + 1], f) if f else x[i:i + 1] for f, i in chunk])
-            with _autocast(x.device, amp_dtype):
+            with autocast(x.device, amp_dtype):
                 out = model(inp)
             out = out.float()
             for k, (f, i) in enumerate(chunk):

@@ -164,7 +164,9 @@ class TrainConfig:
             sub-crops): amortises the generator's cost on CPUs; the paper uses 1.
         seed: seeds every random draw; each draw is derived from (seed, iteration, rank).
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``, ...
-        amp: mixed precision on CUDA: ``auto`` (bf16 when supported, else fp16), ``bf16``, ``fp16``, ``off``.
+        amp: mixed precision, the vocabulary of ``predict --precision`` (:data:`lesionsynth.devices.PRECISIONS`):
+            ``auto`` (bf16 on CUDA when supported, else fp16; fp32 on CPU), ``fp32``, ``bf16``, ``fp16``.
+            ``off``, from older configs, is read as ``fp32``.
             Ignored on CPU.
         checkpoint_every: also write ``last.pt`` every N iterations (0: only at the end of each epoch).
         log_every: write a metrics row every N iterations.
@@ -194,7 +196,7 @@ class TrainConfig:
     synth_repeats: int = 1
     seed: int = 0
     device: str = "auto"
-    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
+    amp: Literal["auto", "fp32", "bf16", "fp16", "off"] = "auto"
     checkpoint_every: int = 0
     log_every: int = 10
     num_workers: int = 2
@@ -236,6 +238,8 @@ def validate_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
     Raises:
         ConfigError: one line naming the first bad key.
     """
+    if cfg.amp == "off":
+        cfg.amp = "fp32"
     schema = cfg.label_schema()
     if schema.lesion_index is None:
         raise ConfigError(f"{where}: schema '{schema.name}' has no lesion class")

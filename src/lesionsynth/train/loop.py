@@ -12,7 +12,6 @@ one rule: ``best.pt`` from a held-out folder when one is given, else ``last.pt``
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
@@ -22,6 +21,7 @@ from typing import Any
 
 import torch
 
+from lesionsynth.devices import autocast, autocast_dtype
 from lesionsynth.errors import ConfigError
 from lesionsynth.labels.schema import LabelSchema, load_schema
 from lesionsynth.log import tqdm
@@ -31,7 +31,7 @@ from lesionsynth.train.config import TrainConfig, config_to_dict
 from lesionsynth.train.data import ValCase, load_val_folder
 from lesionsynth.train.losses import MaskedDiceCELoss
 from lesionsynth.train.metrics import MetricsLogger
-from lesionsynth.train.optim import amp_dtype, build_optimizer, build_scaler, set_schedule_length
+from lesionsynth.train.optim import build_optimizer, build_scaler, set_schedule_length
 from lesionsynth.train.run_dir import check_can_start, prepare
 from lesionsynth.train.sources import Batch, TrainingSources, schema_lut
 from lesionsynth.train.state import (
@@ -64,8 +64,7 @@ def train_step(model: torch.nn.Module, batch: Batch, loss_fn: MaskedDiceCELoss, 
                scheduler: Any, scaler: torch.amp.GradScaler, dtype: torch.dtype | None, clip: float
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimiser step; returns the (detached) loss and gradient norm without synchronising."""
-    autocast = torch.autocast(batch.image.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-    with autocast:
+    with autocast(batch.image.device, dtype):
         logits = model(batch.image)
     loss = loss_fn(logits, batch.target, batch.labelled)
     optimizer.zero_grad(set_to_none=True)
@@ -156,8 +155,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = build_unet(cfg.model).to(device)
     optimizer, scheduler = build_optimizer(model, cfg.optim, cfg.total_iterations)
-    dtype = amp_dtype(cfg.amp, device)
-    scaler = build_scaler(dtype)
+    dtype = autocast_dtype(cfg.amp, device)
+    scaler = build_scaler(dtype, device)
     progress = Progress()
     if cfg.init_from and not (resume and last_path.is_file()):
         init_weights(model, cfg.model, schema, cfg.init_from)
@@ -217,7 +216,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
             val_due = epoch % cfg.val.every_epochs == 0 or progress.iteration == total
             if epoch_done and val_cases and val_due:
                 metrics = evaluate(net, val_cases, tuple(cfg.crop_size), schema.lesion_index, device, info,
-                                   cfg.val.overlap, cfg.val.sw_batch_size, dtype, val_lut, prep, schema)
+                                   cfg.val.overlap, cfg.val.sw_batch_size, cfg.amp, val_lut, prep, schema)
                 logger.log(progress.iteration, epoch, "val", lesion_dice=metrics["lesion_dice"],
                            cases=metrics["cases"])
                 if info.is_main:

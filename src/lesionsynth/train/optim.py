@@ -1,4 +1,4 @@
-"""Optimiser, poly learning-rate schedule and mixed precision."""
+"""Optimiser, poly learning-rate schedule and fp16 gradient scaling."""
 
 from __future__ import annotations
 
@@ -38,17 +38,6 @@ def set_schedule_length(optimizer: torch.optim.Optimizer, scheduler: LambdaLR, t
     scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]  # what get_last_lr() reports
 
 
-def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype: None on CPU or when ``off``; bf16 when asked or supported (``auto``), else fp16."""
-    if device.type != "cuda" or mode == "off":
-        return None
-    if mode == "fp16":
-        return torch.float16
-    if mode == "bf16" or torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float16
-
-
-def build_scaler(dtype: torch.dtype | None) -> torch.amp.GradScaler:
+def build_scaler(dtype: torch.dtype | None, device: torch.device) -> torch.amp.GradScaler:
     """A gradient scaler, enabled only for fp16."""
-    return torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    return torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)

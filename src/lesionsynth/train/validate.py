@@ -33,7 +33,7 @@ def synthetic_val_cases(generator, n: int, seed: int) -> list[ValCase]:
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, cases: list[ValCase], roi_size: tuple[int, int, int], lesion_index: int,
              device: torch.device, info: DistInfo, overlap: float = 0.5, sw_batch_size: int = 1,
-             amp_dtype: torch.dtype | None = None, target_lut: torch.Tensor | None = None,
+             precision: str = "fp32", target_lut: torch.Tensor | None = None,
              preprocessing: dict | None = None, schema=None) -> dict[str, float]:
     """Mean lesion Dice over ``cases`` (sharded over ranks), predicted as ``lesionsynth predict`` does.
 
@@ -46,7 +46,7 @@ def evaluate(model: torch.nn.Module, cases: list[ValCase], roi_size: tuple[int, 
         info: rank and world size.
         overlap: sliding-window overlap (``predict``'s default, 0.5).
         sw_batch_size: windows per forward pass.
-        amp_dtype: autocast dtype on CUDA, or None (fp32).
+        precision: autocast mode (:data:`lesionsynth.devices.PRECISIONS`), the training run's ``amp``.
         target_lut: maps case targets onto the output schema (synthetic cases in another schema).
         preprocessing: the checkpoint's preprocessing record (spacing, normalisation).
         schema: the output label schema.
@@ -61,7 +61,6 @@ def evaluate(model: torch.nn.Module, cases: list[ValCase], roi_size: tuple[int, 
     pre = dict(preprocessing or {})
     pre["patch_size"] = tuple(int(r) for r in roi_size)
     seg = as_segmenter(model, schema, Preprocessing.from_checkpoint(pre, where="validation"))
-    precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(amp_dtype, "fp32")
     cfg = PredictConfig(overlap=overlap, tta=False, batch_size=sw_batch_size, precision=precision)
     total, count = 0.0, 0
     for case in cases[info.rank::info.world]:
