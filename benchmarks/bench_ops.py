@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from lesionsynth.augment import lowres, motion, skullstrip, spatial
+from lesionsynth.augment.base import Sample
 from lesionsynth.io.resample import voxel_map_to_theta
 from lesionsynth.ops import FWHM_TO_SIGMA, gaussian_blur
 
@@ -79,7 +80,7 @@ def blur_conv3d(x: torch.Tensor, sigma: list[float]) -> torch.Tensor:
     return y[0, 0]
 
 
-def grid_control_points(p: spatial.SpatialParams, cfg: spatial.SpatialConfig, in_affine: np.ndarray,
+def grid_control_points(p: spatial.SpatialParams, in_affine: np.ndarray,
                         in_shape: tuple[int, int, int], centre_vox: np.ndarray, device: torch.device
                         ) -> torch.Tensor:
     """Same grid as ``spatial.build_grid``, built at the elastic control points and up-sampled once.
@@ -92,7 +93,7 @@ def grid_control_points(p: spatial.SpatialParams, cfg: spatial.SpatialConfig, in
 
     sp_in = voxel_sizes(in_affine)
     centre = np.asarray(centre_vox, dtype=np.float64) + np.asarray(p.crop_shift_mm) / sp_in
-    V, out_shape, _ = spatial.output_grid(in_affine, in_shape, cfg, centre)
+    V, out_shape, _ = spatial.output_grid(in_affine, in_shape, p, centre)
     sp_out = sp_in * np.diag(V[:3, :3])
     A = np.eye(4)
     A[:3, :3] = np.diag(1.0 / sp_in) @ spatial._affine_matrix(p) @ np.diag(sp_out)
@@ -195,7 +196,7 @@ def main() -> None:
     # 3. low resolution (augment.lowres), 6 mm slices on axis 0
     lp = lowres.LowResParams(axis=0, thickness_mm=6.0)
     one = np.ones(3)
-    ref = add("lowres 6 mm", "augment.lowres.apply (FFT blur + down/up)", lambda: lowres.apply(lp, x, one))
+    ref = add("lowres 6 mm", "augment.lowres.apply (FFT blur + down/up)", lambda: lowres.apply(lp, Sample(x)).image)
     sl = math.sqrt(6.0**2 - 1) * FWHM_TO_SIGMA
     add("lowres 6 mm", "shifted-slice blur + down/up",
         lambda: F.interpolate(F.interpolate(blur_shifted(x, [sl, 0, 0])[None, None],
@@ -206,19 +207,18 @@ def main() -> None:
         lambda: lowres_area(lp, x, one), ref)
     # 4. k-space motion (augment.motion)
     mp = motion.MotionParams(applied=True, axis=1, time=0.4, shift_vox=[2.5, -3.0, 1.5])
-    ref = add("motion", "augment.motion.apply (full complex ramp)", lambda: motion.apply(mp, x))
+    ref = add("motion", "augment.motion.apply (full complex ramp)", lambda: motion.apply(mp, Sample(x)).image)
     add("motion", "separable phase on the moved slab only", lambda: motion_slab(mp, x), ref)
     # 5. sampling grid (augment.spatial), affine + elastic
-    cfg = spatial.SpatialConfig(crop_size=S)
-    sp = spatial.SpatialParams(rotation_deg=[10.0, -7.0, 4.0], scaling=[1.1, 0.9, 1.05],
+    sp = spatial.SpatialParams(crop_size=S, rotation_deg=[10.0, -7.0, 4.0], scaling=[1.1, 0.9, 1.05],
                                shear=[0.01, 0, -0.01], translation_mm=[3.0, -2.0, 5.0], elastic_std_mm=3.0,
                                elastic_seed=7)
     aff = np.diag([-1.0, 1.0, 1.0, 1.0])
     centre = (np.asarray(NATIVE) - 1) / 2
     ref = add("grid (crop)", "augment.spatial.build_grid (affine_grid + up-sampled field)",
-              lambda: spatial.build_grid(sp, cfg, aff, NATIVE, centre, dev)[0])
+              lambda: spatial.build_grid(sp, aff, NATIVE, centre, dev)[0])
     grid = add("grid (crop)", "control points, one up-sampling",
-               lambda: grid_control_points(sp, cfg, aff, NATIVE, centre, dev), ref)
+               lambda: grid_control_points(sp, aff, NATIVE, centre, dev), ref)
     # 6. resampling and skull-strip (augment.spatial / augment.skullstrip)
     lab = (nat > 0).float()
     two = torch.stack([lab, lab])[None]

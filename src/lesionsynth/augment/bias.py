@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lesionsynth.augment.base import Sample, Transform
 from lesionsynth.config import check_at_least, check_interval, check_probability
 from lesionsynth.ops import bernoulli, sample_seed, smooth_noise, uniform
 
@@ -33,17 +34,21 @@ class BiasParams:
     seed: int = 0
 
 
-def sample(gen: torch.Generator, cfg: BiasConfig) -> BiasParams:
+def sample(gen: torch.Generator, cfg: BiasConfig, affine: object = None) -> BiasParams:
     if not bernoulli(gen, cfg.p):
         return BiasParams()
     n = int(torch.randint(cfg.control_points[0], cfg.control_points[1] + 1, (), generator=gen))
     return BiasParams(std=uniform(gen, 0.0, cfg.max_std), control_points=n, seed=sample_seed(gen))
 
 
-def apply(p: BiasParams, image: torch.Tensor) -> torch.Tensor:
+def apply(p: BiasParams, s: Sample) -> Sample:
     if p.std <= 0:
-        return image
+        return s
+    image = s.image
     shape = tuple(image.shape[-3:])
     gen = torch.Generator(device=image.device).manual_seed(p.seed)
     field = smooth_noise(shape, [s / max(p.control_points - 1, 1) for s in shape], gen, image.device)
-    return image * torch.exp(field * p.std)
+    return s.with_image(image * torch.exp(field * p.std))
+
+
+TRANSFORM = Transform("bias", BiasConfig, BiasParams, sample, apply)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from lesionsynth.augment.base import Sample, Transform
 from lesionsynth.config import check_at_least, check_probability
 from lesionsynth.ops import bernoulli, gaussian_blur, uniform
 
@@ -27,11 +28,14 @@ class BlurParams:
     sigma_vox: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
 
 
-def sample(gen: torch.Generator, cfg: BlurConfig) -> BlurParams:
+def sample(gen: torch.Generator, cfg: BlurConfig, affine: object = None) -> BlurParams:
     if not bernoulli(gen, cfg.p):
         return BlurParams()
     return BlurParams(sigma_vox=[uniform(gen, 0.0, cfg.max_sigma_vox) for _ in range(3)])
 
 
-def apply(p: BlurParams, image: torch.Tensor) -> torch.Tensor:
-    return gaussian_blur(image, p.sigma_vox)
+def apply(p: BlurParams, s: Sample) -> Sample:
+    return s.with_image(gaussian_blur(s.image, p.sigma_vox))
+
+
+TRANSFORM = Transform("blur", BlurConfig, BlurParams, sample, apply)

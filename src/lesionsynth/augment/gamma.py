@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lesionsynth.augment.base import Sample, Transform
 from lesionsynth.config import check_at_least, check_probability
 from lesionsynth.ops import bernoulli, uniform
 
@@ -28,15 +29,19 @@ class GammaParams:
     gamma: float = 1.0
 
 
-def sample(gen: torch.Generator, cfg: GammaConfig) -> GammaParams:
+def sample(gen: torch.Generator, cfg: GammaConfig, affine: object = None) -> GammaParams:
     if not bernoulli(gen, cfg.p):
         return GammaParams()
     return GammaParams(gamma=math.exp(uniform(gen, -cfg.log_gamma, cfg.log_gamma)))
 
 
-def apply(p: GammaParams, image: torch.Tensor) -> torch.Tensor:
+def apply(p: GammaParams, s: Sample) -> Sample:
     if p.gamma == 1.0:
-        return image
+        return s
+    image = s.image
     lo, hi = image.min(), image.max()
     rng = (hi - lo).clamp_min(1e-6)
-    return ((image - lo) / rng).clamp_min(0).pow(p.gamma) * rng + lo
+    return s.with_image(((image - lo) / rng).clamp_min(0).pow(p.gamma) * rng + lo)
+
+
+TRANSFORM = Transform("gamma", GammaConfig, GammaParams, sample, apply)

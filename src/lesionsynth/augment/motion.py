@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from lesionsynth.augment.base import Sample, Transform
 from lesionsynth.config import check_at_least, check_interval, check_probability
 from lesionsynth.ops import bernoulli, uniform
 
@@ -38,7 +39,7 @@ class MotionParams:
     shift_vox: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
 
 
-def sample(gen: torch.Generator, cfg: MotionConfig) -> MotionParams:
+def sample(gen: torch.Generator, cfg: MotionConfig, affine: object = None) -> MotionParams:
     if not bernoulli(gen, cfg.p):
         return MotionParams()
     return MotionParams(applied=True, axis=int(torch.randint(0, 3, (), generator=gen)),
@@ -46,9 +47,10 @@ def sample(gen: torch.Generator, cfg: MotionConfig) -> MotionParams:
                         shift_vox=[uniform(gen, -cfg.max_shift_vox, cfg.max_shift_vox) for _ in range(3)])
 
 
-def apply(p: MotionParams, image: torch.Tensor) -> torch.Tensor:
+def apply(p: MotionParams, s: Sample) -> Sample:
     if not p.applied:
-        return image
+        return s
+    image = s.image
     dev = image.device
     shape = image.shape[-3:]
     k = torch.fft.fftn(image.float(), dim=(-3, -2, -1))
@@ -76,4 +78,7 @@ def apply(p: MotionParams, image: torch.Tensor) -> torch.Tensor:
         for ax in range(3):
             fac = factors[ax].narrow(ax, a, b - a) if ax == p.axis else factors[ax]
             slab.mul_(fac)
-    return torch.fft.ifftn(k, dim=(-3, -2, -1)).abs().to(image.dtype)
+    return s.with_image(torch.fft.ifftn(k, dim=(-3, -2, -1)).abs().to(image.dtype))
+
+
+TRANSFORM = Transform("motion", MotionConfig, MotionParams, sample, apply)

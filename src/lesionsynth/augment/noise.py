@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lesionsynth.augment.base import Sample, Transform
 from lesionsynth.config import check_at_least, check_probability
 from lesionsynth.ops import bernoulli, sample_seed, uniform
 
@@ -28,15 +29,20 @@ class NoiseParams:
     seed: int = 0
 
 
-def sample(gen: torch.Generator, cfg: NoiseConfig) -> NoiseParams:
+def sample(gen: torch.Generator, cfg: NoiseConfig, affine: object = None) -> NoiseParams:
     if not bernoulli(gen, cfg.p):
         return NoiseParams()
     return NoiseParams(std=uniform(gen, 0.0, cfg.max_std), seed=sample_seed(gen))
 
 
-def apply(p: NoiseParams, image: torch.Tensor) -> torch.Tensor:
+def apply(p: NoiseParams, s: Sample) -> Sample:
     if p.std <= 0:
-        return image
+        return s
+    image = s.image
     gen = torch.Generator(device=image.device).manual_seed(p.seed)
     scale = (image.max() - image.min()).clamp_min(1e-6)
-    return image + torch.randn(image.shape, generator=gen, device=image.device, dtype=image.dtype) * (p.std * scale)
+    noise = torch.randn(image.shape, generator=gen, device=image.device, dtype=image.dtype)
+    return s.with_image(image + noise * (p.std * scale))
+
+
+TRANSFORM = Transform("noise", NoiseConfig, NoiseParams, sample, apply)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lesionsynth.augment.base import Sample, Transform
 from lesionsynth.config import check_interval
 from lesionsynth.errors import ConfigError
 from lesionsynth.ops import uniform
@@ -31,7 +32,7 @@ class ClipParams:
     upper: float = 100.0
 
 
-def sample(gen: torch.Generator, cfg: ClipConfig) -> ClipParams:
+def sample(gen: torch.Generator, cfg: ClipConfig, affine: object = None) -> ClipParams:
     return ClipParams(lower=uniform(gen, *cfg.lower), upper=uniform(gen, *cfg.upper))
 
 
@@ -44,14 +45,18 @@ def percentiles(image: torch.Tensor, qs: list[float], max_samples: int = 250_000
     return torch.quantile(sub, q).tolist()
 
 
-def clip(p: ClipParams, image: torch.Tensor) -> torch.Tensor:
+def apply(p: ClipParams, s: Sample) -> Sample:
+    """Clip the image to its drawn lower and upper percentiles."""
     if p.lower <= 0.0 and p.upper >= 100.0:
-        return image
-    lo, hi = percentiles(image, [p.lower, p.upper])
-    return image.clamp(lo, hi)
+        return s
+    lo, hi = percentiles(s.image, [p.lower, p.upper])
+    return s.with_image(s.image.clamp(lo, hi))
 
 
 def zscore(image: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """(image - mean) / std over ``mask`` (default: all voxels)."""
     v = image[mask] if mask is not None and mask.any() else image
     return (image - v.mean()) / v.std().clamp_min(1e-6)
+
+
+TRANSFORM = Transform("clip", ClipConfig, ClipParams, sample, apply)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from lesionsynth.augment.base import Sample, Transform
 from lesionsynth.config import check_at_least, check_probability
 from lesionsynth.ops import bernoulli
 
@@ -35,7 +36,7 @@ class SkullStripParams:
     radius: int = 0  # > 0 dilate, < 0 erode
 
 
-def sample(gen: torch.Generator, cfg: SkullStripConfig) -> SkullStripParams:
+def sample(gen: torch.Generator, cfg: SkullStripConfig, affine: object = None) -> SkullStripParams:
     if not bernoulli(gen, cfg.p):
         return SkullStripParams()
     r = int(torch.randint(-cfg.max_erode, cfg.max_dilate + 1, (), generator=gen))
@@ -61,12 +62,15 @@ def _max_filter(m: torch.Tensor, r: int) -> torch.Tensor:
     return m
 
 
-def apply(p: SkullStripParams, image: torch.Tensor, labels: torch.Tensor, background: int = 0,
-          mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Zero (set to the minimum) the image outside the brain mask (``mask`` if given, else from labels)."""
+def apply(p: SkullStripParams, s: Sample) -> Sample:
+    """Set the image to its minimum outside the brain mask: the sample's ``mask`` if it carries one (made
+    by :func:`brain_mask` before the deformation), else the labels' non-background voxels, morphed."""
     if not p.applied:
-        return image
-    if mask is None:
-        mask = brain_mask(labels, background, p.radius)
-    floor = image.min()
-    return torch.where(mask, image, floor)
+        return s
+    if s.labels is None and s.mask is None:
+        raise ValueError("skullstrip.apply: the sample has neither labels nor a brain mask")
+    mask = s.mask if s.mask is not None else brain_mask(s.labels, s.background, p.radius)  # type: ignore[arg-type]
+    return s.with_image(torch.where(mask, s.image, s.image.min()))
+
+
+TRANSFORM = Transform("skullstrip", SkullStripConfig, SkullStripParams, sample, apply)

@@ -10,12 +10,13 @@ the *undeformed* crop grid: the deformation becomes new anatomy.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lesionsynth.augment.base import Sample, Transform
 from lesionsynth.config import check_at_least, check_probability
 from lesionsynth.errors import ConfigError
 from lesionsynth.io.nifti import voxel_sizes
@@ -69,6 +70,10 @@ class SpatialConfig:
 
 @dataclass
 class SpatialParams:
+    """One draw; ``crop_size`` and ``spacing`` are the config's output grid, recorded with the draw."""
+
+    crop_size: tuple[int, int, int] | None = None
+    spacing: float | None = None
     rotation_deg: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     scaling: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
     shear: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
@@ -79,8 +84,10 @@ class SpatialParams:
     crop_shift_mm: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
 
 
-def sample(gen: torch.Generator, cfg: SpatialConfig) -> SpatialParams:
-    p = SpatialParams(elastic_spacing_mm=cfg.elastic_spacing_mm)
+def sample(gen: torch.Generator, cfg: SpatialConfig, affine: object = None) -> SpatialParams:
+    crop = None if cfg.crop_size is None else tuple(int(c) for c in cfg.crop_size)
+    p = SpatialParams(crop_size=crop, spacing=cfg.spacing,  # type: ignore[arg-type]
+                      elastic_spacing_mm=cfg.elastic_spacing_mm)
     if bernoulli(gen, cfg.p_affine):
         p.rotation_deg = [uniform(gen, -cfg.rotation_deg, cfg.rotation_deg) for _ in range(3)]
         p.scaling = [1.0 + uniform(gen, -cfg.scaling, cfg.scaling) for _ in range(3)]
@@ -102,26 +109,25 @@ def _affine_matrix(p: SpatialParams) -> np.ndarray:
     return Rz @ Ry @ Rx @ Sh @ np.diag(p.scaling)
 
 
-def output_grid(in_affine: np.ndarray, in_shape: tuple[int, int, int], cfg: SpatialConfig,
+def output_grid(in_affine: np.ndarray, in_shape: tuple[int, int, int], p: SpatialParams,
                 centre_vox: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int], np.ndarray]:
     """The undeformed crop grid: (voxel map out -> in without deformation, out shape, out affine)."""
     sp_in = voxel_sizes(in_affine)
-    sp_out = sp_in if cfg.spacing is None else np.full(3, float(cfg.spacing))
-    out_shape = tuple(int(s) for s in (cfg.crop_size or in_shape))
+    sp_out = sp_in if p.spacing is None else np.full(3, float(p.spacing))
+    out_shape = tuple(int(s) for s in (p.crop_size or in_shape))
     V = np.eye(4)
     V[:3, :3] = np.diag(sp_out / sp_in)
     V[:3, 3] = centre_vox - V[:3, :3] @ ((np.asarray(out_shape) - 1) / 2.0)
     return V, out_shape, np.asarray(in_affine) @ V  # type: ignore[return-value]
 
 
-def build_grid(p: SpatialParams, cfg: SpatialConfig, in_affine: np.ndarray, in_shape: tuple[int, int, int],
-               centre_vox: np.ndarray, device: torch.device | str
-               ) -> tuple[torch.Tensor, tuple[int, int, int], np.ndarray]:
+def build_grid(p: SpatialParams, in_affine: np.ndarray, in_shape: tuple[int, int, int], centre_vox: np.ndarray,
+               device: torch.device | str) -> tuple[torch.Tensor, tuple[int, int, int], np.ndarray]:
     """Sampling grid (1, X, Y, Z, 3) for ``grid_sample``, the output shape and the output affine."""
     sp_in = voxel_sizes(in_affine)
     shift_vox = np.asarray(p.crop_shift_mm) / sp_in
     centre = np.asarray(centre_vox, dtype=np.float64) + shift_vox
-    V, out_shape, out_affine = output_grid(in_affine, in_shape, cfg, centre)
+    V, out_shape, out_affine = output_grid(in_affine, in_shape, p, centre)
     sp_out = sp_in * np.diag(V[:3, :3])
     # voxel map: i = c + D^-1 (M (sp_out * (j - (S-1)/2)) + t)
     D_inv = np.diag(1.0 / sp_in)
@@ -151,29 +157,18 @@ def build_grid(p: SpatialParams, cfg: SpatialConfig, in_affine: np.ndarray, in_s
     return grid, out_shape, out_affine
 
 
-def apply(p: SpatialParams, cfg: SpatialConfig, image: torch.Tensor, labels: torch.Tensor | None,
-          in_affine: np.ndarray, centre_vox: np.ndarray | None = None, mask: torch.Tensor | None = None
-          ) -> tuple[torch.Tensor, torch.Tensor | None, np.ndarray] | tuple[
-              torch.Tensor, torch.Tensor | None, np.ndarray, torch.Tensor]:
-    """Deform and crop ``image`` ((X,Y,Z) or (C,X,Y,Z)) and ``labels`` ((X,Y,Z) int) together.
+def apply(p: SpatialParams, s: Sample) -> Sample:
+    """Deform and crop the sample's image, labels and mask together, in one resampling.
 
-    Args:
-        p: drawn parameters.
-        cfg: the config (crop size and spacing).
-        image: float image on the input grid.
-        labels: integer labels on the same grid, or None.
-        mask: optional boolean mask on the same grid, resampled with the labels in the same
-            nearest-neighbour pass (packed above the label values); then a 4th value is returned.
-        in_affine: the input grid's affine.
-        centre_vox: crop centre in input voxels (default: the volume's centre).
-
-    Returns:
-        ``(image, labels, out_affine)`` on the crop grid.
+    The image ((X,Y,Z) or (C,X,Y,Z)) is sampled trilinearly, labels and mask by nearest neighbour in one
+    pass (the mask packed above the label values). The crop is centred on ``s.centre_vox`` (default: the
+    grid's centre) plus the drawn shift; the returned sample lies on the crop grid, with its affine and no
+    crop centre.
     """
+    image = s.image
     in_shape = tuple(image.shape[-3:])
-    if centre_vox is None:
-        centre_vox = (np.asarray(in_shape) - 1) / 2.0
-    grid, _, out_affine = build_grid(p, cfg, in_affine, in_shape, centre_vox, image.device)  # type: ignore[arg-type]
+    centre_vox = s.centre_vox if s.centre_vox is not None else (np.asarray(in_shape) - 1) / 2.0
+    grid, _, out_affine = build_grid(p, s.affine, in_shape, centre_vox, image.device)  # type: ignore[arg-type]
     x = image[None, None] if image.ndim == 3 else image[None]
     # outside the field of view: the mean of the input's corners (background), not replicated edges
     # (replicating a textured border makes streaks)
@@ -183,13 +178,19 @@ def apply(p: SpatialParams, cfg: SpatialConfig, image: torch.Tensor, labels: tor
     pad = corners[..., None, None, None].float()
     out = F.grid_sample(x.float() - pad, grid, mode="bilinear", padding_mode="zeros", align_corners=True) + pad
     out_img = out[0, 0] if image.ndim == 3 else out[0]
-    out_lab = None
-    if labels is not None:
-        packed = labels.float() if mask is None else labels.float() + 1024.0 * mask.float()
+    labels, mask = s.labels, s.mask
+    if labels is not None or mask is not None:
+        ref = labels if labels is not None else mask
+        packed = torch.zeros(in_shape, device=ref.device) if labels is None else labels.float()  # type: ignore[union-attr]
+        if mask is not None:
+            packed = packed + 1024.0 * mask.float()
         lab = F.grid_sample(packed[None, None], grid, mode="nearest", padding_mode="border",
                             align_corners=True)[0, 0].round()
         if mask is not None:
-            out_mask = lab >= 1024.0
-            return out_img, (lab - 1024.0 * out_mask).to(labels.dtype), out_affine, out_mask
-        out_lab = lab.to(labels.dtype)
-    return out_img, out_lab, out_affine
+            mask = lab >= 1024.0
+            lab = lab - 1024.0 * mask
+        labels = None if labels is None else lab.to(labels.dtype)
+    return replace(s, image=out_img, labels=labels, mask=mask, affine=out_affine, centre_vox=None)
+
+
+TRANSFORM = Transform("spatial", SpatialConfig, SpatialParams, sample, apply)

@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 
 from lesionsynth.augment import AugmentConfig, augment
 from lesionsynth.augment import spatial as spatial_tf
+from lesionsynth.augment.base import Sample
 from lesionsynth.augment.normalize import zscore
 from lesionsynth.data import Case, DatasetFolder, read_dataset
 from lesionsynth.errors import ConfigError, InputError
@@ -170,10 +171,10 @@ def foreground_centre(image: np.ndarray | torch.Tensor) -> np.ndarray:
 def centre_crop(image: torch.Tensor, labels: torch.Tensor, affine: np.ndarray, centre_vox: np.ndarray,
                 crop_size: tuple[int, int, int], spacing: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Resample a crop of ``crop_size`` at ``spacing`` mm centred on ``centre_vox`` (no augmentation)."""
-    cfg = spatial_tf.SpatialConfig(crop_size=tuple(crop_size), spacing=float(spacing))
-    img, lab, _ = spatial_tf.apply(spatial_tf.SpatialParams(), cfg, image, labels, affine, centre_vox)
-    assert lab is not None
-    return img, lab
+    p = spatial_tf.SpatialParams(crop_size=tuple(int(c) for c in crop_size), spacing=float(spacing))  # type: ignore[arg-type]
+    out = spatial_tf.apply(p, Sample(image, labels, affine, centre_vox=centre_vox))
+    assert out.labels is not None
+    return out.image, out.labels
 
 
 class RealTrainingSet(Dataset):

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from lesionsynth.augment import spatial
+from lesionsynth.augment.base import Sample
 from lesionsynth.config import to_dict
 from lesionsynth.data import case_done, write_case, write_dataset_json
 from lesionsynth.data.folder import resume_generated_set
@@ -169,7 +170,8 @@ def _build_case(i: int, out: Path, G: torch.nn.Module, tcfg, schema: LabelSchema
         params["lesion"] = info
     centre = brain.nonzero().float().mean(0).numpy().astype(np.float64)
     sp = spatial.sample(gen, scfg)
-    _, labels_c, out_affine = spatial.apply(sp, scfg, brain.float(), labels, affine, centre)
+    moved = spatial.apply(sp, Sample(brain.float(), labels, affine, centre_vox=centre))
+    labels_c, out_affine = moved.labels, moved.affine
     assert labels_c is not None
     params["spatial"] = asdict(sp)
     image = render_volume(G, labels_c, schema.num_classes, tcfg.spatial_dims, device)

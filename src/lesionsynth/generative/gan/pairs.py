@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from lesionsynth.augment import spatial
+from lesionsynth.augment.base import Sample
 from lesionsynth.data import read_dataset
 from lesionsynth.errors import ConfigError, InputError
 from lesionsynth.io.nifti import load_volume
@@ -279,7 +280,8 @@ class PairSampler:
         p = spatial.sample(gen, scfg)
         with warnings.catch_warnings():  # torch notes unit-size grids (the 2D plane); they sample correctly
             warnings.filterwarnings("ignore", message=".*unit-size grids.*")
-            image, labels, _ = spatial.apply(p, scfg, image, labels, base.affine, centre)
+            out = spatial.apply(p, Sample(image, labels, base.affine, centre_vox=centre))
+        image, labels = out.image, out.labels
         assert labels is not None
         image = image * 2.0 - 1.0
         if self.spatial_dims == 2:
