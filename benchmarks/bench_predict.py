@@ -76,8 +76,8 @@ def monai_route(seg, image: np.ndarray, tta: bool) -> np.ndarray:
     """Plain MONAI sliding windows over the whole padded volume, one call per flip."""
     from monai.inferers import sliding_window_inference
 
-    from lesionsynth.infer.preprocess import normalise_intensity
     from lesionsynth.infer.sliding import flip_combinations
+    from lesionsynth.preprocess import normalise_intensity
 
     dev = seg.device
     x = torch.from_numpy(normalise_intensity(image, seg.preprocessing.normalisation))[None, None].to(dev)

@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"", "errors"},                                    # the root package holds __version__ only
     {"log", "config", "ops", "devices", "argtypes"},   # plumbing
     {"io"},                                            # NIfTI, resampling, atomic writes
-    {"labels", "viz"},                                 # label schemas and sources; figures
+    {"labels", "viz", "preprocess"},                   # label schemas and sources; figures; image preparation
     {"lesions", "augment", "data", "pretrained"},      # lesion sources, transforms, dataset folders
     {"models", "synth", "physics"},                    # networks; the two image generators
     {"infer"},                                         # preparation, sliding windows, predict

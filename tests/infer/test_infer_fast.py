@@ -19,9 +19,9 @@ from test_infer_toys import (
 )
 
 from lesionsynth.infer import PredictConfig, predict_volume
-from lesionsynth.infer.config import Preprocessing
 from lesionsynth.infer.predict import Segmenter
 from lesionsynth.labels import TISSUE
+from lesionsynth.preprocess import Preprocessing
 
 SHAPE = (26, 25, 23)
 CASES = [((5.0, -4.0, 2.0), 5.0), ((-6.0, 3.0, -2.0), 6.0), ((2.0, 8.0, 4.0), 4.5)]

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from lesionsynth.infer.config import Preprocessing
-from lesionsynth.infer.preprocess import (
+from lesionsynth.io import voxel_sizes
+from lesionsynth.preprocess import Preprocessing
+from lesionsynth.preprocess.prepare import (
     foreground_mask,
     normalise_intensity,
     plan_windows,
     prepare,
     working_grid,
 )
-from lesionsynth.io import voxel_sizes
 
 
 @pytest.fixture(autouse=True)
@@ -132,7 +132,7 @@ def train_toy_unet(steps: int = 150, seed: int = 0):
     """A tiny UNet trained for a few seconds to segment the FLAIR toy (tissues and a bright lesion)
     on 2 mm grids of random field of view (20-32 voxels) and brain position, with random lesion
     position/size, intensity scale and noise; images z-scored like inference does."""
-    from lesionsynth.infer.preprocess import normalise_intensity
+    from lesionsynth.preprocess import normalise_intensity
 
     rng = np.random.default_rng(seed)
     model, cfg = tiny_unet(seed, dropout=0.0)

@@ -136,9 +136,8 @@ def test_validation_folder_is_resampled_to_the_training_spacing(tmp_path):
     shape = cases[0].image.shape
     assert shape[0] == 1 and all(s in (10, 11) for s in shape[1:]) and cases[0].target.shape == shape[1:]
     # on the grid inference runs on; intensities are normalised later, by predict's own code
-    from lesionsynth.infer.config import Preprocessing
-    from lesionsynth.infer.preprocess import prepare
     from lesionsynth.io import load_volume
+    from lesionsynth.preprocess import Preprocessing, prepare
 
     v = load_volume(root / "imagesTr" / "blob_000_0000.nii.gz")
     ref = prepare(v.data, v.affine, Preprocessing(spacing=2.0))
@@ -169,8 +168,8 @@ def test_validation_normalises_and_windows_like_predict(tmp_path):
     info = DistInfo(rank=0, world=1, local_rank=0)
     args = ((8, 8, 8), 1, torch.device("cpu"), info)
     got = evaluate(net, cases, *args, preprocessing=pre, schema=BASELINE)["lesion_dice"]
-    from lesionsynth.infer.config import Preprocessing
     from lesionsynth.infer.predict import as_segmenter
+    from lesionsynth.preprocess import Preprocessing
 
     seg = as_segmenter(net, BASELINE, Preprocessing(spacing=2.0, patch_size=(8, 8, 8)))
     ref = np.mean([metric_dice(c.target.numpy() == 1, predict_volume(

@@ -20,6 +20,7 @@ import torch
 
 from lesionsynth.augment import bias, blur, flip, gamma, lowres, motion, noise, normalize, skullstrip, spatial
 from lesionsynth.augment.base import Sample, Transform, params_dict
+from lesionsynth.preprocess.intensity import zscore
 
 REGISTRY: tuple[Transform, ...] = (
     spatial.TRANSFORM, bias.TRANSFORM, gamma.TRANSFORM, motion.TRANSFORM, lowres.TRANSFORM, noise.TRANSFORM,
@@ -81,7 +82,7 @@ def apply_chain(p: ChainParams, cfg: AugmentConfig, image: torch.Tensor, labels:
         s.mask = strip_masks[r]
     for t in REGISTRY:
         s = t.apply(getattr(p, t.name), s)
-    img = normalize.zscore(s.image) if cfg.zscore else s.image
+    img = zscore(s.image) if cfg.zscore else s.image
     assert s.labels is not None
     return img, s.labels, s.affine
 

@@ -1,4 +1,5 @@
-"""Percentile clipping and z-score normalisation (the last intensity steps, also used at inference)."""
+"""Random percentile clipping, the last transform of the chain (the chain then z-scores; both functions
+live in :mod:`lesionsynth.preprocess.intensity`, shared with inference)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from lesionsynth.augment.base import Sample, Transform
 from lesionsynth.config import check_interval
 from lesionsynth.errors import ConfigError
 from lesionsynth.ops import uniform
+from lesionsynth.preprocess.intensity import percentiles
 
 
 @dataclass
@@ -36,27 +38,12 @@ def sample(gen: torch.Generator, cfg: ClipConfig, affine: object = None) -> Clip
     return ClipParams(lower=uniform(gen, *cfg.lower), upper=uniform(gen, *cfg.upper))
 
 
-def percentiles(image: torch.Tensor, qs: list[float], max_samples: int = 250_000) -> list[float]:
-    """Percentiles from a regular sub-sample of voxels (exact for small images, fast for large)."""
-    flat = image.reshape(-1)
-    step = max(1, flat.numel() // max_samples)
-    sub = flat[::step].float()
-    q = torch.tensor([x / 100.0 for x in qs], device=sub.device)
-    return torch.quantile(sub, q).tolist()
-
-
 def apply(p: ClipParams, s: Sample) -> Sample:
     """Clip the image to its drawn lower and upper percentiles."""
     if p.lower <= 0.0 and p.upper >= 100.0:
         return s
     lo, hi = percentiles(s.image, [p.lower, p.upper])
     return s.with_image(s.image.clamp(lo, hi))
-
-
-def zscore(image: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """(image - mean) / std over ``mask`` (default: all voxels)."""
-    v = image[mask] if mask is not None and mask.any() else image
-    return (image - v.mean()) / v.std().clamp_min(1e-6)
 
 
 TRANSFORM = Transform("clip", ClipConfig, ClipParams, sample, apply)

@@ -14,7 +14,7 @@ import torch
 
 from lesionsynth.argtypes import check_parts
 from lesionsynth.errors import InputError, LesionsynthError
-from lesionsynth.infer.config import PredictConfig, Preprocessing
+from lesionsynth.infer.config import PredictConfig
 from lesionsynth.infer.outputs import output_paths, part_table, read_volumes, write_outputs, write_volumes
 from lesionsynth.infer.predict import Segmenter, as_segmenter, load_segmenter, predict_volume
 from lesionsynth.io import find_images, load_volume, strip_nifti_suffix
@@ -22,6 +22,7 @@ from lesionsynth.io.atomic import remove_stale_temporaries
 from lesionsynth.io.nifti import is_complete_nifti, is_nifti
 from lesionsynth.labels.schema import LabelSchema
 from lesionsynth.log import tqdm
+from lesionsynth.preprocess import Preprocessing
 
 
 @dataclass

@@ -17,11 +17,11 @@ import torch
 
 from lesionsynth.devices import resolve_device  # noqa: F401  (re-exported: infer.resolve_device)
 from lesionsynth.errors import InputError
-from lesionsynth.infer.config import PredictConfig, Preprocessing
+from lesionsynth.infer.config import PredictConfig
 from lesionsynth.infer.decide import LogitField, decide
-from lesionsynth.infer.preprocess import network_input, plan_windows, prepare
 from lesionsynth.infer.sliding import model_device, windowed_logits
 from lesionsynth.labels.schema import TISSUE, LabelSchema
+from lesionsynth.preprocess import Preprocessing, network_input, plan_windows, prepare
 
 DEFAULT_WINDOW = 192  # the paper's sliding-window size, when the checkpoint records no patch size
 STITCH_FRACTION = 0.25  # stitch on the GPU when the stitched box needs < 25% of its free memory

@@ -66,7 +66,7 @@ class PreprocessConfig:
         normalisation: ``zscore``: random percentile clipping then mean 0, sd 1 over all voxels of the
             network's input crop (the last steps of the augmentation chain); validation on a folder and
             inference clip to the 0.5–99.5 percentiles and z-score the whole volume
-            (:func:`lesionsynth.infer.preprocess.normalise_intensity`).
+            (:func:`lesionsynth.preprocess.normalise_intensity`).
     """
 
     spacing: float = 1.0

@@ -27,12 +27,12 @@ from torch.utils.data import Dataset
 from lesionsynth.augment import AugmentConfig, augment
 from lesionsynth.augment import spatial as spatial_tf
 from lesionsynth.augment.base import Sample
-from lesionsynth.augment.normalize import zscore
 from lesionsynth.data import Case, DatasetFolder, read_dataset
 from lesionsynth.errors import ConfigError, InputError
 from lesionsynth.io import load_volume, reorient_to_ras, resample_to_grid
 from lesionsynth.labels.schema import LabelSchema
 from lesionsynth.ops import bernoulli, case_seed, make_generator
+from lesionsynth.preprocess import Preprocessing, prepare, zscore
 
 REAL_STREAM = 0x5EA1  # separates the real-data random stream from the synthetic one
 
@@ -262,15 +262,13 @@ def load_val_folder(path: str, split: str, schema: LabelSchema, spacing: float, 
                     rename: dict[str, str] | None = None, max_cases: int | None = None) -> list[ValCase]:
     """Validation cases from a folder, on the grid ``lesionsynth predict`` would run them on.
 
-    Images go through :func:`lesionsynth.infer.preprocess.prepare` (RAS, ``spacing`` mm; no intensity
+    Images go through :func:`lesionsynth.preprocess.prepare` (RAS, ``spacing`` mm; no intensity
     change yet) and labels are resampled (nearest) onto the same grid. The intensity normalisation and
     the windows are applied at validation time by ``predict``'s own function
     (:func:`lesionsynth.infer.predict.predict_volume`), so validation sees exactly what ``predict`` would.
     ``normalisation`` is kept for the signature; the checkpoint's preprocessing decides.
     Single-channel images only.
     """
-    from lesionsynth.infer.config import Preprocessing
-    from lesionsynth.infer.preprocess import prepare
 
     folder, dl = open_folder(path, split, schema, rename, max_cases)
     if not dl.labelled[schema.lesion_index]:

@@ -36,7 +36,7 @@ class PhysicsTrainingSource:
         self.cfg = SimpleNamespace(schema="tissue")  # the schema of its targets, as SynthGenerator.cfg
 
     def sample(self, index: int, seed: int = 0) -> SynthSample:
-        from lesionsynth.infer.preprocess import normalise_intensity
+        from lesionsynth.preprocess import normalise_intensity
         from lesionsynth.train.data import centre_crop
 
         s = self.generator.sample(index, seed)

@@ -54,8 +54,9 @@ def evaluate(model: torch.nn.Module, cases: list[ValCase], roi_size: tuple[int, 
     Returns:
         ``{"lesion_dice": mean, "cases": n}``.
     """
-    from lesionsynth.infer.config import PredictConfig, Preprocessing
+    from lesionsynth.infer.config import PredictConfig
     from lesionsynth.infer.predict import as_segmenter, predict_volume
+    from lesionsynth.preprocess import Preprocessing
 
     was_training = model.training
     pre = dict(preprocessing or {})

@@ -52,6 +52,7 @@ from lesionsynth.lesions import (
     sample_procedural,
 )
 from lesionsynth.ops import bernoulli, gaussian_blur, smooth_noise, uniform
+from lesionsynth.preprocess import scale_unit
 
 
 @dataclass
@@ -128,13 +129,6 @@ class Base:
     name: str
 
 
-def normalise_image(img: torch.Tensor, brain: torch.Tensor) -> torch.Tensor:
-    """Scale so the brain's 99.5th percentile is 1; clip to [0, 1]."""
-    vals = img[brain] if brain.any() else img.flatten()
-    hi = torch.quantile(vals.float()[:: max(1, vals.numel() // 200_000)], 0.995).clamp_min(1e-6)
-    return (img / hi).clamp(0, 1)
-
-
 def _blur_for(spacing_in: np.ndarray, spacing_out: float) -> list[float]:
     """Anti-aliasing sigma (voxels) before down-sampling from ``spacing_in`` to ``spacing_out``."""
     return [max(0.0, 0.4 * (spacing_out / s - 1.0)) for s in spacing_in]
@@ -158,7 +152,7 @@ def base_from_tensors(image: torch.Tensor, labels: torch.Tensor, affine: np.ndar
     brain = labels != schema.background_index
     if not brain.any():
         raise InputError(f"{name}: label map has no brain (only background)")
-    img = normalise_image(image.float(), brain)
+    img = scale_unit(image.float(), brain)  # the brain's 99.5th percentile -> 1
     centre = brain.nonzero().float().mean(0).numpy().astype(np.float64)
 
     def median(cls: str, default: float) -> float:

@@ -39,6 +39,7 @@ from lesionsynth.labels import (
 )
 from lesionsynth.labels.schema import builtin_tables
 from lesionsynth.lesions import LesionFolder
+from lesionsynth.preprocess import scale_unit
 
 #: schema of lesion-only masks
 LESION_MASK = LabelSchema(name="lesion-mask", classes=("background", "lesion"))
@@ -288,15 +289,9 @@ def _load_dataset(data: DataConfig, grid: GridConfig, schema: LabelSchema, with_
             iv = load_volume(case.images[data.image_channel])
             img = resample_to_grid(torch.from_numpy(iv.data), iv.affine, aff, tuple(grid.shape),
                                    mode="linear")
-            images.append(scale_image(img))
+            images.append(scale_unit(img, lower=0.5, upper=99.5, max_samples=100_000))
     return labels, names, affines, images
 
-
-def scale_image(img: torch.Tensor) -> torch.Tensor:
-    """Scale an image to [0, 1] by its 0.5 and 99.5 percentiles (clipped)."""
-    flat = img.flatten().float()
-    lo, hi = torch.quantile(flat[:: max(1, flat.numel() // 100_000)], torch.tensor([0.005, 0.995]))
-    return ((img.float() - lo) / (hi - lo).clamp_min(1e-6)).clamp(0, 1)
 
 
 def load_label_set(cfg: LDMConfig) -> LabelSet:

@@ -2,7 +2,8 @@
 windows have to cover, and intensity normalisation of that box.
 
 Every step keeps track of the voxel-to-world affine, so network outputs can be brought back onto the
-scan's own grid exactly (see :mod:`lesionsynth.infer.decide`).
+scan's own grid exactly (see :mod:`lesionsynth.infer.decide`). Used by ``predict``, training's validation on a folder
+and the physics training source.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lesionsynth.augment.normalize import percentiles, zscore
-from lesionsynth.infer.config import Preprocessing
 from lesionsynth.io import reorient_to_ras, resample_to_grid, voxel_sizes
 from lesionsynth.ops import gaussian_blur
+from lesionsynth.preprocess.config import Preprocessing
+from lesionsynth.preprocess.intensity import normalise_intensity, percentiles
 
-CLIP_PERCENTILES = (0.5, 99.5)
 FOREGROUND_FRACTION = 0.1
 
 
@@ -54,32 +54,6 @@ def foreground_mask(image: np.ndarray, smooth_vox: float = 2.0) -> np.ndarray:
         return np.ones(x.shape, dtype=bool)
     fg = (x > lo + FOREGROUND_FRACTION * (hi - lo)).numpy()
     return fg if fg.sum() >= 8 else np.ones(x.shape, dtype=bool)
-
-
-def normalise_intensity(image: np.ndarray, method: str = "zscore") -> np.ndarray:
-    """Intensity normalisation of the network's input, the same as training's
-    (:mod:`lesionsynth.augment.normalize`).
-
-    - ``zscore``: clip to the 0.5th and 99.5th percentiles (the middle of training's random clipping
-      ranges; this robust clipping is the "histogram normalisation" step), then subtract the mean and
-      divide by the standard deviation of all voxels (training z-scores its whole input crop).
-    - ``none``: unchanged.
-
-    The result does not depend on a linear rescaling ``a * image + b`` (a > 0) of the input.
-
-    Args:
-        image: (X, Y, Z) array: at inference, the box the windows cover (see :func:`network_input`).
-        method: one of the above.
-
-    Returns:
-        The normalised float32 image.
-    """
-    x = np.asarray(image, dtype=np.float32)
-    if method == "none":
-        return x.copy()
-    t = torch.from_numpy(np.ascontiguousarray(x))
-    lo, hi = percentiles(t, list(CLIP_PERCENTILES))
-    return zscore(t.clamp(lo, hi)).numpy().astype(np.float32, copy=False)
 
 
 def working_grid(affine: np.ndarray, shape: tuple[int, int, int], spacing: float | tuple[float, ...] = 1.0,

@@ -1,0 +1,58 @@
+"""The preparation record: how a network's input images are prepared (stored in its checkpoint)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields
+from typing import Any
+
+from lesionsynth.config import from_dict
+from lesionsynth.errors import ConfigError
+
+NORMALISATIONS = ("zscore", "none")
+
+
+@dataclass
+class Preprocessing:
+    """Image preparation the network was trained with (the checkpoint's ``preprocessing`` dict,
+    written by training: see ``lesionsynth.train.loop.preprocessing_record``).
+
+    Attributes:
+        spacing: working voxel size in mm (isotropic number or three values).
+        normalisation: ``zscore`` (percentile clipping, then z-score; see
+            :func:`lesionsynth.preprocess.normalise_intensity`) or ``none``.
+        orientation: axis order the network expects; only ``RAS`` is supported.
+        patch_size: training crop size; the default sliding-window size when given.
+    """
+
+    spacing: float | tuple[float, float, float] = 1.0
+    normalisation: str = "zscore"
+    orientation: str = "RAS"
+    patch_size: tuple[int, int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.normalisation not in NORMALISATIONS:
+            raise ConfigError(f"preprocessing.normalisation: {self.normalisation!r} is not one of "
+                              f"{list(NORMALISATIONS)}")
+        if self.orientation != "RAS":
+            raise ConfigError(f"preprocessing.orientation: only 'RAS' is supported, got {self.orientation!r}")
+        sp = self.spacing if isinstance(self.spacing, tuple) else (self.spacing,)
+        if any(s <= 0 for s in sp):
+            raise ConfigError(f"preprocessing.spacing: must be positive, got {self.spacing!r}")
+        if self.patch_size is not None and any(p < 1 for p in self.patch_size):
+            raise ConfigError(f"preprocessing.patch_size: must be positive, got {self.patch_size!r}")
+
+    @classmethod
+    def from_checkpoint(cls, data: dict[str, Any] | None, where: str = "checkpoint.preprocessing"
+                        ) -> Preprocessing:
+        """Read the known keys of a checkpoint's ``preprocessing`` dict; other keys are reported once
+        on stderr and ignored."""
+        data = dict(data or {})
+        known = {f.name for f in fields(cls)}
+        extra = sorted(k for k in data if k not in known)
+        if extra:
+            logging.getLogger(__name__).info(f"note: {where}: ignoring key(s) {', '.join(extra)}")
+        for k in ("spacing", "patch_size"):
+            if isinstance(data.get(k), list):
+                data[k] = tuple(data[k])
+        return from_dict(cls, {k: v for k, v in data.items() if k in known}, where=where)
