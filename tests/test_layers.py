@@ -21,7 +21,7 @@ LAYERS: list[set[str]] = [
     {"labels", "viz", "preprocess"},                   # label schemas and sources; figures; image preparation
     {"lesions", "augment", "data", "pretrained"},      # lesion sources, transforms, dataset folders
     {"models", "synth", "physics"},                    # networks; the two image generators
-    {"infer"},                                         # preparation, sliding windows, predict
+    {"infer", "runs"},                                 # sliding windows, predict; the run engine
     {"evaluate"},                                      # metrics, scoring, statistics, reports
     {"train", "generative.gan", "generative.ldm", "generative"},  # trainers (validation scores by evaluate)
     {"demo"},                                          # the demo and the experiment runner
@@ -32,7 +32,7 @@ LAYER_OF = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}
 
 
 def package_of(module: str) -> str:
-    """``lesionsynth.generative.gan.runs`` -> ``generative.gan``; ``lesionsynth.io.nifti`` -> ``io``."""
+    """``lesionsynth.generative.gan.nets`` -> ``generative.gan``; ``lesionsynth.io.nifti`` -> ``io``."""
     parts = module.split(".")[1:]
     if not parts:
         return ""

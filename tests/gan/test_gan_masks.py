@@ -119,7 +119,7 @@ def test_gan_mask_resume_equals_uninterrupted_run(lesion_dir, tmp_path):
     assert ca["iteration"] == cb["iteration"] == 4
     for (k, va), vb in zip(ga.state_dict().items(), gb.state_dict().values(), strict=True):
         assert torch.equal(va, vb), k
-    rows = (tmp_path / "b" / "log.csv").read_text().splitlines()
+    rows = (tmp_path / "b" / "metrics.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows] == ["iteration", "1", "2", "3", "4"]
     assert (tmp_path / "a" / "samples" / "iter_0000002.png").is_file()
     assert (tmp_path / "a" / "samples" / "real.png").is_file()

@@ -42,7 +42,7 @@ def pasted_cfg(tmp_path, tiny_labelmap, tiny_affine, lesion_dir):
 def _losses(run) -> np.ndarray:
     import csv
 
-    with open(run / "history.csv") as f:
+    with open(run / "metrics.csv") as f:
         return np.array([float(r["loss"]) for r in csv.DictReader(f)])
 
 
@@ -52,7 +52,7 @@ def test_autoencoder_loss_goes_down_and_run_folder(tmp_path, pasted_cfg):
     loss = _losses(run)
     assert len(loss) == 30
     assert loss[-5:].mean() < 0.8 * loss[:5].mean()
-    assert (run / "config.yaml").is_file() and (run / "samples" / "iter_000030.png").is_file()
+    assert (run / "config.yaml").is_file() and (run / "samples" / "iter_0000030.png").is_file()
     ck = read_ldm_checkpoint(run, "autoencoder")
     assert ck["iteration"] == 30 and ck["kind"] == "mask"
     assert 0.0 <= metrics["dice_lesion"] <= 1.0
@@ -73,7 +73,7 @@ def test_diffusion_loss_goes_down_and_sampling(tmp_path, pasted_cfg):
     assert isinstance(ldm, MaskLDM) and ldm.condition is not None and ldm.condition.label == "lesion"
     maps = ldm.sample([0.0, 1.0, 0.5], [1, 2, 3], guidance=2.0, steps=3)
     assert maps.shape == (3, 20, 20, 20) and int(maps.max()) < 6
-    assert (tmp_path / "dm" / "samples" / "iter_000040.png").is_file()
+    assert (tmp_path / "dm" / "samples" / "iter_0000040.png").is_file()
 
 
 def test_resume_continues_exactly(tmp_path, pasted_cfg):

@@ -36,15 +36,13 @@ def _crafted(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_crafted_checkpoint_is_refused_by_every_loader(tmp_path):
-    from lesionsynth.generative.gan.runs import load_gan_checkpoint
-    from lesionsynth.train.state import load_training_checkpoint
+    from lesionsynth.generative.ldm.models import read_ldm_checkpoint
+    from lesionsynth.runs import read_run_checkpoint
 
     path, marker = _crafted(tmp_path)
-    model = build_unet(ModelConfig(channels=(4, 8), strides=(2,), num_res_units=0, out_channels=6))
-    opt = torch.optim.Adam(model.parameters())
     loaders = [lambda: torch_load(path), lambda: load_checkpoint(path),
-               lambda: load_gan_checkpoint(path, "mask_gan"),
-               lambda: load_training_checkpoint(path, model, opt, None, None, torch.device("cpu"))]
+               lambda: read_run_checkpoint(path, "mask-gan"), lambda: read_run_checkpoint(path, "segmenter"),
+               lambda: read_ldm_checkpoint(path, "autoencoder")]
     for load in loaders:
         with pytest.raises(InputError, match="refused to load"):
             load()

@@ -10,7 +10,7 @@ import torch
 import yaml
 
 import lesionsynth
-from lesionsynth.errors import ConfigError
+from lesionsynth.errors import ConfigError, InputError
 from lesionsynth.models import load_model
 from lesionsynth.train.config import config_from_dict
 from lesionsynth.train.loop import train
@@ -62,7 +62,7 @@ def test_run_folder_records_config_provenance_and_checkpoint(tmp_path, blobs):
 def test_existing_run_needs_resume_and_same_config(tmp_path, blobs):
     cfg = config_from_dict(toy_config(blobs, epochs=1, iterations_per_epoch=2))
     train(cfg, tmp_path / "run", progress_bar=False)
-    with pytest.raises(ConfigError, match="--resume"):
+    with pytest.raises(InputError, match="already holds a run; add --resume"):
         train(cfg, tmp_path / "run", progress_bar=False)
     other = config_from_dict(toy_config(blobs, epochs=1, iterations_per_epoch=2, seed=5))
     with pytest.raises(ConfigError, match="'seed'"):

@@ -17,8 +17,8 @@ from typing import Any
 from lesionsynth import argtypes
 from lesionsynth.config import deep_update, parse_set
 from lesionsynth.errors import ConfigError
+from lesionsynth.runs.folder import recorded_config
 from lesionsynth.train.config import TrainConfig, config_from_dict, load_train_config
-from lesionsynth.train.run_dir import recorded_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

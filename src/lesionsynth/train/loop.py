@@ -26,20 +26,19 @@ from lesionsynth.errors import ConfigError
 from lesionsynth.labels.schema import LabelSchema, load_schema
 from lesionsynth.log import tqdm
 from lesionsynth.models import build_unet, init_weights
+from lesionsynth.runs.checkpoint import checkpoint_iteration, read_run_checkpoint
+from lesionsynth.runs.folder import RunFolder
+from lesionsynth.runs.log import SEGMENTER_COLUMNS, MetricsLog
 from lesionsynth.train import ddp
 from lesionsynth.train.config import TrainConfig, config_to_dict
 from lesionsynth.train.data import ValCase, load_val_folder
 from lesionsynth.train.losses import MaskedDiceCELoss
-from lesionsynth.train.metrics import MetricsLogger
 from lesionsynth.train.optim import build_optimizer, build_scaler, set_schedule_length
-from lesionsynth.train.run_dir import check_can_start, prepare
 from lesionsynth.train.sources import Batch, TrainingSources, schema_lut
 from lesionsynth.train.state import (
     Progress,
-    checkpoint_iteration,
     checkpoint_paths,
     load_training_checkpoint,
-    remove_stale_temporaries,
     save_best_checkpoint,
     save_training_checkpoint,
     seed_iteration,
@@ -139,17 +138,17 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
     schema = cfg.label_schema()
     cfg_dict = config_to_dict(cfg)
     last_path, best_path = checkpoint_paths(run_dir)
-    check_can_start(run_dir, cfg_dict, resume)  # every rank, before anything is written
-    if resume and last_path.is_file():
-        done = checkpoint_iteration(last_path)
+    run = RunFolder(run_dir)
+    ckpt = None
+    if run.resumable(cfg_dict, resume):  # every rank, before anything is written
+        ckpt = read_run_checkpoint(last_path, "segmenter", device)
+        done = checkpoint_iteration(ckpt)
         if done > cfg.total_iterations:
             raise ConfigError(f"{run_dir}: epochs {cfg.epochs} ends at iteration {cfg.total_iterations}, but the "
                               f"run is already at iteration {done}; give more epochs")
     ddp.barrier(info)
     if info.is_main:
-        prepare(run_dir, cfg_dict, resume, {"world_size": info.world, "device": str(device)})
-        if resume:
-            remove_stale_temporaries(run_dir)
+        run.start(cfg_dict, resume, {"world_size": info.world, "device": str(device)})
     ddp.barrier(info)
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
@@ -158,10 +157,11 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
     dtype = autocast_dtype(cfg.amp, device)
     scaler = build_scaler(dtype, device)
     progress = Progress()
-    if cfg.init_from and not (resume and last_path.is_file()):
+    if cfg.init_from and ckpt is None:
         init_weights(model, cfg.model, schema, cfg.init_from)
-    if resume and last_path.is_file():
-        progress = load_training_checkpoint(last_path, model, optimizer, scheduler, scaler, device)
+    if ckpt is not None:
+        progress = load_training_checkpoint(ckpt, last_path, model, optimizer, scheduler, scaler)
+        del ckpt
         set_schedule_length(optimizer, scheduler, cfg.total_iterations)
     net = model
     model = ddp.wrap(model, info, device)
@@ -172,7 +172,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
                                cfg.loss.dice_include_background, cfg.loss.class_weights)
     sources = TrainingSources(cfg, schema, device, info.rank, info.world, progress.iteration, generator)
     val_cases, val_lut = _val_cases(cfg, schema, sources)
-    logger = MetricsLogger(run_dir, progress.iteration, enabled=info.is_main)
+    logger = MetricsLog(run_dir, progress.iteration, SEGMENTER_COLUMNS, enabled=info.is_main, tensorboard=True)
     prep = preprocessing_record(cfg)
 
     def save_last() -> None:
@@ -206,7 +206,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
                 mean_loss = float(losses.mean())
                 lr = scheduler.get_last_lr()[0]
                 bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
-                logger.log(progress.iteration, i // cfg.iterations_per_epoch + 1, "train", loss=mean_loss,
+                logger.log(progress.iteration, "train", epoch=i // cfg.iterations_per_epoch + 1, loss=mean_loss,
                            lr=lr, grad_norm=float(torch.stack(grad_norms).float().mean()),
                            iter_per_s=len(window) / dt if dt > 0 else float("nan"))
                 window, grad_norms, t_window = [], [], time.perf_counter()
@@ -217,7 +217,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
             if epoch_done and val_cases and val_due:
                 metrics = evaluate(net, val_cases, tuple(cfg.crop_size), schema.lesion_index, device, info,
                                    cfg.val.overlap, cfg.val.sw_batch_size, cfg.amp, val_lut, prep, schema)
-                logger.log(progress.iteration, epoch, "val", lesion_dice=metrics["lesion_dice"],
+                logger.log(progress.iteration, "val", epoch=epoch, lesion_dice=metrics["lesion_dice"],
                            cases=metrics["cases"])
                 if info.is_main:
                     bar.write(f"epoch {epoch}: validation lesion Dice {metrics['lesion_dice']:.4f} "

@@ -1,11 +1,9 @@
-"""Training checkpoints: what is saved, how it is restored, and the random state of an iteration.
+"""The segmenter's checkpoints: what is saved and how it is restored, on the run engine's format.
 
-``checkpoints/last.pt`` holds the inference part (:func:`lesionsynth.models.model_state`) plus
-``optimizer``, ``scheduler``, ``scaler``, ``progress`` (iteration counter, best validation Dice) and
-``rng`` (torch CPU and CUDA, numpy and Python states), and the resolved ``train_config``. It is written
-with :func:`lesionsynth.models.save_checkpoint` (temporary file, fsync, rename), so a run killed at any
-moment, even while writing, leaves the previous ``last.pt`` intact; stale temporary files are removed
-on resume.
+``checkpoints/last.pt`` (kind ``segmenter``, :mod:`lesionsynth.runs.checkpoint`) holds the inference part
+(:func:`lesionsynth.models.model_state`) plus ``optimizer``, ``scheduler``, ``scaler``, ``progress``
+(iteration counter, best validation Dice), ``rng`` (torch CPU and CUDA, numpy and Python states) and the
+resolved ``train_config``.
 
 Bitwise resume does not rely on restoring stream states, though they are restored: every random draw
 of iteration ``i`` is derived from ``(seed, i, rank)`` (data in :mod:`lesionsynth.train.sources`,
@@ -14,20 +12,17 @@ dropout via :func:`seed_iteration`).
 
 from __future__ import annotations
 
-import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from lesionsynth.errors import InputError
-from lesionsynth.io import atomic
 from lesionsynth.labels.schema import LabelSchema
-from lesionsynth.models import ModelConfig, model_state, save_checkpoint
-from lesionsynth.models.checkpoint import torch_load
+from lesionsynth.models import ModelConfig, model_state
 from lesionsynth.ops import case_seed
+from lesionsynth.runs.checkpoint import rng_states, save_run_checkpoint, set_rng_states
 
 DROPOUT_STREAM = 0xD50  # separates the dropout stream from the data streams
 
@@ -52,39 +47,10 @@ def seed_iteration(seed: int, iteration: int, rank: int, world: int) -> None:
     torch.manual_seed(case_seed(case_seed(seed, DROPOUT_STREAM), iteration * world + rank))
 
 
-def rng_states() -> dict[str, Any]:
-    """Every global random state: torch CPU, torch CUDA (all devices), numpy, Python."""
-    out: dict[str, Any] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),  # noqa: NPY002
-                           "python": random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        out["cuda"] = torch.cuda.get_rng_state_all()
-    return out
-
-
-def set_rng_states(states: dict[str, Any]) -> None:
-    """Restore :func:`rng_states`."""
-    if "torch" in states:
-        torch.set_rng_state(states["torch"].cpu())
-    if "numpy" in states:
-        np.random.set_state(states["numpy"])  # noqa: NPY002
-    if "python" in states:
-        random.setstate(states["python"])
-    if "cuda" in states and torch.cuda.is_available():
-        cuda = states["cuda"]
-        if len(cuda) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
-
-
 def checkpoint_paths(run_dir: Path) -> tuple[Path, Path]:
     """``(last, best)`` checkpoint paths of a run folder."""
     d = Path(run_dir) / "checkpoints"
     return d / "last.pt", d / "best.pt"
-
-
-def remove_stale_temporaries(run_dir: Path) -> list[Path]:
-    """Delete temporary files left by a write that was killed (``checkpoints/.last.*.tmp.pt``, ...)."""
-    return [p for d in (Path(run_dir), Path(run_dir) / "checkpoints")
-            for p in atomic.remove_stale_temporaries(d, recursive=False)]
 
 
 def save_training_checkpoint(path: Path, model: torch.nn.Module, model_cfg: ModelConfig, schema: LabelSchema,
@@ -102,7 +68,7 @@ def save_training_checkpoint(path: Path, model: torch.nn.Module, model_cfg: Mode
         "rng": rng_states(),
         "train_config": train_config,
     })
-    return save_checkpoint(path, state)
+    return save_run_checkpoint(path, "segmenter", state)
 
 
 def save_best_checkpoint(path: Path, model: torch.nn.Module, model_cfg: ModelConfig, schema: LabelSchema,
@@ -111,28 +77,17 @@ def save_best_checkpoint(path: Path, model: torch.nn.Module, model_cfg: ModelCon
     """Write the inference checkpoint of the best validation score atomically."""
     state = model_state(model, model_cfg, schema, preprocessing)
     state.update({"iteration": progress.iteration, "metrics": metrics, "train_config": train_config})
-    return save_checkpoint(path, state)
+    return save_run_checkpoint(path, "segmenter", state)
 
 
-def checkpoint_iteration(path: Path) -> int:
-    """The number of completed iterations a training checkpoint records (0 when it records none).
-
-    Raises:
-        InputError: the file is unreadable.
-    """
-    ckpt = torch_load(path, "cpu")
-    progress = ckpt.get("progress") if isinstance(ckpt, dict) else None
-    return int(progress.get("iteration", 0)) if isinstance(progress, dict) else 0
-
-
-def load_training_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                             scheduler: Any, scaler: Any, device: torch.device) -> Progress:
-    """Restore model, optimiser, scheduler, AMP scaler and RNG states; returns the counters.
+def load_training_checkpoint(ckpt: dict[str, Any], path: Path, model: torch.nn.Module,
+                             optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any) -> Progress:
+    """Restore model, optimiser, scheduler, AMP scaler and RNG states from the checkpoint dict read from
+    ``path`` (:func:`lesionsynth.runs.read_run_checkpoint`); returns the counters.
 
     Raises:
-        InputError: the file is unreadable or not a resumable lesionsynth checkpoint.
+        InputError: not a resumable checkpoint, or one of another network.
     """
-    ckpt = torch_load(path, device)
     missing = [k for k in ("model", "optimizer", "scheduler", "progress") if k not in ckpt]
     if missing:
         raise InputError(f"{path}: not a resumable training checkpoint (no '{missing[0]}')")

@@ -22,10 +22,11 @@ from lesionsynth.generative.gan.losses import gradient_penalty, wgan_critic_loss
 from lesionsynth.generative.gan.mask_data import check_flip_grid, load_coarse_masks, real_batch, to_one_hemisphere
 from lesionsynth.generative.gan.nets import MaskCritic, MaskGenerator, seeded_build
 from lesionsynth.generative.gan.preview import save_mask_grid
-from lesionsynth.generative.gan.runs import RunFolder, load_gan_checkpoint, training_loop
 from lesionsynth.io.atomic import write_text_atomic
 from lesionsynth.models.checkpoint import save_checkpoint, torch_load
 from lesionsynth.ops import case_seed, make_generator
+from lesionsynth.runs import Intervals, RunFolder, read_run_checkpoint, run_iterations, save_run_checkpoint
+from lesionsynth.runs.checkpoint import rng_states, set_rng_states
 
 KIND = "mask-gan"
 
@@ -162,7 +163,7 @@ class MaskGANTrainer:
                 "real_ml": float(real.sum((1, 2, 3, 4)).mean()) * vml}
 
     def state(self) -> dict:
-        return {"kind": KIND, "config": asdict(self.cfg), "model": self.G.state_dict(),
+        return {"config": asdict(self.cfg), "model": self.G.state_dict(),
                 "critic": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
                 "opt_d": self.opt_d.state_dict(), "iteration": self.iteration, "seed": self.seed}
 
@@ -173,7 +174,7 @@ class MaskGANTrainer:
         self.opt_d.load_state_dict(ckpt["opt_d"])
         self.iteration = int(ckpt["iteration"])
         if "rng" in ckpt:
-            torch.set_rng_state(ckpt["rng"])
+            set_rng_states(ckpt["rng"])
 
     @torch.no_grad()
     def preview_probs(self, n: int = 8) -> torch.Tensor:
@@ -197,10 +198,10 @@ def train_mask_gan(cfg: MaskGANConfig, lesions: str | Path | None, out: str | Pa
     run = RunFolder(out)
     if lesions is None and not (resume and run.last.is_file()):
         raise InputError("gan train-masks: --lesions FOLDER is required (folder of binary lesion masks)")
-    has_ckpt = run.prepare(resume)
+    has_ckpt = run.resumable(None, resume)
     ckpt = None
     if has_ckpt:
-        ckpt = load_gan_checkpoint(run.last, KIND)
+        ckpt = read_run_checkpoint(run.last, KIND)
         cfg = from_dict(MaskGANConfig, {**ckpt["config"], "iterations": cfg.iterations}, where=str(run.last))
         seed = int(ckpt["seed"])
     record = run.root / "lesions.json"
@@ -214,17 +215,21 @@ def train_mask_gan(cfg: MaskGANConfig, lesions: str | Path | None, out: str | Pa
     trainer = MaskGANTrainer(cfg, real, device, seed)
     if ckpt is not None:
         trainer.load_state(ckpt)
-        run.truncate_log(trainer.iteration)
-    run.write_config(cfg)
+    run.start(asdict(cfg), resume=has_ckpt, extra={"device": str(device), "seed": trainer.seed})
     if trainer.iteration == 0:
         save_mask_grid(run.root / "samples" / "real.png", real[:8, 0], title="real masks (coarse grid)")
 
     def sample(it: int) -> None:
         save_mask_grid(run.sample_png(it), trainer.preview_probs(), title=f"mask GAN, iteration {it}")
 
-    return training_loop(run, trainer, cfg, "mask GAN", sample,
-                         lambda losses: {"W": f"{losses['wasserstein']:.3g}", "ml": f"{losses['fake_ml']:.0f}"},
-                         time_limit_min, progress)
+    def save(it: int) -> None:
+        save_run_checkpoint(run.last, KIND, {**trainer.state(), "rng": rng_states()})
+
+    every = Intervals(cfg.log_every, cfg.sample_every, cfg.checkpoint_every)
+    run_iterations(run, trainer.iteration, cfg.iterations, every, lambda it: trainer.step(), save, sample,
+                   "mask GAN", lambda losses: {"W": f"{losses['wasserstein']:.3g}", "ml": f"{losses['fake_ml']:.0f}"},
+                   time_limit_min, progress)
+    return run.last
 
 
 def _cached_real_masks(run: RunFolder, lesions: str | Path, grid: MaskGrid, progress: bool,
@@ -251,7 +256,7 @@ def _cached_real_masks(run: RunFolder, lesions: str | Path, grid: MaskGrid, prog
 def load_mask_generator(path: str | Path, device: torch.device | str = "cpu"
                         ) -> tuple[MaskGenerator, MaskGANConfig, dict]:
     """The generator (eval mode), its config and the checkpoint dict from a run folder or file."""
-    ckpt = load_gan_checkpoint(path, KIND)
+    ckpt = read_run_checkpoint(path, KIND)
     cfg = from_dict(MaskGANConfig, ckpt["config"], where=str(path))
     g = MaskGenerator(cfg.grid.shape, cfg.latent_dim, cfg.gen_channels)
     g.load_state_dict(ckpt["model"])

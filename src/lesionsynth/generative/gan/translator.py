@@ -30,9 +30,10 @@ from lesionsynth.generative.gan.nets import (
 )
 from lesionsynth.generative.gan.pairs import PairConfig, PairSampler, one_hot
 from lesionsynth.generative.gan.preview import save_pair_grid
-from lesionsynth.generative.gan.runs import RunFolder, load_gan_checkpoint, training_loop
 from lesionsynth.labels import LabelSchema, load_schema
 from lesionsynth.ops import case_seed, make_generator
+from lesionsynth.runs import Intervals, RunFolder, read_run_checkpoint, run_iterations, save_run_checkpoint
+from lesionsynth.runs.checkpoint import rng_states, set_rng_states
 
 KIND = "translator"
 
@@ -193,7 +194,7 @@ class TranslatorTrainer:
         return dict(zip(["loss_g", "adv_g", "l1", "fm", "loss_d"], vals, strict=True))
 
     def state(self) -> dict:
-        return {"kind": KIND, "config": asdict(self.cfg), "schema": self.schema.to_dict(),
+        return {"config": asdict(self.cfg), "schema": self.schema.to_dict(),
                 "model": self.G.state_dict(), "critic": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
                 "opt_d": self.opt_d.state_dict(), "iteration": self.iteration, "seed": self.seed}
 
@@ -204,7 +205,7 @@ class TranslatorTrainer:
         self.opt_d.load_state_dict(ckpt["opt_d"])
         self.iteration = int(ckpt["iteration"])
         if "rng" in ckpt:
-            torch.set_rng_state(ckpt["rng"])
+            set_rng_states(ckpt["rng"])
 
     def preview_pairs(self, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
         """``n`` fixed pairs (the same in every sample grid): labels and real images."""
@@ -223,20 +224,19 @@ class TranslatorTrainer:
 
 def train_translator(cfg: TranslatorConfig, out: str | Path, device: torch.device, seed: int = 0,
                      resume: bool = False, progress: bool = True, time_limit_min: float | None = None) -> Path:
-    """Train (or resume) a translator; returns the checkpoint path (see :func:`training_loop`)."""
+    """Train (or resume) a translator; returns the checkpoint path (see :func:`lesionsynth.runs.run_iterations`)."""
     run = RunFolder(out)
-    has_ckpt = run.prepare(resume)
+    has_ckpt = run.resumable(None, resume)
     ckpt = None
     if has_ckpt:
-        ckpt = load_gan_checkpoint(run.last, KIND)
+        ckpt = read_run_checkpoint(run.last, KIND)
         cfg = from_dict(TranslatorConfig, {**ckpt["config"], "iterations": cfg.iterations},
                         where=str(run.last))
         seed = int(ckpt["seed"])
     trainer = TranslatorTrainer(cfg, device, seed)
     if ckpt is not None:
         trainer.load_state(ckpt)
-        run.truncate_log(trainer.iteration)
-    run.write_config(cfg)
+    run.start(asdict(cfg), resume=has_ckpt, extra={"device": str(device), "seed": trainer.seed})
     li = trainer.schema.lesion_index
 
     def sample(it: int) -> None:
@@ -245,15 +245,21 @@ def train_translator(cfg: TranslatorConfig, out: str | Path, device: torch.devic
         save_pair_grid(run.sample_png(it), list(labels), list(real[:, 0]), list(fake[:, 0]), li,
                        title=f"{cfg.arch}, iteration {it}", num_classes=trainer.schema.num_classes)
 
-    return training_loop(run, trainer, cfg, f"{cfg.arch} translator", sample,
-                         lambda losses: {"l1": f"{losses['l1']:.3f}", "d": f"{losses['loss_d']:.3f}"},
-                         time_limit_min, progress)
+    def save(it: int) -> None:
+        save_run_checkpoint(run.last, KIND, {**trainer.state(), "rng": rng_states()})
+
+    every = Intervals(cfg.log_every, cfg.sample_every, cfg.checkpoint_every)
+    run_iterations(run, trainer.iteration, cfg.iterations, every, lambda it: trainer.step(), save, sample,
+                   f"{cfg.arch} translator",
+                   lambda losses: {"l1": f"{losses['l1']:.3f}", "d": f"{losses['loss_d']:.3f}"},
+                   time_limit_min, progress)
+    return run.last
 
 
 def load_translator(path: str | Path, device: torch.device | str = "cpu"
                     ) -> tuple[nn.Module, TranslatorConfig, LabelSchema, dict]:
     """Generator (eval mode), config, schema and checkpoint dict from a run folder or file."""
-    ckpt = load_gan_checkpoint(path, KIND)
+    ckpt = read_run_checkpoint(path, KIND)
     cfg = from_dict(TranslatorConfig, ckpt["config"], where=str(path))
     schema = LabelSchema.from_dict(ckpt["schema"])
     g = build_generator(cfg, schema.num_classes)

@@ -80,7 +80,7 @@ class TrainConfig:
         lr: Adam learning rate.
         checkpoint_every: write ``checkpoints/last.pt`` every this many steps (and at the end).
         sample_every: write a PNG sample grid every this many steps (0: only at the end).
-        log_every: add a row to ``history.csv`` every this many steps.
+        log_every: add a row to ``metrics.csv`` every this many steps.
     """
 
     iterations: int = 1000

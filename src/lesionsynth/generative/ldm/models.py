@@ -1,9 +1,9 @@
 """Trained LDMs: loading checkpoints and generating with them.
 
-Checkpoint format (``torch.save`` dict, written atomically by :func:`lesionsynth.models.save_checkpoint`
-to ``RUN/checkpoints/last.pt``):
+Checkpoint format (the run engine's, :mod:`lesionsynth.runs.checkpoint`, kind ``ldm-autoencoder`` or
+``ldm-diffusion``, in ``RUN/checkpoints/last.pt``):
 
-- ``ldm_format``: ``1``; ``stage``: ``autoencoder`` or ``diffusion``; ``kind``: ``mask`` or ``image``;
+- ``stage``: ``autoencoder`` or ``diffusion``; ``kind``: ``mask`` or ``image``;
 - ``model``: the stage's network ``state_dict`` (autoencoder, or denoiser incl. the condition MLP and
   null token);
 - ``config``: the :class:`~lesionsynth.generative.ldm.config.LDMConfig` as a dict;
@@ -11,8 +11,7 @@ to ``RUN/checkpoints/last.pt``):
 - ``condition``: :class:`~lesionsynth.generative.ldm.data.Condition` as a dict (mask LDM);
 - diffusion only: ``autoencoder`` (the first stage's ``state_dict``, so a diffusion run is
   self-contained), ``autoencoder_path``, ``scale_factor`` (1 / std of the training latents);
-- training state: ``optimizer``, ``iteration``, ``rng`` (state of the run's ``torch.Generator``),
-  ``history``, ``seconds``.
+- training state: ``optimizer``, ``iteration``, ``seconds`` (training time over all starts).
 """
 
 from __future__ import annotations
@@ -34,17 +33,17 @@ from lesionsynth.generative.ldm.nets import build_autoencoder, build_denoiser, d
 from lesionsynth.generative.ldm.sampling import ddim_sample, initial_noise
 from lesionsynth.labels import LabelSchema
 
-LDM_FORMAT = 1
-
 
 def read_ldm_checkpoint(path: str | Path, stage: str | None = None) -> dict[str, Any]:
     """A checkpoint dict from a run folder or file; one-line errors for the wrong kind of file."""
     from lesionsynth.models.checkpoint import load_checkpoint
+    from lesionsynth.runs.checkpoint import checkpoint_kind
 
     ckpt = load_checkpoint(path)
-    if ckpt.get("ldm_format") != LDM_FORMAT:
+    kind = checkpoint_kind(ckpt) or ""
+    if not kind.startswith("ldm-"):
         raise InputError(f"{path}: not a lesionsynth LDM checkpoint")
-    if stage is not None and ckpt.get("stage") != stage:
+    if stage is not None and kind != f"ldm-{stage}":
         hint = "train-diffusion run" if stage == "diffusion" else "train-autoencoder run"
         raise InputError(f"{path}: is a {ckpt.get('stage')} checkpoint; give a {hint}")
     return ckpt

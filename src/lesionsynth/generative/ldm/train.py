@@ -1,24 +1,18 @@
 """Training of both LDM stages: the autoencoder, then the latent diffusion UNet (DDPM objective).
 
-A run folder holds::
+Both stages run on the run engine (:mod:`lesionsynth.runs`): ``RUN/config.yaml``, ``RUN/run.json``,
+``RUN/metrics.csv`` (loss terms every ``train.log_every`` steps), ``RUN/checkpoints/last.pt`` (see
+models.py for its contents), ``RUN/samples/iter_NNNNNNN.png`` (reconstructions or samples), plus
+``RUN/data_cache.pt`` (the training maps on the grid, reused on resume).
 
-    RUN/config.yaml              # the LDM config used
-    RUN/checkpoints/last.pt      # model, optimiser, iteration, RNG state (see models.py for the format)
-    RUN/history.csv              # loss every train.log_every steps
-    RUN/samples/iter_NNNNNN.png  # reconstructions (autoencoder) or samples (diffusion)
-    RUN/data_cache.pt            # the training maps on the grid (reused on resume)
-
-Every random draw (batches, posterior samples, noise, timesteps, condition dropout) comes from one CPU
-``torch.Generator`` seeded with ``config.seed``; its state is checkpointed, so a resumed run continues
-exactly as an uninterrupted one would (on the CPU).
+Every random draw of step ``it`` (batches, posterior samples, noise, timesteps, condition dropout) comes
+from a CPU ``torch.Generator`` seeded with ``case_seed(seed, it)`` (the engine's scheme), so a resumed run
+continues exactly as an uninterrupted one would (on the CPU).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import shutil
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +20,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
 
 from lesionsynth.config import to_dict
@@ -36,7 +29,6 @@ from lesionsynth.generative.ldm.config import LDMConfig, TrainConfig
 from lesionsynth.generative.ldm.data import LabelSet, cached_label_set, one_hot
 from lesionsynth.generative.ldm.losses import image_recon_loss, kl_loss, mask_recon_loss
 from lesionsynth.generative.ldm.models import (
-    LDM_FORMAT,
     ImageLDM,
     MaskLDM,
     checkpoint_config,
@@ -45,8 +37,8 @@ from lesionsynth.generative.ldm.models import (
 )
 from lesionsynth.generative.ldm.nets import build_autoencoder, build_denoiser, ddpm_scheduler, seeded_init
 from lesionsynth.generative.ldm.preview import save_grid
-from lesionsynth.io.atomic import write_text_atomic
-from lesionsynth.models import save_checkpoint
+from lesionsynth.ops import case_seed, make_generator
+from lesionsynth.runs import Intervals, RunFolder, run_iterations, save_run_checkpoint
 
 
 def run_dir_of(path: str | Path) -> Path:
@@ -57,37 +49,32 @@ def run_dir_of(path: str | Path) -> Path:
     return p.parent.parent if p.parent.name == "checkpoints" else p.parent
 
 
-class _Run:
-    """Run-folder bookkeeping shared by both stages: resume checks, history, checkpoints."""
+class _Run(RunFolder):
+    """A run folder of one LDM stage: the engine's resume rule, and the training time over all starts."""
 
     def __init__(self, out: str | Path, resume: bool):
-        self.out = Path(out)
-        self.ckpt_path = self.out / "checkpoints" / "last.pt"
-        if self.ckpt_path.is_file() and not resume:
-            raise InputError(f"{self.out}: already holds a run (checkpoints/last.pt); pass --resume to "
-                             "continue it or choose another --out")
-        if resume and not self.ckpt_path.is_file():
-            raise InputError(f"{self.out}: nothing to resume (no checkpoints/last.pt)")
-        self.history: list[dict[str, float]] = []
+        super().__init__(out)
+        self.resume = self.resumable(None, resume)
+        if resume and not self.resume:
+            raise InputError(f"{self.root}: nothing to resume (no checkpoints/last.pt)")
         self.seconds = 0.0
 
-    def write_config(self, cfg: LDMConfig) -> None:
-        write_text_atomic(self.out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    def save(self, kind: str, state: dict[str, Any]) -> None:
+        save_run_checkpoint(self.last, kind, {**state, "seconds": self.seconds})
 
-    def write_history(self) -> None:
-        if not self.history:
-            return
-        keys = list(dict.fromkeys(k for row in self.history for k in row))
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=keys)
-        w.writeheader()
-        w.writerows(self.history)
-        write_text_atomic(self.out / "history.csv", buf.getvalue())
+    def train(self, tcfg: TrainConfig, start: int, step, save, preview, desc: str, progress: bool | None) -> None:
+        """Run the engine's loop; ``seconds`` accumulates over all starts."""
+        import time
 
-    def save(self, state: dict[str, Any]) -> None:
-        state.update(ldm_format=LDM_FORMAT, history=self.history, seconds=self.seconds)
-        save_checkpoint(self.ckpt_path, state)
-        self.write_history()
+        t0, before = time.monotonic(), self.seconds
+
+        def timed_save(it: int) -> None:
+            self.seconds = before + time.monotonic() - t0
+            save(it)
+
+        run_iterations(self, start, tcfg.iterations, Intervals(tcfg.log_every, tcfg.sample_every,
+                                                                  tcfg.checkpoint_every),
+                       step, timed_save, preview, desc, progress=progress, seconds_before=before)
 
 
 def _with_iterations(cfg: LDMConfig, stage: str, iterations: int | None) -> LDMConfig:
@@ -100,38 +87,6 @@ def _with_iterations(cfg: LDMConfig, stage: str, iterations: int | None) -> LDMC
         return replace(cfg, autoencoder=ae)
     dm = replace(cfg.diffusion, train=replace(cfg.diffusion.train, iterations=iterations))
     return replace(cfg, diffusion=dm)
-
-
-def _due(it: int, every: int, last: int) -> bool:
-    return it == last or (every > 0 and it % every == 0)
-
-
-def _loop(run: _Run, tcfg: TrainConfig, start: int, step, checkpoint, preview, desc: str,
-          progress: bool | None) -> None:
-    """Optimisation loop: ``step(it) -> (loss, parts)``, then logging, checkpoints and previews."""
-    from lesionsynth.log import tqdm
-
-    T = tcfg.iterations
-    if start > T:
-        raise ConfigError(f"{run.out}: the run is already at iteration {start}; --iterations must be >= {start}")
-    if start == T:  # nothing to train; keep the checkpoint's config in step with config.yaml
-        checkpoint(T)
-        return
-    bar = tqdm(total=T, initial=start, desc=desc, disable=None if progress is None else not progress)
-    t0 = time.perf_counter()
-    base = run.seconds
-    for it in range(start + 1, T + 1):
-        loss, parts = step(it)
-        run.seconds = base + time.perf_counter() - t0
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4f}")
-        if _due(it, tcfg.log_every, T):
-            run.history.append({"iteration": it, "loss": loss, **parts, "seconds": round(run.seconds, 2)})
-        if _due(it, tcfg.checkpoint_every, T):
-            checkpoint(it)
-        if _due(it, tcfg.sample_every, T):
-            preview(it)
-    bar.close()
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -156,34 +111,32 @@ def train_autoencoder(cfg: LDMConfig | None, out: str | Path, device: str | torc
     dev = resolve_device(device)
     ckpt = None
     if resume:
-        ckpt = read_ldm_checkpoint(run.ckpt_path, "autoencoder")
-        cfg = checkpoint_config(ckpt, run.ckpt_path)
+        ckpt = read_ldm_checkpoint(run.last, "autoencoder")
+        cfg = checkpoint_config(ckpt, run.last)
     if cfg is None:
         raise ConfigError("train-autoencoder: no config given")
     cfg = _with_iterations(cfg, "autoencoder", iterations)
-    created = not run.out.exists()
-    run.out.mkdir(parents=True, exist_ok=True)
-    run.write_config(cfg)
+    created = not run.root.exists()
+    run.start(to_dict(cfg), run.resume, {"device": str(dev)})
     try:
-        data, _ = cached_label_set(cfg, [run.out])
+        data, _ = cached_label_set(cfg, [run.root])
     except LesionsynthError:
         if created:  # bad data: leave nothing behind, so the corrected command starts clean
-            shutil.rmtree(run.out, ignore_errors=True)
+            shutil.rmtree(run.root, ignore_errors=True)
         raise
     K, acfg = data.schema.num_classes, cfg.autoencoder
-    gen = torch.Generator().manual_seed(int(cfg.seed))
     ae = seeded_init(cfg.seed, lambda: build_autoencoder(acfg, K, cfg.kind)).to(dev)
     opt = torch.optim.Adam(ae.parameters(), lr=acfg.train.lr)
     start = 0
     if ckpt is not None:
         ae.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
-        gen.set_state(ckpt["rng"])
         start = int(ckpt["iteration"])
-        run.history, run.seconds = list(ckpt.get("history", [])), float(ckpt.get("seconds", 0.0))
+        run.seconds = float(ckpt.get("seconds", 0.0))
     N, B = len(data), acfg.train.batch_size
 
-    def step(it: int) -> tuple[float, dict[str, float]]:
+    def step(it: int) -> dict[str, float]:
+        gen = make_generator(case_seed(cfg.seed, it))
         ae.train()
         idx = torch.randint(0, N, (B,), generator=gen)
         lab = data.labels[idx].long().to(dev)
@@ -199,17 +152,18 @@ def train_autoencoder(cfg: LDMConfig | None, out: str | Path, device: str | torc
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return loss.item(), {**parts, "kl": kl.item()}
+        return {"loss": loss.item(), **parts, "kl": kl.item()}
 
     def checkpoint(it: int) -> None:
-        run.save({"stage": "autoencoder", "kind": cfg.kind, "model": ae.state_dict(), "config": to_dict(cfg),
-                  "schema": data.schema.to_dict(), "grid_affine": data.affine.tolist(), "condition": None,
-                  "optimizer": opt.state_dict(), "iteration": it, "rng": gen.get_state()})
+        run.save("ldm-autoencoder", {
+            "stage": "autoencoder", "kind": cfg.kind, "model": ae.state_dict(), "config": to_dict(cfg),
+            "schema": data.schema.to_dict(), "grid_affine": data.affine.tolist(), "condition": None,
+            "optimizer": opt.state_dict(), "iteration": it})
 
     def preview(it: int) -> None:
-        _autoencoder_preview(ae, data, cfg, dev, run.out / "samples" / f"iter_{it:06d}.png")
+        _autoencoder_preview(ae, data, cfg, dev, run.sample_png(it))
 
-    _loop(run, acfg.train, start, step, checkpoint, preview, "autoencoder", progress)
+    run.train(acfg.train, start, step, checkpoint, preview, "autoencoder", progress)
     return evaluate_autoencoder(ae, data, cfg, dev)
 
 
@@ -327,8 +281,8 @@ def train_diffusion(cfg: LDMConfig | None, autoencoder: str | Path | None, out: 
     dev = resolve_device(device)
     ckpt = None
     if resume:
-        ckpt = read_ldm_checkpoint(run.ckpt_path, "diffusion")
-        cfg = checkpoint_config(ckpt, run.ckpt_path)
+        ckpt = read_ldm_checkpoint(run.last, "diffusion")
+        cfg = checkpoint_config(ckpt, run.last)
         autoencoder = ckpt.get("autoencoder_path")
         ae_cfg = cfg
         K = len(ckpt["schema"]["classes"])
@@ -344,17 +298,15 @@ def train_diffusion(cfg: LDMConfig | None, autoencoder: str | Path | None, out: 
         _check_same_model(cfg, ae_cfg, autoencoder)
     assert cfg is not None
     cfg = _with_iterations(cfg, "diffusion", iterations)
-    run.out.mkdir(parents=True, exist_ok=True)
-    run.write_config(cfg)
-    caches = [run.out] + ([run_dir_of(autoencoder)] if autoencoder else [])
+    run.start(to_dict(cfg), run.resume, {"device": str(dev)})
+    caches = [run.root] + ([run_dir_of(autoencoder)] if autoencoder else [])
     data, _ = cached_label_set(cfg, caches)
     K, dcfg = data.schema.num_classes, cfg.diffusion
-    gen = torch.Generator().manual_seed(int(cfg.seed) + 1)
     mu, sigma = encode_set(ae, data, cfg.kind, dev)
     if ckpt is not None:
         scale = float(ckpt["scale_factor"])
     else:
-        z = mu + sigma * torch.randn(mu.shape, generator=gen)
+        z = mu + sigma * torch.randn(mu.shape, generator=make_generator(case_seed(cfg.seed + 1, 0)))
         scale = float(1.0 / z.std().clamp_min(1e-8))
     condition = None
     cond_all = None
@@ -368,13 +320,14 @@ def train_diffusion(cfg: LDMConfig | None, autoencoder: str | Path | None, out: 
     if ckpt is not None:
         den.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
-        gen.set_state(ckpt["rng"])
         start = int(ckpt["iteration"])
-        run.history, run.seconds = list(ckpt.get("history", [])), float(ckpt.get("seconds", 0.0))
+        run.seconds = float(ckpt.get("seconds", 0.0))
     ddpm = ddpm_scheduler(dcfg)
     N, B = len(data), dcfg.train.batch_size
+    last_loss = [float("nan")]
 
-    def step(it: int) -> tuple[float, dict[str, float]]:
+    def step(it: int) -> dict[str, float]:
+        gen = make_generator(case_seed(cfg.seed + 1, it))
         den.train()
         idx = torch.randint(0, N, (B,), generator=gen)
         z = (mu[idx] + sigma[idx] * torch.randn(mu[idx].shape, generator=gen)) * scale
@@ -391,7 +344,8 @@ def train_diffusion(cfg: LDMConfig | None, autoencoder: str | Path | None, out: 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return loss.item(), {}
+        last_loss[0] = loss.item()
+        return {"loss": last_loss[0]}
 
     def state(it: int) -> dict[str, Any]:
         return {"stage": "diffusion", "kind": cfg.kind, "model": den.state_dict(), "config": to_dict(cfg),
@@ -399,15 +353,15 @@ def train_diffusion(cfg: LDMConfig | None, autoencoder: str | Path | None, out: 
                 "condition": None if condition is None else condition.to_dict(),
                 "autoencoder": ae.state_dict(),
                 "autoencoder_path": None if autoencoder is None else str(autoencoder),
-                "scale_factor": scale, "optimizer": opt.state_dict(), "iteration": it, "rng": gen.get_state()}
+                "scale_factor": scale, "optimizer": opt.state_dict(), "iteration": it}
 
     def checkpoint(it: int) -> None:
-        run.save(state(it))
+        run.save("ldm-diffusion", state(it))
 
     def preview(it: int) -> None:
         common = dict(cfg=cfg, autoencoder=ae, denoiser=den.eval(), schema=data.schema, scale_factor=scale,
                       affine=data.affine, device=dev)
-        path = run.out / "samples" / f"iter_{it:06d}.png"
+        path = run.sample_png(it)
         steps = min(cfg.sampling.steps, 25)
         if cfg.kind == "mask":
             assert condition is not None
@@ -423,6 +377,5 @@ def train_diffusion(cfg: LDMConfig | None, autoencoder: str | Path | None, out: 
             save_grid(path, data.labels[idx].numpy(), imgs.numpy(), [data.names[i][:14] for i in idx],
                       suptitle=f"{path.stem}, G={cfg.sampling.guidance:g}")
 
-    _loop(run, dcfg.train, start, step, checkpoint, preview, "diffusion", progress)
-    last = run.history[-1]["loss"] if run.history else float("nan")
-    return {"scale_factor": scale, "loss": float(last)}
+    run.train(dcfg.train, start, step, checkpoint, preview, "diffusion", progress)
+    return {"scale_factor": scale, "loss": last_loss[0]}

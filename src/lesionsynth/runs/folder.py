@@ -1,13 +1,18 @@
-"""The run folder: resolved config, provenance, checkpoints, metrics.
+"""The run folder of every trainer (the segmenter, both GANs, both LDM stages).
 
 Layout::
 
-    RUN/config.yaml            # the resolved TrainConfig (every default filled in)
+    RUN/config.yaml            # the resolved config (every default filled in)
     RUN/run.json               # provenance of every start: package version, git revision, libraries, ...
-    RUN/metrics.csv            # one row per logged iteration and per validation
-    RUN/tensorboard/           # the same scalars for TensorBoard
-    RUN/checkpoints/last.pt    # resumable state (see lesionsynth.train.state)
-    RUN/checkpoints/best.pt    # best validation lesion Dice (inference checkpoint)
+    RUN/metrics.csv            # one row per logged iteration (lesionsynth.runs.log)
+    RUN/tensorboard/           # the segmenter's scalars for TensorBoard
+    RUN/checkpoints/last.pt    # resumable state (lesionsynth.runs.checkpoint)
+    RUN/checkpoints/best.pt    # the segmenter's best validation lesion Dice (inference checkpoint)
+    RUN/samples/iter_NNNNNNN.png  # the generative trainers' previews
+
+One resume rule: a folder that holds training is never overwritten without ``--resume``, and a resumed
+run keeps its recorded config (a given config must not differ, except in runtime keys and the run's
+length).
 """
 
 from __future__ import annotations
@@ -25,14 +30,14 @@ from typing import Any
 import yaml
 
 from lesionsynth import __version__
-from lesionsynth.errors import ConfigError
+from lesionsynth.errors import ConfigError, InputError
 from lesionsynth.io.atomic import write_text_atomic
 
 # keys that may differ between a run and its resumption without changing what is computed
-RUNTIME_KEYS = {"device", "num_workers", "threads", "log_every"}
-# keys a resumed run may change: the run's length (the poly schedule is re-fitted to the new end from the
-# current iteration on; run.json records each start's arguments)
-RESUME_CHANGEABLE_KEYS = {"epochs"}
+RUNTIME_KEYS = {"device", "num_workers", "threads", "log_every", "sample_every", "checkpoint_every"}
+# keys a resumed run may change: the run's length (the segmenter's poly schedule is re-fitted to the new
+# end from the current iteration on; run.json records each start's arguments)
+RESUME_CHANGEABLE_KEYS = {"epochs", "iterations"}
 LIBRARIES = ["torch", "monai", "numpy", "scipy", "nibabel", "nilearn", "pyyaml", "tqdm", "tensorboard"]
 
 
@@ -85,7 +90,7 @@ def environment(extra: dict[str, Any] | None = None) -> dict[str, Any]:
 def _first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
     if isinstance(a, dict) and isinstance(b, dict):
         for k in sorted(set(a) | set(b), key=str):
-            if prefix == "" and (k in RUNTIME_KEYS or k in RESUME_CHANGEABLE_KEYS):
+            if k in RUNTIME_KEYS or k in RESUME_CHANGEABLE_KEYS:  # at any depth (the LDM's train.iterations)
                 continue
             d = _first_difference(a.get(k), b.get(k), f"{prefix}{k}.")
             if d is not None:
@@ -135,13 +140,14 @@ def check_can_start(run_dir: Path, config: dict[str, Any], resume: bool) -> None
     """Refuse to overwrite a run without ``resume``, or to resume it with another config (reads only).
 
     Raises:
-        ConfigError: one line naming the folder or the differing key.
+        InputError: the folder holds training and ``resume`` is False.
+        ConfigError: ``--out`` is a file, or the config differs from the recorded one.
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: exists and is not a folder")
     if not resume and has_trained(run_dir):
-        raise ConfigError(f"{run_dir}: already holds a training run; add --resume or choose another --out")
+        raise InputError(f"{run_dir}: already holds a run; add --resume to continue it or choose another --out")
     if resume:
         check_resume_config(run_dir, config)
 
@@ -150,7 +156,7 @@ def prepare(run_dir: Path, config: dict[str, Any], resume: bool, extra: dict[str
     """Create or re-open a run folder and record config and provenance (call on the main rank only).
 
     Raises:
-        ConfigError: see :func:`check_can_start`.
+        InputError, ConfigError: see :func:`check_can_start`.
     """
     run_dir = Path(run_dir)
     check_can_start(run_dir, config, resume)
@@ -165,3 +171,37 @@ def prepare(run_dir: Path, config: dict[str, Any], resume: bool, extra: dict[str
             runs = []
     runs.append(environment(extra))
     write_text_atomic(rj, json.dumps({"starts": runs}, indent=1, default=str) + "\n")
+
+
+class RunFolder:
+    """The paths of one run folder and the steps every trainer takes on it."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    @property
+    def last(self) -> Path:
+        return self.root / "checkpoints" / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.root / "checkpoints" / "best.pt"
+
+    def sample_png(self, iteration: int) -> Path:
+        return self.root / "samples" / f"iter_{iteration:07d}.png"
+
+    def resumable(self, config: dict[str, Any] | None, resume: bool) -> bool:
+        """Whether there is a ``last.pt`` to continue (reads only; see :func:`check_can_start`)."""
+        if config is not None:
+            check_can_start(self.root, config, resume)
+        elif not resume and has_trained(self.root):
+            raise InputError(f"{self.root}: already holds a run; add --resume to continue it or choose another --out")
+        return resume and self.last.is_file()
+
+    def start(self, config: dict[str, Any], resume: bool, extra: dict[str, Any] | None = None) -> None:
+        """Create or re-open the folder: record config and provenance, remove stale temporary files."""
+        from lesionsynth.runs.checkpoint import remove_stale_temporaries
+
+        prepare(self.root, config, resume, extra)
+        if resume:
+            remove_stale_temporaries(self.root)
