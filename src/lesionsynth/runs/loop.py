@@ -2,8 +2,9 @@
 
 Per iteration ``it`` (1-based): ``step(it)`` (a trainer draws every random number of a step from a
 generator seeded with ``case_seed(seed, step)``, so a resumed run continues exactly as an uninterrupted
-one), then, at their intervals and at the end, a metrics row, ``preview(it)`` and ``save(it)``. With a time limit the loop stops
-after the iteration that crosses it and writes a checkpoint; ``--resume`` continues from it.
+one), then, at their intervals and at the end, a metrics row, ``preview(it)`` and ``save(it)``. With a
+time limit the loop stops after the iteration that crosses it and writes a checkpoint; ``--resume``
+continues from it.
 """
 
 from __future__ import annotations
