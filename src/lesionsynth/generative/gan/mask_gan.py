@@ -22,11 +22,11 @@ from lesionsynth.generative.gan.losses import gradient_penalty, wgan_critic_loss
 from lesionsynth.generative.gan.mask_data import check_flip_grid, load_coarse_masks, real_batch, to_one_hemisphere
 from lesionsynth.generative.gan.nets import MaskCritic, MaskGenerator, seeded_build
 from lesionsynth.generative.gan.preview import save_mask_grid
+from lesionsynth.generative.gan.trainer import GANTrainer, resume_state, train_gan
 from lesionsynth.io.atomic import write_text_atomic
 from lesionsynth.models.checkpoint import save_checkpoint, torch_load
 from lesionsynth.ops import case_seed, make_generator
-from lesionsynth.runs import Intervals, RunFolder, read_run_checkpoint, run_iterations, save_run_checkpoint
-from lesionsynth.runs.checkpoint import rng_states, set_rng_states
+from lesionsynth.runs import RunFolder, read_run_checkpoint
 
 KIND = "mask-gan"
 
@@ -110,8 +110,10 @@ def latent(index_seed: int, dim: int, device: torch.device | str = "cpu") -> tor
     return torch.randn(dim, generator=make_generator(index_seed)).to(device)
 
 
-class MaskGANTrainer:
+class MaskGANTrainer(GANTrainer):
     """Holds the nets, optimisers and data of one run; :meth:`step` does one generator step."""
+
+    kind = KIND
 
     def __init__(self, cfg: MaskGANConfig, real: torch.Tensor, device: torch.device, seed: int = 0):
         check_flip_grid(cfg.grid, cfg.flip_p)
@@ -122,11 +124,7 @@ class MaskGANTrainer:
         self.cfg, self.device, self.seed = cfg, device, int(seed)
         self.real = (real if cfg.hemisphere == "none" else to_one_hemisphere(real, cfg.grid, cfg.hemisphere)).to(device)
         self.G, self.D = build_mask_nets(cfg, seed)
-        self.G.to(device)
-        self.D.to(device)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=cfg.betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
-        self.iteration = 0
+        self._optimisers(device)
 
     def _fake(self, gen: torch.Generator) -> torch.Tensor:
         z = torch.randn(self.cfg.batch_size, self.cfg.latent_dim, generator=gen, device=gen.device)
@@ -162,20 +160,6 @@ class MaskGANTrainer:
                 "fake_ml": float(fake.detach().sum((1, 2, 3, 4)).mean()) * vml,
                 "real_ml": float(real.sum((1, 2, 3, 4)).mean()) * vml}
 
-    def state(self) -> dict:
-        return {"config": asdict(self.cfg), "model": self.G.state_dict(),
-                "critic": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
-                "opt_d": self.opt_d.state_dict(), "iteration": self.iteration, "seed": self.seed}
-
-    def load_state(self, ckpt: dict) -> None:
-        self.G.load_state_dict(ckpt["model"])
-        self.D.load_state_dict(ckpt["critic"])
-        self.opt_g.load_state_dict(ckpt["opt_g"])
-        self.opt_d.load_state_dict(ckpt["opt_d"])
-        self.iteration = int(ckpt["iteration"])
-        if "rng" in ckpt:
-            set_rng_states(ckpt["rng"])
-
     @torch.no_grad()
     def preview_probs(self, n: int = 8) -> torch.Tensor:
         """Lesion probabilities of ``n`` fixed latent vectors (the same in every sample grid)."""
@@ -198,12 +182,7 @@ def train_mask_gan(cfg: MaskGANConfig, lesions: str | Path | None, out: str | Pa
     run = RunFolder(out)
     if lesions is None and not (resume and run.last.is_file()):
         raise InputError("gan train-masks: --lesions FOLDER is required (folder of binary lesion masks)")
-    has_ckpt = run.resumable(None, resume)
-    ckpt = None
-    if has_ckpt:
-        ckpt = read_run_checkpoint(run.last, KIND)
-        cfg = from_dict(MaskGANConfig, {**ckpt["config"], "iterations": cfg.iterations}, where=str(run.last))
-        seed = int(ckpt["seed"])
+    ckpt, cfg, seed = resume_state(run, KIND, cfg, seed, resume)
     record = run.root / "lesions.json"
     if lesions is None:
         if not record.is_file():
@@ -213,23 +192,15 @@ def train_mask_gan(cfg: MaskGANConfig, lesions: str | Path | None, out: str | Pa
     write_text_atomic(record, json.dumps({"folder": str(Path(lesions).resolve()), "max_masks": max_masks}) + "\n")
     real = _cached_real_masks(run, lesions, cfg.grid, progress, max_masks)
     trainer = MaskGANTrainer(cfg, real, device, seed)
-    if ckpt is not None:
-        trainer.load_state(ckpt)
-    run.start(asdict(cfg), resume=has_ckpt, extra={"device": str(device), "seed": trainer.seed})
-    if trainer.iteration == 0:
+    if ckpt is None:
         save_mask_grid(run.root / "samples" / "real.png", real[:8, 0], title="real masks (coarse grid)")
 
     def sample(it: int) -> None:
         save_mask_grid(run.sample_png(it), trainer.preview_probs(), title=f"mask GAN, iteration {it}")
 
-    def save(it: int) -> None:
-        save_run_checkpoint(run.last, KIND, {**trainer.state(), "rng": rng_states()})
-
-    every = Intervals(cfg.log_every, cfg.sample_every, cfg.checkpoint_every)
-    run_iterations(run, trainer.iteration, cfg.iterations, every, lambda it: trainer.step(), save, sample,
-                   "mask GAN", lambda losses: {"W": f"{losses['wasserstein']:.3g}", "ml": f"{losses['fake_ml']:.0f}"},
-                   time_limit_min, progress)
-    return run.last
+    return train_gan(run, trainer, ckpt, device, "mask GAN", sample,
+                     lambda losses: {"W": f"{losses['wasserstein']:.3g}", "ml": f"{losses['fake_ml']:.0f}"},
+                     time_limit_min, progress)
 
 
 def _cached_real_masks(run: RunFolder, lesions: str | Path, grid: MaskGrid, progress: bool,

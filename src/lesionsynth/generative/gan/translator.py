@@ -13,7 +13,7 @@ with ``case_seed(seed, iteration)``. Images live in [-1, 1].
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -30,10 +30,10 @@ from lesionsynth.generative.gan.nets import (
 )
 from lesionsynth.generative.gan.pairs import PairConfig, PairSampler, one_hot
 from lesionsynth.generative.gan.preview import save_pair_grid
+from lesionsynth.generative.gan.trainer import GANTrainer, resume_state, train_gan
 from lesionsynth.labels import LabelSchema, load_schema
 from lesionsynth.ops import case_seed, make_generator
-from lesionsynth.runs import Intervals, RunFolder, read_run_checkpoint, run_iterations, save_run_checkpoint
-from lesionsynth.runs.checkpoint import rng_states, set_rng_states
+from lesionsynth.runs import RunFolder, read_run_checkpoint
 
 KIND = "translator"
 
@@ -141,8 +141,10 @@ def build_translator(cfg: TranslatorConfig, schema: LabelSchema,
     return g, d
 
 
-class TranslatorTrainer:
+class TranslatorTrainer(GANTrainer):
     """Nets, optimisers and pair sampler of one run; :meth:`step` does one iteration."""
+
+    kind = KIND
 
     def __init__(self, cfg: TranslatorConfig, device: torch.device, seed: int = 0,
                  sampler: PairSampler | None = None):
@@ -151,12 +153,8 @@ class TranslatorTrainer:
         self.sampler = sampler or PairSampler(cfg.pairs, self.schema, cfg.spacing_mm, cfg.shape,
                                               cfg.spatial_dims)
         self.G, self.D = build_translator(cfg, self.schema, seed)
-        self.G.to(device)
-        self.D.to(device)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=cfg.betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
+        self._optimisers(device)
         self.adv = adversarial_loss(cfg.adversarial)
-        self.iteration = 0
 
     def step(self) -> dict[str, float]:
         cfg = self.cfg
@@ -194,18 +192,7 @@ class TranslatorTrainer:
         return dict(zip(["loss_g", "adv_g", "l1", "fm", "loss_d"], vals, strict=True))
 
     def state(self) -> dict:
-        return {"config": asdict(self.cfg), "schema": self.schema.to_dict(),
-                "model": self.G.state_dict(), "critic": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
-                "opt_d": self.opt_d.state_dict(), "iteration": self.iteration, "seed": self.seed}
-
-    def load_state(self, ckpt: dict) -> None:
-        self.G.load_state_dict(ckpt["model"])
-        self.D.load_state_dict(ckpt["critic"])
-        self.opt_g.load_state_dict(ckpt["opt_g"])
-        self.opt_d.load_state_dict(ckpt["opt_d"])
-        self.iteration = int(ckpt["iteration"])
-        if "rng" in ckpt:
-            set_rng_states(ckpt["rng"])
+        return {**super().state(), "schema": self.schema.to_dict()}
 
     def preview_pairs(self, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
         """``n`` fixed pairs (the same in every sample grid): labels and real images."""
@@ -224,19 +211,10 @@ class TranslatorTrainer:
 
 def train_translator(cfg: TranslatorConfig, out: str | Path, device: torch.device, seed: int = 0,
                      resume: bool = False, progress: bool = True, time_limit_min: float | None = None) -> Path:
-    """Train (or resume) a translator; returns the checkpoint path (see :func:`lesionsynth.runs.run_iterations`)."""
+    """Train (or resume) a translator; returns the checkpoint path (see :func:`.trainer.train_gan`)."""
     run = RunFolder(out)
-    has_ckpt = run.resumable(None, resume)
-    ckpt = None
-    if has_ckpt:
-        ckpt = read_run_checkpoint(run.last, KIND)
-        cfg = from_dict(TranslatorConfig, {**ckpt["config"], "iterations": cfg.iterations},
-                        where=str(run.last))
-        seed = int(ckpt["seed"])
+    ckpt, cfg, seed = resume_state(run, KIND, cfg, seed, resume)
     trainer = TranslatorTrainer(cfg, device, seed)
-    if ckpt is not None:
-        trainer.load_state(ckpt)
-    run.start(asdict(cfg), resume=has_ckpt, extra={"device": str(device), "seed": trainer.seed})
     li = trainer.schema.lesion_index
 
     def sample(it: int) -> None:
@@ -245,15 +223,9 @@ def train_translator(cfg: TranslatorConfig, out: str | Path, device: torch.devic
         save_pair_grid(run.sample_png(it), list(labels), list(real[:, 0]), list(fake[:, 0]), li,
                        title=f"{cfg.arch}, iteration {it}", num_classes=trainer.schema.num_classes)
 
-    def save(it: int) -> None:
-        save_run_checkpoint(run.last, KIND, {**trainer.state(), "rng": rng_states()})
-
-    every = Intervals(cfg.log_every, cfg.sample_every, cfg.checkpoint_every)
-    run_iterations(run, trainer.iteration, cfg.iterations, every, lambda it: trainer.step(), save, sample,
-                   f"{cfg.arch} translator",
-                   lambda losses: {"l1": f"{losses['l1']:.3f}", "d": f"{losses['loss_d']:.3f}"},
-                   time_limit_min, progress)
-    return run.last
+    return train_gan(run, trainer, ckpt, device, f"{cfg.arch} translator", sample,
+                     lambda losses: {"l1": f"{losses['l1']:.3f}", "d": f"{losses['loss_d']:.3f}"},
+                     time_limit_min, progress)
 
 
 def load_translator(path: str | Path, device: torch.device | str = "cpu"
