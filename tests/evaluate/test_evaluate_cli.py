@@ -214,8 +214,8 @@ def test_workers_give_identical_results(study, tmp_path):
 
 
 def test_axis_aligned_mapping_matches_interpolation():
-    from lesionsynth.evaluate.scoring import LabelVolume, axis_aligned_map, to_grid
-    from lesionsynth.io.resample import resample_to_grid
+    from lesionsynth.evaluate.scoring import LabelVolume, to_grid
+    from lesionsynth.io.resample import axis_aligned_map, resample_to_grid
 
     rng = np.random.default_rng(5)
     data = rng.integers(0, 6, size=(7, 9, 11)).astype(np.uint8)

@@ -24,7 +24,7 @@ import numpy as np
 from lesionsynth.errors import InputError
 from lesionsynth.evaluate import metrics as M
 from lesionsynth.io.nifti import load_volume, voxel_sizes
-from lesionsynth.io.resample import resample_to_grid, spacing_grid
+from lesionsynth.io.resample import axis_aligned_map, resample_to_grid, spacing_grid, take_axis_aligned
 
 PROTOCOLS = ("native", "paper")
 PAPER_SPACING = 1.0
@@ -74,48 +74,6 @@ def paper_grid(affine: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, 
     return out, out_shape  # type: ignore[return-value]
 
 
-def axis_aligned_map(vox_out_to_in: np.ndarray, tol: float = 1e-6) -> tuple[list[int], np.ndarray,
-                                                                               np.ndarray] | None:
-    """Decompose an output->input voxel map into an axis permutation plus per-axis scale and offset.
-
-    Returns ``(perm, scale, offset)`` with ``in[perm[k]] = scale[k] * out[k] + offset[k]``, or None for
-    an oblique map (rotation or shear between the grids).
-    """
-    R = np.asarray(vox_out_to_in, dtype=np.float64)[:3, :3]
-    perm, scale = [], []
-    for k in range(3):
-        col = R[:, k]
-        i = int(np.argmax(np.abs(col)))
-        if abs(col[i]) < tol or np.abs(np.delete(col, i)).max() > tol * max(1.0, abs(col[i])):
-            return None
-        perm.append(i)
-        scale.append(col[i])
-    if sorted(perm) != [0, 1, 2]:
-        return None
-    offset = np.asarray(vox_out_to_in, dtype=np.float64)[:3, 3][perm]
-    return perm, np.asarray(scale), offset
-
-
-def _take_axis_aligned(data: np.ndarray, perm: list[int], scale: np.ndarray, offset: np.ndarray,
-                       out_shape: tuple[int, ...]) -> np.ndarray:
-    """Nearest-neighbour resampling for axis-aligned grids, separable per axis (zeros outside the input).
-
-    The input index of output voxel ``j`` is ``floor(scale * j + offset + 0.5)`` (ties round up).
-    """
-    src = np.transpose(data, perm)
-    out = np.zeros(out_shape, dtype=data.dtype)
-    box, take = [], []
-    for k in range(3):
-        idx = np.floor(scale[k] * np.arange(out_shape[k]) + offset[k] + 0.5 + 1e-6).astype(np.int64)
-        valid = np.flatnonzero((idx >= 0) & (idx < src.shape[k]))  # contiguous: idx is monotonic
-        if valid.size == 0:
-            return out
-        box.append(slice(int(valid[0]), int(valid[-1]) + 1))
-        take.append(idx[valid[0]:valid[-1] + 1])
-    out[tuple(box)] = src[np.ix_(*take)]
-    return out
-
-
 def to_grid(vol: LabelVolume, affine: np.ndarray, shape: tuple[int, ...]) -> LabelVolume:
     """Put a label map onto a grid through the affines (nearest neighbour, never by array shape).
 
@@ -129,7 +87,7 @@ def to_grid(vol: LabelVolume, affine: np.ndarray, shape: tuple[int, ...]) -> Lab
     m = np.linalg.inv(np.asarray(vol.affine, dtype=np.float64)) @ np.asarray(affine, dtype=np.float64)
     axes = axis_aligned_map(m)
     if axes is not None:
-        data = _take_axis_aligned(vol.labels, *axes, shape)
+        data = take_axis_aligned(vol.labels, *axes, shape)
     else:
         data = resample_to_grid(vol.labels.astype(np.int16), vol.affine, affine, shape, mode="nearest")
     return LabelVolume(np.asarray(data).astype(vol.labels.dtype), np.asarray(affine), vol.path)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from lesionsynth.io import resample_to_grid
+from lesionsynth.io.resample import exact_index_map
 
 BACKGROUND_LOGIT = 20.0
 SLAB_ELEMENTS = 1 << 25  # floats per slab (128 MB in float32)
@@ -75,22 +76,6 @@ def outside_logits(num_classes: int, background_index: int) -> torch.Tensor:
     return fill
 
 
-def exact_index_map(vox_out_to_in: np.ndarray, tol: float = 1e-4
-                    ) -> tuple[tuple[int, int, int], tuple[bool, bool, bool], np.ndarray] | None:
-    """If an output-voxel -> input-voxel map is a signed axis permutation plus a whole-voxel shift,
-    return (input axis for each output axis, flipped per output axis, shift); else None."""
-    M = np.asarray(vox_out_to_in, dtype=np.float64)
-    R, t = M[:3, :3], M[:3, 3]
-    Rr = np.round(R)
-    if not np.allclose(R, Rr, atol=tol) or not np.allclose(t, np.round(t), atol=tol):
-        return None
-    if not (np.abs(Rr).sum(0) == 1).all() or not (np.abs(Rr).sum(1) == 1).all():
-        return None
-    axes = tuple(int(np.flatnonzero(Rr[:, k])[0]) for k in range(3))
-    flips = tuple(bool(Rr[axes[k], k] < 0) for k in range(3))
-    return axes, flips, np.round(t).astype(np.int64)  # type: ignore[return-value]
-
-
 class _Source:
     """One modality's (shifted) data, ready to be sampled slab by slab on the output grid."""
 
@@ -107,7 +92,7 @@ class _Source:
             self.view = torch.flip(view, dims) if dims else view
             n = [data.shape[1 + a] for a in axes]
             # output index o_k = view index + offset_k
-            self.offset = [int(-t[a]) if not flips[k] else int(t[a] - (n[k] - 1)) for k, a in enumerate(axes)]
+            self.offset = [int(-t[k]) if not flips[k] else int(t[k] - (n[k] - 1)) for k in range(3)]
 
     def slab(self, out_affine: np.ndarray, out_shape: tuple[int, int, int], z0: int, z1: int) -> torch.Tensor:
         shape = (out_shape[0], out_shape[1], z1 - z0)

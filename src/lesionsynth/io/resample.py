@@ -151,3 +151,59 @@ def resample_to_spacing(
     shape = tuple(data.shape[-3:])
     new_affine, new_shape = spacing_grid(affine, shape, spacing)
     return resample_to_grid(data, affine, new_affine, new_shape, mode=mode), new_affine
+
+
+def axis_aligned_map(vox_out_to_in: np.ndarray, tol: float = 1e-6) -> tuple[list[int], np.ndarray,
+                                                                               np.ndarray] | None:
+    """Decompose an output->input voxel map into an axis permutation plus per-axis scale and offset.
+
+    Returns ``(perm, scale, offset)`` with ``in[perm[k]] = scale[k] * out[k] + offset[k]``, or None for
+    an oblique map (rotation or shear between the grids).
+    """
+    R = np.asarray(vox_out_to_in, dtype=np.float64)[:3, :3]
+    perm, scale = [], []
+    for k in range(3):
+        col = R[:, k]
+        i = int(np.argmax(np.abs(col)))
+        if abs(col[i]) < tol or np.abs(np.delete(col, i)).max() > tol * max(1.0, abs(col[i])):
+            return None
+        perm.append(i)
+        scale.append(col[i])
+    if sorted(perm) != [0, 1, 2]:
+        return None
+    offset = np.asarray(vox_out_to_in, dtype=np.float64)[:3, 3][perm]
+    return perm, np.asarray(scale), offset
+
+
+def take_axis_aligned(data: np.ndarray, perm: list[int], scale: np.ndarray, offset: np.ndarray,
+                       out_shape: tuple[int, ...]) -> np.ndarray:
+    """Nearest-neighbour resampling for axis-aligned grids, separable per axis (zeros outside the input).
+
+    The input index of output voxel ``j`` is ``floor(scale * j + offset + 0.5)`` (ties round up).
+    """
+    src = np.transpose(data, perm)
+    out = np.zeros(out_shape, dtype=data.dtype)
+    box, take = [], []
+    for k in range(3):
+        idx = np.floor(scale[k] * np.arange(out_shape[k]) + offset[k] + 0.5 + 1e-6).astype(np.int64)
+        valid = np.flatnonzero((idx >= 0) & (idx < src.shape[k]))  # contiguous: idx is monotonic
+        if valid.size == 0:
+            return out
+        box.append(slice(int(valid[0]), int(valid[-1]) + 1))
+        take.append(idx[valid[0]:valid[-1] + 1])
+    out[tuple(box)] = src[np.ix_(*take)]
+    return out
+
+
+def exact_index_map(vox_out_to_in: np.ndarray, tol: float = 1e-4
+                    ) -> tuple[tuple[int, int, int], tuple[bool, bool, bool], np.ndarray] | None:
+    """If an output-voxel -> input-voxel map is a signed axis permutation plus a whole-voxel shift (no
+    interpolation needed), return (input axis of each output axis, flipped per output axis, shift per
+    output axis); else None."""
+    aligned = axis_aligned_map(vox_out_to_in, tol)
+    if aligned is None:
+        return None
+    perm, scale, offset = aligned
+    if not np.allclose(np.abs(scale), 1.0, atol=tol) or not np.allclose(offset, np.round(offset), atol=tol):
+        return None
+    return tuple(perm), tuple(bool(s < 0) for s in scale), np.round(offset).astype(np.int64)  # type: ignore[return-value]
