@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from lesionsynth.errors import InputError
+from lesionsynth.errors import ConfigError, InputError
 from lesionsynth.generative.gan.grid import MaskGrid
 from lesionsynth.generative.gan.mask_data import load_coarse_masks, real_batch
 from lesionsynth.generative.gan.mask_gan import (
@@ -112,6 +112,8 @@ def test_gan_mask_resume_equals_uninterrupted_run(lesion_dir, tmp_path):
     train_mask_gan(tiny_cfg(iterations=2), lesion_dir, tmp_path / "b", cpu, seed=3, progress=False)
     with pytest.raises(InputError, match="--resume"):
         train_mask_gan(tiny_cfg(iterations=4), lesion_dir, tmp_path / "b", cpu, seed=3, progress=False)
+    with pytest.raises(ConfigError, match="differs from the run's at 'lr_g'"):  # one resume rule
+        train_mask_gan(tiny_cfg(iterations=4, lr_g=5e-4), None, tmp_path / "b", cpu, resume=True, progress=False)
     # resuming uses the run's recorded lesion folder and seed
     train_mask_gan(tiny_cfg(iterations=4), None, tmp_path / "b", cpu, seed=99, resume=True, progress=False)
     ga, _, ca = load_mask_generator(tmp_path / "a")

@@ -122,6 +122,23 @@ def check_resume_config(run_dir: Path, config: dict[str, Any]) -> None:
                           f"'{diff}'; resume without --config, or start a new --out folder")
 
 
+def config_for_start(out: str | Path, resume: bool, config: str | Path | None, overrides: dict[str, Any],
+                     default: str | Path | None = None) -> dict[str, Any]:
+    """The config data a training verb runs with, by one rule for every trainer: with ``--resume`` and no
+    ``--config``, the run's recorded ``config.yaml`` updated by the overrides (``--set``, ``--iterations``);
+    otherwise the given config (file or shipped name; ``default`` when None) with them. The trainer then
+    refuses a config that differs from the recorded one outside runtime and length keys
+    (:func:`check_can_start`)."""
+    from lesionsynth.config import deep_update, read_yaml, resolve_config_path
+
+    if resume and config is None:
+        rec = recorded_config(Path(out))
+        if rec is not None:
+            return deep_update(rec, overrides)
+    path = config if config is not None else default
+    return deep_update(read_yaml(resolve_config_path(path)) if path is not None else {}, overrides)
+
+
 def has_trained(run_dir: Path) -> bool:
     """Whether a run folder holds training to protect: a checkpoint or logged iterations. A folder whose
     start failed before the first iteration (e.g. a bad file in ``real.path``) holds neither, so the

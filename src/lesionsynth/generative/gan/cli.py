@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from lesionsynth import argtypes
-from lesionsynth.config import deep_update, load_config, parse_set
+from lesionsynth.config import deep_update, from_dict, load_config, parse_set
 from lesionsynth.errors import ConfigError, InputError
+from lesionsynth.runs.folder import config_for_start
 
 
 def _common(p: argparse.ArgumentParser, seed: bool = True) -> None:
@@ -93,7 +94,8 @@ def run_train_masks(args: argparse.Namespace) -> int:
     _check_positive("--iterations", args.iterations)
     _check_positive("--max-masks", args.max_masks)
     overrides = deep_update(parse_set(args.set), {"iterations": args.iterations} if args.iterations else {})
-    cfg = load_config(MaskGANConfig, args.config, overrides)
+    cfg = from_dict(MaskGANConfig, config_for_start(args.out, args.resume, args.config, overrides),
+                    where=str(args.config or "config"))
     device = resolve_device(args.device)
     ckpt = train_mask_gan(cfg, args.lesions, args.out, device, seed=args.seed, resume=args.resume,
                           time_limit_min=args.time_limit, max_masks=args.max_masks)
@@ -117,7 +119,7 @@ def run_train_translator(args: argparse.Namespace) -> int:
     from lesionsynth.generative.gan.translator import TranslatorConfig, train_translator
 
     _check_positive("--iterations", args.iterations)
-    config = args.config or f"gan-{args.arch or 'pix2pix'}"
+    default = f"gan-{args.arch or 'pix2pix'}"
     overrides: dict[str, Any] = parse_set(args.set)
     if args.arch:
         overrides["arch"] = args.arch
@@ -139,7 +141,8 @@ def run_train_translator(args: argparse.Namespace) -> int:
         pairs["lesions"] = args.lesions
     if pairs:
         overrides = deep_update(overrides, {"pairs": pairs})
-    cfg = load_config(TranslatorConfig, config, overrides)
+    cfg = from_dict(TranslatorConfig, config_for_start(args.out, args.resume, args.config, overrides, default),
+                    where=str(args.config or default))
     ckpt = train_translator(cfg, args.out, resolve_device(args.device), seed=args.seed, resume=args.resume,
                             time_limit_min=args.time_limit)
     print(f"translator checkpoint: {ckpt}", file=sys.stderr)

@@ -175,14 +175,15 @@ def train_mask_gan(cfg: MaskGANConfig, lesions: str | Path | None, out: str | Pa
                    time_limit_min: float | None = None, max_masks: int | None = None) -> Path:
     """Train (or resume) a mask GAN on a folder of real masks; returns the checkpoint path.
 
-    ``max_masks`` keeps only the first N masks (sorted by file name). On resume the run's own config
-    (except ``iterations``), seed and lesion selection (recorded in ``RUN/lesions.json`` when
+    ``max_masks`` keeps only the first N masks (sorted by file name). On resume ``cfg`` may differ from
+    the recorded config only in runtime keys and ``iterations`` (:func:`lesionsynth.runs.folder.config_for_start`
+    gives the recorded one); the run's seed and lesion selection (recorded in ``RUN/lesions.json`` when
     ``lesions`` is None) are used.
     """
     run = RunFolder(out)
     if lesions is None and not (resume and run.last.is_file()):
         raise InputError("gan train-masks: --lesions FOLDER is required (folder of binary lesion masks)")
-    ckpt, cfg, seed = resume_state(run, KIND, cfg, seed, resume)
+    ckpt, seed = resume_state(run, KIND, cfg, seed, resume)
     record = run.root / "lesions.json"
     if lesions is None:
         if not record.is_file():

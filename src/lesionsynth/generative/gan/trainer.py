@@ -11,13 +11,12 @@ one would.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from lesionsynth.config import from_dict
+from lesionsynth.config import to_dict
 from lesionsynth.runs import Intervals, RunFolder, read_run_checkpoint, run_iterations, save_run_checkpoint
 from lesionsynth.runs.checkpoint import rng_states, set_rng_states
 
@@ -43,7 +42,7 @@ class GANTrainer:
         raise NotImplementedError
 
     def state(self) -> dict[str, Any]:
-        return {"config": asdict(self.cfg), "model": self.G.state_dict(), "critic": self.D.state_dict(),
+        return {"config": to_dict(self.cfg), "model": self.G.state_dict(), "critic": self.D.state_dict(),
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "iteration": self.iteration,
                 "seed": self.seed}
 
@@ -57,15 +56,13 @@ class GANTrainer:
             set_rng_states(ckpt["rng"])
 
 
-def resume_state(run: RunFolder, kind: str, cfg: Any, seed: int, resume: bool
-                 ) -> tuple[dict[str, Any] | None, Any, int]:
-    """The checkpoint to continue (or None), and the config and seed to train with: on resume the run's
-    own, with the given config's ``iterations``."""
-    if not run.resumable(None, resume):
-        return None, cfg, seed
+def resume_state(run: RunFolder, kind: str, cfg: Any, seed: int, resume: bool) -> tuple[dict[str, Any] | None, int]:
+    """The checkpoint to continue (or None) and the seed to train with (on resume the run's own); a
+    resumed run's config may differ from the recorded one only in runtime and length keys."""
+    if not run.resumable(to_dict(cfg), resume):
+        return None, seed
     ckpt = read_run_checkpoint(run.last, kind)
-    cfg = from_dict(type(cfg), {**ckpt["config"], "iterations": cfg.iterations}, where=str(run.last))
-    return ckpt, cfg, int(ckpt["seed"])
+    return ckpt, int(ckpt["seed"])
 
 
 def train_gan(run: RunFolder, trainer: GANTrainer, ckpt: dict[str, Any] | None, device: torch.device, desc: str,
@@ -74,7 +71,7 @@ def train_gan(run: RunFolder, trainer: GANTrainer, ckpt: dict[str, Any] | None, 
     """Restore ``ckpt`` into ``trainer``, record the run and train to ``cfg.iterations``; returns last.pt."""
     if ckpt is not None:
         trainer.load_state(ckpt)
-    run.start(asdict(trainer.cfg), resume=ckpt is not None, extra={"device": str(device), "seed": trainer.seed})
+    run.start(to_dict(trainer.cfg), resume=ckpt is not None, extra={"device": str(device), "seed": trainer.seed})
 
     def save(it: int) -> None:
         save_run_checkpoint(run.last, trainer.kind, {**trainer.state(), "rng": rng_states()})

@@ -213,7 +213,7 @@ def train_translator(cfg: TranslatorConfig, out: str | Path, device: torch.devic
                      resume: bool = False, progress: bool = True, time_limit_min: float | None = None) -> Path:
     """Train (or resume) a translator; returns the checkpoint path (see :func:`.trainer.train_gan`)."""
     run = RunFolder(out)
-    ckpt, cfg, seed = resume_state(run, KIND, cfg, seed, resume)
+    ckpt, seed = resume_state(run, KIND, cfg, seed, resume)
     trainer = TranslatorTrainer(cfg, device, seed)
     li = trainer.schema.lesion_index
 

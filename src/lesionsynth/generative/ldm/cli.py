@@ -137,18 +137,17 @@ def _image_model(path: str, device: str):
 
 
 def run_train_autoencoder(args: argparse.Namespace) -> int:
-    from lesionsynth.config import load_config
+    from lesionsynth.config import from_dict
     from lesionsynth.generative.ldm.config import LDMConfig
     from lesionsynth.generative.ldm.train import train_autoencoder
+    from lesionsynth.runs.folder import config_for_start
 
     if args.config is None and not args.resume:
         raise InputError("train-autoencoder: give --config (or --resume an existing run)")
     data = {k: getattr(args, k) for k in ("lesions", "labels", "dataset") if getattr(args, k)}
     overrides = deep_update(parse_set(args.set), {"data": data} if data else {})
-    if args.resume and overrides:
-        raise InputError("train-autoencoder --resume continues with the run's recorded config; drop "
-                         "--set/--lesions/--labels/--dataset")
-    cfg = None if args.resume else load_config(LDMConfig, args.config, overrides)
+    cfg = from_dict(LDMConfig, config_for_start(args.out, args.resume, args.config, overrides),
+                    where=str(args.config or Path(args.out) / "config.yaml"))
     metrics = train_autoencoder(cfg, args.out, args.device, resume=args.resume, iterations=args.iterations)
     print(f"autoencoder: {Path(args.out) / 'checkpoints' / 'last.pt'}; training-set reconstruction: "
           + json.dumps({k: round(v, 4) for k, v in metrics.items()}))
@@ -156,16 +155,20 @@ def run_train_autoencoder(args: argparse.Namespace) -> int:
 
 
 def run_train_diffusion(args: argparse.Namespace) -> int:
-    from lesionsynth.config import load_config
+    from lesionsynth.config import from_dict
     from lesionsynth.generative.ldm.config import LDMConfig
     from lesionsynth.generative.ldm.train import train_diffusion
+    from lesionsynth.runs.folder import config_for_start
 
     if args.autoencoder is None and not args.resume:
         raise InputError("train-diffusion: give --autoencoder (or --resume an existing run)")
-    if args.set and (args.resume or args.config is None):
-        raise InputError("train-diffusion: --set needs --config and no --resume (otherwise the recorded "
+    if args.set and not (args.resume or args.config):
+        raise InputError("train-diffusion: --set needs --config or --resume (otherwise the autoencoder run's "
                          "config is used)")
-    cfg = None if args.resume or args.config is None else load_config(LDMConfig, args.config, parse_set(args.set))
+    cfg = None
+    if args.resume or args.config:
+        cfg = from_dict(LDMConfig, config_for_start(args.out, args.resume, args.config, parse_set(args.set)),
+                        where=str(args.config or Path(args.out) / "config.yaml"))
     res = train_diffusion(cfg, args.autoencoder, args.out, args.device, resume=args.resume,
                           iterations=args.iterations)
     print(f"diffusion: {Path(args.out) / 'checkpoints' / 'last.pt'}; latent scale factor "

@@ -52,9 +52,9 @@ def run_dir_of(path: str | Path) -> Path:
 class _Run(RunFolder):
     """A run folder of one LDM stage: the engine's resume rule, and the training time over all starts."""
 
-    def __init__(self, out: str | Path, resume: bool):
+    def __init__(self, out: str | Path, resume: bool, cfg: LDMConfig | None):
         super().__init__(out)
-        self.resume = self.resumable(None, resume)
+        self.resume = self.resumable(None if cfg is None else to_dict(cfg), resume)
         if resume and not self.resume:
             raise InputError(f"{self.root}: nothing to resume (no checkpoints/last.pt)")
         self.seconds = 0.0
@@ -100,19 +100,20 @@ def train_autoencoder(cfg: LDMConfig | None, out: str | Path, device: str | torc
     """Train (or resume) the first stage; returns reconstruction metrics on the training set.
 
     Args:
-        cfg: the LDM config (ignored when resuming: the run's own config is used).
+        cfg: the LDM config; when resuming, None (the run's own) or one that differs from the recorded
+            config only in runtime keys and ``iterations``.
         out: run folder.
         device: torch device spec.
         resume: continue ``out/checkpoints/last.pt``.
         iterations: override the total number of steps (e.g. to extend a resumed run).
         progress: force the progress bar on/off (None: only on a terminal).
     """
-    run = _Run(out, resume)
+    run = _Run(out, resume, cfg)
     dev = resolve_device(device)
     ckpt = None
     if resume:
         ckpt = read_ldm_checkpoint(run.last, "autoencoder")
-        cfg = checkpoint_config(ckpt, run.last)
+        cfg = cfg or checkpoint_config(ckpt, run.last)
     if cfg is None:
         raise ConfigError("train-autoencoder: no config given")
     cfg = _with_iterations(cfg, "autoencoder", iterations)
@@ -266,7 +267,8 @@ def train_diffusion(cfg: LDMConfig | None, autoencoder: str | Path | None, out: 
     """Train (or resume) the latent diffusion UNet on a trained autoencoder's latents.
 
     Args:
-        cfg: the LDM config (default: the autoencoder run's; ignored when resuming).
+        cfg: the LDM config (default: the autoencoder run's; when resuming, None or one that differs from
+            the recorded config only in runtime keys and ``iterations``).
         autoencoder: ``train-autoencoder`` run folder or checkpoint (not needed when resuming).
         out: run folder.
         device: torch device spec.
@@ -277,12 +279,12 @@ def train_diffusion(cfg: LDMConfig | None, autoencoder: str | Path | None, out: 
     Returns:
         ``scale_factor`` and the final loss.
     """
-    run = _Run(out, resume)
+    run = _Run(out, resume, cfg)
     dev = resolve_device(device)
     ckpt = None
     if resume:
         ckpt = read_ldm_checkpoint(run.last, "diffusion")
-        cfg = checkpoint_config(ckpt, run.last)
+        cfg = cfg or checkpoint_config(ckpt, run.last)
         autoencoder = ckpt.get("autoencoder_path")
         ae_cfg = cfg
         K = len(ckpt["schema"]["classes"])
