@@ -30,6 +30,13 @@ class _Stderr(logging.StreamHandler):
     def stream(self, value) -> None:
         pass
 
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write through ``tqdm.write``, so a line never breaks a progress bar."""
+        try:
+            _tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must not raise
+            self.handleError(record)
+
 
 def configure(verbosity: int = 0, prog: str = "lesionsynth") -> None:
     """Route ``lesionsynth`` log records to stderr as ``PROG: message`` (warnings: ``PROG: warning: ...``).

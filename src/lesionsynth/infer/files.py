@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 import sys
@@ -23,6 +24,8 @@ from lesionsynth.io.nifti import is_complete_nifti, is_nifti
 from lesionsynth.labels.schema import LabelSchema
 from lesionsynth.log import tqdm
 from lesionsynth.preprocess import Preprocessing
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -241,7 +244,7 @@ def predict_files(
         device: for a model path: ``cpu``, ``cuda[:N]`` or None/``auto``.
         overwrite: recompute inputs whose outputs already exist (default: skip them).
         progress: show a progress bar (stderr, only on a terminal).
-        verbose: print one line per failed input on stderr.
+        verbose: log one line per failed input (INFO).
         schema, preprocessing: for a bare network only.
         part, num_parts: do every ``num_parts``-th subject from the ``part``-th (several processes or
             machines sharing one batch); each part keeps its own table, merged into ``volumes.csv`` when
@@ -298,7 +301,7 @@ def predict_files(
                 raise
             fail = Failure(str(current), _one_line(e))
             failures.append(fail)
-            _report(fail, verbose, bar)
+            _report(fail, verbose)
             continue
         rows[stem] = mine[stem] = row
         write_volumes(out, rows if num_parts <= 1 else mine, path=table)
@@ -313,13 +316,8 @@ def _as_list(inputs: Any) -> list[Any]:
     return [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
 
 
-def _report(f: Failure, verbose: bool, bar: tqdm | None = None) -> None:
-    if not verbose:
-        return
-    line = f"lesionsynth predict: skipped {f}"
-    if bar is not None:
-        bar.write(line, file=sys.stderr)
-    else:
-        print(line, file=sys.stderr)
+def _report(f: Failure, verbose: bool) -> None:
+    if verbose:
+        log.info(f"skipped {f}")
 
 
