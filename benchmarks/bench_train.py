@@ -32,17 +32,16 @@ import torch
 
 
 def measure(config: str, size: int, device_name: str, mode: str, iterations: int, warmup: int) -> dict:
-    from lesionsynth.devices import autocast_dtype
+    from lesionsynth.devices import autocast_dtype, resolve_device
     from lesionsynth.models import build_unet
     from lesionsynth.train.config import load_train_config
-    from lesionsynth.train.ddp import DistInfo, resolve_device
     from lesionsynth.train.loop import train_step
     from lesionsynth.train.losses import MaskedDiceCELoss
     from lesionsynth.train.optim import build_optimizer, build_scaler
     from lesionsynth.train.sources import Batch, TrainingSources
 
     cfg = load_train_config(config, {"crop_size": [size] * 3, "real": None, "device": device_name})
-    device = resolve_device(cfg.device, DistInfo())
+    device = resolve_device(cfg.device)
     if cfg.threads and device.type == "cpu":
         torch.set_num_threads(cfg.threads)
     if device.type == "cuda":

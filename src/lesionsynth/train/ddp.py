@@ -41,13 +41,6 @@ def env_info() -> DistInfo:
                     local_rank=int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def resolve_device(name: str, info: DistInfo) -> torch.device:
-    """``auto``/``cpu``/``cuda``/``cuda:N`` -> a device; under torchrun ``cuda`` means GPU ``LOCAL_RANK``."""
-    from lesionsynth.devices import resolve_device as resolve
-
-    return resolve(name, info.local_rank)
-
-
 def init(info: DistInfo, device: torch.device, timeout_min: float = 60.0) -> None:
     """Join the process group (NCCL for CUDA, gloo for CPU) when running under torchrun."""
     if not info.distributed or dist.is_initialized():
@@ -71,15 +64,6 @@ def all_reduce_sum(values: list[float], info: DistInfo, device: torch.device) ->
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t.tolist()
-
-
-def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
-    """Rank 0's value of ``flag`` on every rank."""
-    if not (info.distributed and dist.is_initialized()):
-        return flag
-    t = torch.tensor([1 if flag else 0], device=device)
-    dist.broadcast(t, src=0)
-    return bool(t.item())
 
 
 def wrap(model: torch.nn.Module, info: DistInfo, device: torch.device) -> torch.nn.Module:

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from lesionsynth.devices import autocast, autocast_dtype
+from lesionsynth.devices import autocast, autocast_dtype, resolve_device
 from lesionsynth.errors import ConfigError
 from lesionsynth.labels.schema import LabelSchema, load_schema
 from lesionsynth.log import tqdm
@@ -124,7 +124,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, stop_afte
     """
     run_dir = Path(run_dir)
     info = ddp.env_info()
-    device = ddp.resolve_device(cfg.device, info)
+    device = resolve_device(cfg.device, info.local_rank)  # under torchrun, cuda means GPU LOCAL_RANK
     _configure_torch(cfg, device)
     ddp.init(info, device)
     try:
