@@ -35,12 +35,11 @@ def _due(it: int, every: int, last: int) -> bool:
 def run_iterations(run: RunFolder, start: int, total: int, every: Intervals, step: Callable[[int], dict[str, float]],
                    save: Callable[[int], object], preview: Callable[[int], object], desc: str,
                    postfix: Callable[[dict[str, float]], dict[str, str]] | None = None,
-                   time_limit_min: float | None = None, progress: bool | None = None,
-                   seconds_before: float = 0.0) -> int:
+                   time_limit_min: float | None = None, progress: bool | None = None) -> int:
     """Train from iteration ``start`` to ``total``; returns the last completed iteration.
 
-    Rows of ``RUN/metrics.csv`` hold the iteration, the step's loss terms and ``wall_s`` (training
-    seconds over all starts of the run, ``seconds_before`` included).
+    Rows of ``RUN/metrics.csv`` hold the iteration, the step's loss terms and ``wall_s`` (seconds since
+    this start).
 
     Raises:
         ConfigError: ``total`` is below the iterations the run has already done.
@@ -59,7 +58,7 @@ def run_iterations(run: RunFolder, start: int, total: int, every: Intervals, ste
             it += 1
             losses = step(it)
             bar.update(1)
-            wall = seconds_before + time.monotonic() - t0
+            wall = time.monotonic() - t0
             out_of_time = time_limit_min is not None and time.monotonic() - t0 > 60.0 * time_limit_min
             if _due(it, every.log_every, total) or out_of_time:
                 log.log(it, **losses, wall_s=round(wall, 2))

@@ -11,7 +11,7 @@ Checkpoint format (the run engine's, :mod:`lesionsynth.runs.checkpoint`, kind ``
 - ``condition``: :class:`~lesionsynth.generative.ldm.data.Condition` as a dict (mask LDM);
 - diffusion only: ``autoencoder`` (the first stage's ``state_dict``, so a diffusion run is
   self-contained), ``autoencoder_path``, ``scale_factor`` (1 / std of the training latents);
-- training state: ``optimizer``, ``iteration``, ``seconds`` (training time over all starts).
+- training state: ``optimizer``, ``iteration``.
 """
 
 from __future__ import annotations

@@ -49,32 +49,19 @@ def run_dir_of(path: str | Path) -> Path:
     return p.parent.parent if p.parent.name == "checkpoints" else p.parent
 
 
-class _Run(RunFolder):
-    """A run folder of one LDM stage: the engine's resume rule, and the training time over all starts."""
+def _run_folder(out: str | Path, resume: bool, cfg: LDMConfig | None) -> tuple[RunFolder, bool]:
+    """The run folder of one stage and whether to continue its checkpoint (the engine's resume rule)."""
+    run = RunFolder(out)
+    cont = run.resumable(None if cfg is None else to_dict(cfg), resume)
+    if resume and not cont:
+        raise InputError(f"{run.root}: nothing to resume (no checkpoints/last.pt)")
+    return run, cont
 
-    def __init__(self, out: str | Path, resume: bool, cfg: LDMConfig | None):
-        super().__init__(out)
-        self.resume = self.resumable(None if cfg is None else to_dict(cfg), resume)
-        if resume and not self.resume:
-            raise InputError(f"{self.root}: nothing to resume (no checkpoints/last.pt)")
-        self.seconds = 0.0
 
-    def save(self, kind: str, state: dict[str, Any]) -> None:
-        save_run_checkpoint(self.last, kind, {**state, "seconds": self.seconds})
-
-    def train(self, tcfg: TrainConfig, start: int, step, save, preview, desc: str, progress: bool | None) -> None:
-        """Run the engine's loop; ``seconds`` accumulates over all starts."""
-        import time
-
-        t0, before = time.monotonic(), self.seconds
-
-        def timed_save(it: int) -> None:
-            self.seconds = before + time.monotonic() - t0
-            save(it)
-
-        run_iterations(self, start, tcfg.iterations, Intervals(tcfg.log_every, tcfg.sample_every,
-                                                                  tcfg.checkpoint_every),
-                       step, timed_save, preview, desc, progress=progress, seconds_before=before)
+def _train(run: RunFolder, tcfg: TrainConfig, start: int, step, save, preview, desc: str,
+           progress: bool | None) -> None:
+    every = Intervals(tcfg.log_every, tcfg.sample_every, tcfg.checkpoint_every)
+    run_iterations(run, start, tcfg.iterations, every, step, save, preview, desc, progress=progress)
 
 
 def _with_iterations(cfg: LDMConfig, stage: str, iterations: int | None) -> LDMConfig:
@@ -108,7 +95,7 @@ def train_autoencoder(cfg: LDMConfig | None, out: str | Path, device: str | torc
         iterations: override the total number of steps (e.g. to extend a resumed run).
         progress: force the progress bar on/off (None: only on a terminal).
     """
-    run = _Run(out, resume, cfg)
+    run, cont = _run_folder(out, resume, cfg)
     dev = resolve_device(device)
     ckpt = None
     if resume:
@@ -118,7 +105,7 @@ def train_autoencoder(cfg: LDMConfig | None, out: str | Path, device: str | torc
         raise ConfigError("train-autoencoder: no config given")
     cfg = _with_iterations(cfg, "autoencoder", iterations)
     created = not run.root.exists()
-    run.start(to_dict(cfg), run.resume, {"device": str(dev)})
+    run.start(to_dict(cfg), cont, {"device": str(dev)})
     try:
         data, _ = cached_label_set(cfg, [run.root])
     except LesionsynthError:
@@ -133,7 +120,6 @@ def train_autoencoder(cfg: LDMConfig | None, out: str | Path, device: str | torc
         ae.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         start = int(ckpt["iteration"])
-        run.seconds = float(ckpt.get("seconds", 0.0))
     N, B = len(data), acfg.train.batch_size
 
     def step(it: int) -> dict[str, float]:
@@ -156,7 +142,7 @@ def train_autoencoder(cfg: LDMConfig | None, out: str | Path, device: str | torc
         return {"loss": loss.item(), **parts, "kl": kl.item()}
 
     def checkpoint(it: int) -> None:
-        run.save("ldm-autoencoder", {
+        save_run_checkpoint(run.last, "ldm-autoencoder", {
             "stage": "autoencoder", "kind": cfg.kind, "model": ae.state_dict(), "config": to_dict(cfg),
             "schema": data.schema.to_dict(), "grid_affine": data.affine.tolist(), "condition": None,
             "optimizer": opt.state_dict(), "iteration": it})
@@ -164,7 +150,7 @@ def train_autoencoder(cfg: LDMConfig | None, out: str | Path, device: str | torc
     def preview(it: int) -> None:
         _autoencoder_preview(ae, data, cfg, dev, run.sample_png(it))
 
-    run.train(acfg.train, start, step, checkpoint, preview, "autoencoder", progress)
+    _train(run, acfg.train, start, step, checkpoint, preview, "autoencoder", progress)
     return evaluate_autoencoder(ae, data, cfg, dev)
 
 
@@ -279,7 +265,7 @@ def train_diffusion(cfg: LDMConfig | None, autoencoder: str | Path | None, out: 
     Returns:
         ``scale_factor`` and the final loss.
     """
-    run = _Run(out, resume, cfg)
+    run, cont = _run_folder(out, resume, cfg)
     dev = resolve_device(device)
     ckpt = None
     if resume:
@@ -300,7 +286,7 @@ def train_diffusion(cfg: LDMConfig | None, autoencoder: str | Path | None, out: 
         _check_same_model(cfg, ae_cfg, autoencoder)
     assert cfg is not None
     cfg = _with_iterations(cfg, "diffusion", iterations)
-    run.start(to_dict(cfg), run.resume, {"device": str(dev)})
+    run.start(to_dict(cfg), cont, {"device": str(dev)})
     caches = [run.root] + ([run_dir_of(autoencoder)] if autoencoder else [])
     data, _ = cached_label_set(cfg, caches)
     K, dcfg = data.schema.num_classes, cfg.diffusion
@@ -323,7 +309,6 @@ def train_diffusion(cfg: LDMConfig | None, autoencoder: str | Path | None, out: 
         den.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         start = int(ckpt["iteration"])
-        run.seconds = float(ckpt.get("seconds", 0.0))
     ddpm = ddpm_scheduler(dcfg)
     N, B = len(data), dcfg.train.batch_size
     last_loss = [float("nan")]
@@ -358,7 +343,7 @@ def train_diffusion(cfg: LDMConfig | None, autoencoder: str | Path | None, out: 
                 "scale_factor": scale, "optimizer": opt.state_dict(), "iteration": it}
 
     def checkpoint(it: int) -> None:
-        run.save("ldm-diffusion", state(it))
+        save_run_checkpoint(run.last, "ldm-diffusion", state(it))
 
     def preview(it: int) -> None:
         common = dict(cfg=cfg, autoencoder=ae, denoiser=den.eval(), schema=data.schema, scale_factor=scale,
@@ -379,5 +364,5 @@ def train_diffusion(cfg: LDMConfig | None, autoencoder: str | Path | None, out: 
             save_grid(path, data.labels[idx].numpy(), imgs.numpy(), [data.names[i][:14] for i in idx],
                       suptitle=f"{path.stem}, G={cfg.sampling.guidance:g}")
 
-    run.train(dcfg.train, start, step, checkpoint, preview, "diffusion", progress)
+    _train(run, dcfg.train, start, step, checkpoint, preview, "diffusion", progress)
     return {"scale_factor": scale, "loss": last_loss[0]}
