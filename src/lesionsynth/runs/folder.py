@@ -111,9 +111,10 @@ def recorded_config(run_dir: Path) -> dict[str, Any] | None:
         raise ConfigError(f"{p}: not valid YAML") from None
 
 
-def check_resume_config(run_dir: Path, config: dict[str, Any]) -> None:
-    """Refuse to resume with a config that differs from the recorded one (runtime keys excepted)."""
-    rec = recorded_config(run_dir)
+def check_resume_config(run_dir: Path, config: dict[str, Any] | None) -> None:
+    """Refuse to resume with a config that differs from the recorded one (runtime keys excepted); None: the
+    caller takes the recorded config itself."""
+    rec = recorded_config(run_dir) if config is not None else None
     if rec is None:
         return
     diff = _first_difference(rec, config)
@@ -153,7 +154,7 @@ def has_trained(run_dir: Path) -> bool:
         return True
 
 
-def check_can_start(run_dir: Path, config: dict[str, Any], resume: bool) -> None:
+def check_can_start(run_dir: Path, config: dict[str, Any] | None, resume: bool) -> None:
     """Refuse to overwrite a run without ``resume``, or to resume it with another config (reads only).
 
     Raises:
@@ -209,10 +210,7 @@ class RunFolder:
 
     def resumable(self, config: dict[str, Any] | None, resume: bool) -> bool:
         """Whether there is a ``last.pt`` to continue (reads only; see :func:`check_can_start`)."""
-        if config is not None:
-            check_can_start(self.root, config, resume)
-        elif not resume and has_trained(self.root):
-            raise InputError(f"{self.root}: already holds a run; add --resume to continue it or choose another --out")
+        check_can_start(self.root, config, resume)
         return resume and self.last.is_file()
 
     def start(self, config: dict[str, Any], resume: bool, extra: dict[str, Any] | None = None) -> None:

@@ -59,7 +59,7 @@ def run_iterations(run: RunFolder, start: int, total: int, every: Intervals, ste
             losses = step(it)
             bar.update(1)
             wall = time.monotonic() - t0
-            out_of_time = time_limit_min is not None and time.monotonic() - t0 > 60.0 * time_limit_min
+            out_of_time = time_limit_min is not None and wall > 60.0 * time_limit_min
             if _due(it, every.log_every, total) or out_of_time:
                 log.log(it, **losses, wall_s=round(wall, 2))
                 bar.set_postfix(postfix(losses) if postfix else {"loss": f"{next(iter(losses.values()), 0):.4f}"})

@@ -37,7 +37,6 @@ from lesionsynth.train.optim import build_optimizer, build_scaler, set_schedule_
 from lesionsynth.train.sources import Batch, TrainingSources, schema_lut
 from lesionsynth.train.state import (
     Progress,
-    checkpoint_paths,
     load_training_checkpoint,
     save_best_checkpoint,
     save_training_checkpoint,
@@ -137,8 +136,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
            generator, info: ddp.DistInfo, device: torch.device) -> TrainResult:
     schema = cfg.label_schema()
     cfg_dict = config_to_dict(cfg)
-    last_path, best_path = checkpoint_paths(run_dir)
     run = RunFolder(run_dir)
+    last_path, best_path = run.last, run.best
     ckpt = None
     if run.resumable(cfg_dict, resume):  # every rank, before anything is written
         ckpt = read_run_checkpoint(last_path, "segmenter", device)

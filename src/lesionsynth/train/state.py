@@ -47,12 +47,6 @@ def seed_iteration(seed: int, iteration: int, rank: int, world: int) -> None:
     torch.manual_seed(case_seed(case_seed(seed, DROPOUT_STREAM), iteration * world + rank))
 
 
-def checkpoint_paths(run_dir: Path) -> tuple[Path, Path]:
-    """``(last, best)`` checkpoint paths of a run folder."""
-    d = Path(run_dir) / "checkpoints"
-    return d / "last.pt", d / "best.pt"
-
-
 def save_training_checkpoint(path: Path, model: torch.nn.Module, model_cfg: ModelConfig, schema: LabelSchema,
                              preprocessing: dict[str, Any], optimizer: torch.optim.Optimizer,
                              scheduler: Any, scaler: Any, progress: Progress,
