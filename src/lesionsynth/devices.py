@@ -63,14 +63,13 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     Raises:
         ConfigError: the mode is not one of :data:`PRECISIONS`.
     """
-    mode = precision
-    if mode not in PRECISIONS:
+    if precision not in PRECISIONS:
         raise ConfigError(f"precision {precision!r} is not one of {list(PRECISIONS)}")
-    if mode == "fp32" or (mode == "auto" and device.type != "cuda"):
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
         return None
-    if mode == "auto":
+    if precision == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if mode == "bf16" else torch.float16
+    return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
 @contextlib.contextmanager
