@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed-$(TORCH_VERSION)
 PYTEST_ARGS ?=
 
-.PHONY: install test demo lint bench clean
+.PHONY: install test test-min demo lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,14 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# the whole suite against the dependencies' lower bounds (requirements-min.txt), in its own venv
+MIN_VENV ?= .venv-min
+test-min:
+	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install -q "torch==$(TORCH_VERSION)"
+	$(MIN_VENV)/bin/python -m pip install -q -c requirements-min.txt -e ".[test]" "torch==$(TORCH_VERSION)"
+	$(MIN_VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+
 demo: $(STAMP)
 	$(VENV)/bin/lesionsynth demo --out demo_out
 
@@ -33,4 +41,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_synth.py
 
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache
+	rm -rf $(VENV) $(MIN_VENV) demo_out .pytest_cache
