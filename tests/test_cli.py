@@ -145,3 +145,43 @@ def test_every_config_verb_takes_set():
         if len(argv) > 1:
             sub = sub._subparsers._group_actions[0].choices[argv[1]]
         assert any("--set" in a.option_strings for a in sub._actions), argv
+
+
+def _leaf_parsers(parser, name=""):
+    subs = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+    if not subs:
+        yield name, parser
+    for action in subs:
+        for verb, child in action.choices.items():
+            yield from _leaf_parsers(child, f"{name} {verb}".strip())
+
+
+def test_every_verb_takes_threads_and_main_applies_it(capsys):
+    import torch
+
+    from lesionsynth.cli import main
+
+    leaves = dict(_leaf_parsers(build_parser(None)))
+    assert {"synth", "train", "predict", "evaluate", "gan train-masks", "ldm sample", "experiment run"} <= set(leaves)
+    for name, p in leaves.items():
+        assert "--threads" in {s for a in p._actions for s in a.option_strings}, name
+    before = torch.get_num_threads()
+    try:
+        assert main(["models", "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+        assert main(["models", "--threads", "0"]) == 2  # argparse: one line, exit 2
+    except SystemExit as e:
+        assert e.code == 2
+    finally:
+        torch.set_num_threads(before)
+    capsys.readouterr()
+
+
+def test_ldm_training_seed_flag_overrides_the_config_seed():
+    from lesionsynth.generative.ldm.cli import _overrides
+
+    args = build_parser("ldm").parse_args(["ldm", "train-autoencoder", "--config", "ldm-tiny-cpu", "-o", "x",
+                                           "--seed", "7", "--set", "iterations=3"])
+    assert _overrides(args) == {"iterations": 3, "seed": 7}
+    args = build_parser("ldm").parse_args(["ldm", "train-diffusion", "--autoencoder", "a", "-o", "x"])
+    assert _overrides(args) == {}

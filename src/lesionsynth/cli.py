@@ -60,27 +60,33 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
             imported.add(module)
         else:
             sub.add_parser(name, help=summary)
-    _add_verbosity(parser, root=True)
+    _add_common(parser, root=True)
     return parser
 
 
-def _add_verbosity(parser: argparse.ArgumentParser, root: bool = False) -> None:
-    """``-v/--verbose`` and ``-q/--quiet`` on this parser and every (nested) verb parser.
+def _add_common(parser: argparse.ArgumentParser, root: bool = False) -> None:
+    """``-v/--verbose``, ``-q/--quiet`` and ``--threads N`` on this parser and every (nested) verb parser
+    (a verb that defines one of them itself keeps its own).
 
-    Only the root parser has a default (0): a verb parser's default would overwrite a flag given before
-    the verb (``lesionsynth -v synth ...``), as argparse copies the verb's namespace over the root's.
+    Only the root parser has defaults: a verb parser's default would overwrite a flag given before the
+    verb (``lesionsynth -v synth ...``), as argparse copies the verb's namespace over the root's.
     """
+    from lesionsynth.argtypes import positive_int
+
     known = {s for a in parser._actions for s in a.option_strings}
+    default = 0 if root else argparse.SUPPRESS
     if "--verbose" not in known:
-        default = 0 if root else argparse.SUPPRESS
         parser.add_argument("-v", "--verbose", action="count", default=default,
                             help="more messages (debug)")
         parser.add_argument("-q", "--quiet", action="count", default=default,
                             help="warnings and errors only, no progress bars")
+    if "--threads" not in known:
+        parser.add_argument("--threads", type=positive_int, default=None if root else argparse.SUPPRESS,
+                            help="CPU threads for torch (default: torch's)")
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for child in dict.fromkeys(action.choices.values()):
-                _add_verbosity(child)
+                _add_common(child)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     from lesionsynth.log import configure
 
     configure(getattr(args, "verbose", 0) - getattr(args, "quiet", 0), prog=f"lesionsynth {args.command}")
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         return int(args.func(args) or 0)
     except LesionsynthError as e:

@@ -47,7 +47,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     return main_demo(DemoOptions(out=args.out, n_heldout=args.n_heldout, train_config=args.config,
                                  epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
-                                 seed=args.seed, device=args.device, gan_masks=args.gan_masks,
+                                 seed=args.seed, device=args.device, threads=getattr(args, "threads", None),
+                                 gan_masks=args.gan_masks,
                                  gan_translator=args.gan_translator, ldm_mask=args.ldm_mask,
                                  ldm_image=args.ldm_image))
 

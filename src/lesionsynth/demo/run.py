@@ -34,6 +34,7 @@ class DemoOptions:
     iterations_per_epoch: int | None = None
     seed: int = 0
     device: str = "cpu"
+    threads: int | None = None
     gan_masks: Path | None = None
     gan_translator: Path | None = None
     ldm_mask: Path | None = None
@@ -68,7 +69,7 @@ def run_demo(opt: DemoOptions) -> dict:
 
     say(f"[2/6] training the '{opt.train_config}' configuration (on-the-fly synthetic data) -> {run_dir}")
     overrides = {"device": opt.device, "seed": opt.seed}
-    for key in ("epochs", "iterations_per_epoch"):
+    for key in ("epochs", "iterations_per_epoch", "threads"):
         if getattr(opt, key):
             overrides[key] = getattr(opt, key)
     train_or_resume(opt.train_config, run_dir, overrides)

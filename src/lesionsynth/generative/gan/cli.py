@@ -20,7 +20,7 @@ def _common(p: argparse.ArgumentParser, seed: bool = True) -> None:
 
 
 def _training(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-o", "--out", required=True, type=Path, help="run folder (checkpoints, log.csv, samples/)")
+    p.add_argument("-o", "--out", required=True, type=Path, help="run folder (checkpoints, metrics.csv, samples/)")
     p.add_argument("--iterations", type=argtypes.positive_int, help="override the config's number of iterations")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
     p.add_argument("--time-limit", type=argtypes.positive_float, metavar="MIN",

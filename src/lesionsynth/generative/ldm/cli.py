@@ -47,6 +47,7 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--iterations", type=argtypes.positive_int, default=None, help="override the total number of steps")
+    p.add_argument("--seed", type=argtypes.seed, default=None, help="random seed (overrides the config's seed)")
     _add_device(p)
     p.set_defaults(func=run_train_autoencoder)
 
@@ -57,6 +58,7 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--iterations", type=argtypes.positive_int, default=None, help="override the total number of steps")
+    p.add_argument("--seed", type=argtypes.seed, default=None, help="random seed (overrides the config's seed)")
     _add_device(p)
     p.set_defaults(func=run_train_diffusion)
 
@@ -136,6 +138,14 @@ def _image_model(path: str, device: str):
     return load_image_ldm(path, device)
 
 
+def _overrides(args: argparse.Namespace) -> dict:
+    """``--set`` values, plus ``--seed`` as the config's ``seed``."""
+    overrides = parse_set(args.set)
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    return overrides
+
+
 def run_train_autoencoder(args: argparse.Namespace) -> int:
     from lesionsynth.config import from_dict
     from lesionsynth.generative.ldm.config import LDMConfig
@@ -145,7 +155,7 @@ def run_train_autoencoder(args: argparse.Namespace) -> int:
     if args.config is None and not args.resume:
         raise InputError("train-autoencoder: give --config (or --resume an existing run)")
     data = {k: getattr(args, k) for k in ("lesions", "labels", "dataset") if getattr(args, k)}
-    overrides = deep_update(parse_set(args.set), {"data": data} if data else {})
+    overrides = deep_update(_overrides(args), {"data": data} if data else {})
     cfg = from_dict(LDMConfig, config_for_start(args.out, args.resume, args.config, overrides),
                     where=str(args.config or Path(args.out) / "config.yaml"))
     metrics = train_autoencoder(cfg, args.out, args.device, resume=args.resume, iterations=args.iterations)
@@ -162,12 +172,12 @@ def run_train_diffusion(args: argparse.Namespace) -> int:
 
     if args.autoencoder is None and not args.resume:
         raise InputError("train-diffusion: give --autoencoder (or --resume an existing run)")
-    if args.set and not (args.resume or args.config):
-        raise InputError("train-diffusion: --set needs --config or --resume (otherwise the autoencoder run's "
-                         "config is used)")
+    if (args.set or args.seed is not None) and not (args.resume or args.config):
+        raise InputError("train-diffusion: --set and --seed need --config or --resume (otherwise the "
+                         "autoencoder run's config is used)")
     cfg = None
     if args.resume or args.config:
-        cfg = from_dict(LDMConfig, config_for_start(args.out, args.resume, args.config, parse_set(args.set)),
+        cfg = from_dict(LDMConfig, config_for_start(args.out, args.resume, args.config, _overrides(args)),
                         where=str(args.config or Path(args.out) / "config.yaml"))
     res = train_diffusion(cfg, args.autoencoder, args.out, args.device, resume=args.resume,
                           iterations=args.iterations)
