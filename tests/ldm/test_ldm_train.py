@@ -114,7 +114,7 @@ def test_stage_errors(tmp_path, pasted_cfg):
         train_autoencoder(None, tmp_path / "none", device="cpu", resume=True)
     ae = tmp_path / "ae"
     train_autoencoder(pasted_cfg(iterations=2), ae, device="cpu", progress=False)
-    with pytest.raises(InputError, match="autoencoder checkpoint; give a train-diffusion run"):
+    with pytest.raises(InputError, match="is a ldm-autoencoder checkpoint, expected a ldm-diffusion checkpoint"):
         load_ldm(ae)
     with pytest.raises(ConfigError, match="already at iteration 2"):
         train_autoencoder(None, ae, device="cpu", resume=True, iterations=1)

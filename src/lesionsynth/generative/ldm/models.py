@@ -34,19 +34,12 @@ from lesionsynth.generative.ldm.sampling import ddim_sample, initial_noise
 from lesionsynth.labels import LabelSchema
 
 
-def read_ldm_checkpoint(path: str | Path, stage: str | None = None) -> dict[str, Any]:
-    """A checkpoint dict from a run folder or file; one-line errors for the wrong kind of file."""
-    from lesionsynth.models.checkpoint import load_checkpoint
-    from lesionsynth.runs.checkpoint import checkpoint_kind
+def read_ldm_checkpoint(path: str | Path, stage: str) -> dict[str, Any]:
+    """The checkpoint of an LDM ``stage`` (``autoencoder`` or ``diffusion``) from a run folder or file;
+    one-line errors for the wrong kind of file (:func:`lesionsynth.runs.checkpoint.read_run_checkpoint`)."""
+    from lesionsynth.runs.checkpoint import read_run_checkpoint
 
-    ckpt = load_checkpoint(path)
-    kind = checkpoint_kind(ckpt) or ""
-    if not kind.startswith("ldm-"):
-        raise InputError(f"{path}: not a lesionsynth LDM checkpoint")
-    if stage is not None and kind != f"ldm-{stage}":
-        hint = "train-diffusion run" if stage == "diffusion" else "train-autoencoder run"
-        raise InputError(f"{path}: is a {ckpt.get('stage')} checkpoint; give a {hint}")
-    return ckpt
+    return read_run_checkpoint(path, f"ldm-{stage}")
 
 
 def checkpoint_config(ckpt: dict[str, Any], path: str | Path) -> LDMConfig:
