@@ -185,3 +185,12 @@ def test_ldm_training_seed_flag_overrides_the_config_seed():
     assert _overrides(args) == {"iterations": 3, "seed": 7}
     args = build_parser("ldm").parse_args(["ldm", "train-diffusion", "--autoencoder", "a", "-o", "x"])
     assert _overrides(args) == {}
+
+
+def test_every_verb_help_shows_an_example_and_defaults():
+    leaves = dict(_leaf_parsers(build_parser(None)))
+    for name, p in leaves.items():
+        text = p.format_help()
+        assert f"example:\n  lesionsynth {name}" in text, name
+    assert "(default: 0.5)" in leaves["predict"].format_help()  # --overlap: default appended
+    assert "(default: auto)" in leaves["ldm sample"].format_help()

@@ -32,6 +32,42 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
+# one example per leaf verb, shown at the end of its --help (a test checks every leaf verb has one)
+EXAMPLES: dict[str, str] = {
+    "synth": "lesionsynth synth -o synth_out -n 20 --lesions procedural --preview",
+    "train": "lesionsynth train --config tiny-cpu -o runs/tiny --threads 2",
+    "predict": "lesionsynth predict -i scans/ -o seg/ --vol volumes.csv --qc qc.csv",
+    "models": "lesionsynth models",
+    "evaluate": "lesionsynth evaluate --truth labelsTs --pred synth=seg/ -o scores/ --label 5",
+    "gan train-masks": "lesionsynth gan train-masks --lesions masks_mni/ --config gan-masks-cpu -o runs/mask-gan",
+    "gan sample-masks": "lesionsynth gan sample-masks --model runs/mask-gan -o gan_masks/ -n 100",
+    "gan train-translator": "lesionsynth gan train-translator --config gan-spade-2d-cpu -o runs/spade",
+    "gan build-dataset": "lesionsynth gan build-dataset --translator runs/spade --lesions runs/mask-gan -o db -n 50",
+    "gan mask-stats": "lesionsynth gan mask-stats real=masks_mni/ generated=gan_masks/",
+    "ldm train-autoencoder": "lesionsynth ldm train-autoencoder --config ldm-lesion-mask --lesions masks/ -o runs/ae",
+    "ldm train-diffusion": "lesionsynth ldm train-diffusion --autoencoder runs/ae -o runs/dm",
+    "ldm sample": "lesionsynth ldm sample --model runs/dm --condition 0.7 --guidance 3 -n 8 -o samples/",
+    "ldm render": "lesionsynth ldm render --model runs/img-dm --labels default -o rendered/",
+    "ldm build-dataset": "lesionsynth ldm build-dataset --model runs/dm --image-model runs/img-dm -n 20 -o ldm_db",
+    "ldm check-conditioning": "lesionsynth ldm check-conditioning --model runs/dm -o check/ -n 8",
+    "demo": "lesionsynth demo -o demo_out --threads 2",
+    "experiment run": "lesionsynth experiment run small-data -o experiments/small-data",
+}
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the example's line as written and appends each option's default when it has a meaningful
+    one that its help text does not already state."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (action.option_strings and "default" not in text.lower() and "%(default)" not in text
+                and default not in (None, False, True, [], argparse.SUPPRESS)):
+            text += " (default: %(default)s)"
+        return text
+
+
 PATH_ERRORS = (FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
@@ -64,7 +100,7 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _add_common(parser: argparse.ArgumentParser, root: bool = False) -> None:
+def _add_common(parser: argparse.ArgumentParser, root: bool = False, name: str = "") -> None:
     """``-v/--verbose``, ``-q/--quiet`` and ``--threads N`` on this parser and every (nested) verb parser
     (a verb that defines one of them itself keeps its own).
 
@@ -73,6 +109,9 @@ def _add_common(parser: argparse.ArgumentParser, root: bool = False) -> None:
     """
     from lesionsynth.argtypes import positive_int
 
+    parser.formatter_class = HelpFormatter
+    if name in EXAMPLES and not parser.epilog:
+        parser.epilog = f"example:\n  {EXAMPLES[name]}"
     known = {s for a in parser._actions for s in a.option_strings}
     default = 0 if root else argparse.SUPPRESS
     if "--verbose" not in known:
@@ -85,8 +124,8 @@ def _add_common(parser: argparse.ArgumentParser, root: bool = False) -> None:
                             help="CPU threads for torch (default: torch's)")
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            for child in dict.fromkeys(action.choices.values()):
-                _add_common(child)
+            for verb, child in action.choices.items():
+                _add_common(child, name=f"{name} {verb}".strip())
 
 
 def main(argv: list[str] | None = None) -> int:
