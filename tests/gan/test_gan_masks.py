@@ -16,7 +16,13 @@ from lesionsynth.generative.gan.mask_gan import (
     load_mask_generator,
     train_mask_gan,
 )
-from lesionsynth.generative.gan.mask_sampling import OutputGrid, coarse_probs, sample_masks, write_masks
+from lesionsynth.generative.gan.mask_sampling import (
+    OutputGrid,
+    coarse_probs,
+    one_hemisphere,
+    sample_masks,
+    write_masks,
+)
 from lesionsynth.generative.gan.stats import comparison_table, folder_stats, mask_stats
 from lesionsynth.lesions import LesionFolder
 from lesionsynth.ops import case_seed
@@ -155,9 +161,18 @@ def test_gan_mask_sampling_is_deterministic_per_index(tiny_model):
     b = {i: m for i, m, _ in sample_masks(G, cfg, [2, 1], seed=5, out=out)}
     assert torch.equal(a[1], b[1]) and torch.equal(a[2], b[2])
     assert a[1].any() and not torch.equal(a[0], a[1])
+    x = out.world_x()
+    assert x[0, 0, 0] == -31 and x[31, 5, 7] == 31
     for m in a.values():
         assert set(torch.unique(m).tolist()) <= {0.0, 1.0}
         assert not m[~out.brain].any()
+        assert not (m[x < 0].any() and m[x > 0].any())  # trained on one side: cut at the midline
+    # the same draws without the one-side rule reach across the midline
+    cfg.hemisphere = "none"
+    free = {i: m for i, m, _ in sample_masks(G, cfg, [0, 1, 2], seed=5, out=out)}
+    assert any(m[x < 0].any() and m[x > 0].any() for m in free.values())
+    for i in a:
+        assert torch.equal(a[i], one_hemisphere(free[i], x)) and torch.equal(a[i], a[i] * free[i])
 
 
 def test_gan_written_masks_are_a_lesion_folder(tiny_model, tmp_path):

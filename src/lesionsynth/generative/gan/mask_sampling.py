@@ -3,7 +3,9 @@
 Sample ``i`` of a run seeded ``seed`` uses the latent vector drawn from ``case_seed(seed, i)``, so a
 mask depends only on (model, seed, i): not on batching, device order or how many masks are written.
 The coarse lesion probability is resampled through the affines onto the output grid (trilinear),
-smoothed with a Gaussian of ``smooth_mm``, thresholded at ``threshold`` and restricted to the brain.
+smoothed with a Gaussian of ``smooth_mm``, thresholded at ``threshold`` and restricted to the brain and,
+for a model trained on one hemisphere (``hemisphere`` left or right), to the side of x = 0 that holds the
+mask's centre of mass (a blob spilling over the midline is cut there; real territorial strokes do not cross it).
 A mask smaller than ``min_volume_ml`` is redrawn from ``case_seed(case_seed(seed, i), attempt)``.
 """
 
@@ -39,6 +41,22 @@ class OutputGrid:
     shape: tuple[int, int, int]
     brain: torch.Tensor  # bool (X, Y, Z)
 
+    def world_x(self) -> torch.Tensor:
+        """World x (mm, RAS: negative = left) of every voxel, (X, Y, Z)."""
+        idx = torch.stack(torch.meshgrid(*[torch.arange(n, dtype=torch.float64) for n in self.shape],
+                                         indexing="ij"), -1)
+        a = torch.as_tensor(self.affine[0], dtype=torch.float64)
+        return (idx @ a[:3] + a[3]).float()
+
+
+def one_hemisphere(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``mask`` without its voxels across the midline (x = 0) from its centre of mass."""
+    total = float(mask.sum())
+    if total == 0:
+        return mask
+    left = float((mask * x.to(mask.device)).sum()) / total < 0
+    return mask * ((x < 0) if left else (x > 0)).to(mask.device, mask.dtype)
+
 
 @functools.lru_cache(maxsize=1)
 def mni_output_grid() -> OutputGrid:
@@ -70,12 +88,15 @@ def sample_masks(G: MaskGenerator, cfg: MaskGANConfig, indices: list[int], seed:
                  device: torch.device | str = "cpu") -> Iterator[tuple[int, torch.Tensor, int]]:
     """Yield ``(index, mask, attempts)`` for each sample index (see the module docstring)."""
     voxel_ml = float(np.prod(voxel_sizes(out.affine))) / 1000.0
+    x = out.world_x() if cfg.hemisphere != "none" else None
     for i in indices:
         base = case_seed(seed, i)
         for attempt in range(MAX_ATTEMPTS):
             s = base if attempt == 0 else case_seed(base, attempt)
             p = coarse_probs(G, [s], device)[0].cpu()
             m = to_grid(p, cfg.grid, out, cfg.smooth_mm, cfg.threshold)
+            if x is not None:  # trained on one side: a blob spilling over the midline is cut there
+                m = one_hemisphere(m, x)
             if float(m.sum()) * voxel_ml >= cfg.min_volume_ml:
                 yield i, m, attempt + 1
                 break
