@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -194,3 +195,13 @@ def test_every_verb_help_shows_an_example_and_defaults():
         assert f"example:\n  lesionsynth {name}" in text, name
     assert "(default: 0.5)" in leaves["predict"].format_help()  # --overlap: default appended
     assert "(default: auto)" in leaves["ldm sample"].format_help()
+
+
+def test_input_flag_names_each_verbs_one_input():
+    cases = {("synth", "-i", "maps/", "-o", "o", "-n", "1"): ("labels", ["maps/"]),
+             ("gan", "train-masks", "-i", "m/", "-o", "o"): ("lesions", Path("m/")),
+             ("gan", "train-translator", "--input", "mni", "-o", "o"): ("pairs", "mni"),
+             ("ldm", "render", "--model", "r", "-i", "default", "-o", "o"): ("labels", "default"),
+             ("predict", "-i", "a.nii.gz", "-o", "o"): ("input", ["a.nii.gz"])}
+    for argv, (dest, want) in cases.items():
+        assert getattr(build_parser(argv[0]).parse_args(list(argv)), dest) == want, argv

@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Generate synthetic images and labels into an nnU-Net-style folder.")
     p.add_argument("--out", "-o", required=True, type=Path, help="output dataset folder")
     p.add_argument("-n", "--n", type=argtypes.count, required=True, help="number of cases")
-    p.add_argument("--labels", nargs="+", default=None,
+    p.add_argument("-i", "--input", "--labels", dest="labels", nargs="+", default=None,
                    help="'default' (MNI152 tissue maps) or label-map files/folders (default: from config)")
     p.add_argument("--lesions", default=None, help="'procedural' or a folder of binary lesion masks")
     p.add_argument("--config", type=str, default=None, help="YAML SynthConfig (see docs)")

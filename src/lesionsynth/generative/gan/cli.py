@@ -37,7 +37,8 @@ def register(subparsers: Any) -> None:
     sub = gan.add_subparsers(dest="gan_command", metavar="SUBCOMMAND")
 
     p = sub.add_parser("train-masks", help="train the lesion-mask GAN (WGAN-GP) on a folder of real masks")
-    p.add_argument("--lesions", type=Path, help="folder of binary lesion masks (NIfTI, MNI space)")
+    p.add_argument("-i", "--input", "--lesions", dest="lesions", type=Path,
+                   help="folder of binary lesion masks (NIfTI, MNI space)")
     p.add_argument("--max-masks", type=int, metavar="N", help="use only the first N masks (sorted by name)")
     p.add_argument("--config", default="gan-masks", help="YAML config or shipped name (default gan-masks)")
     argtypes.add_set(p)
@@ -55,8 +56,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--arch", choices=["pix2pix", "spade"], help="network (default: the config's)")
     p.add_argument("--config", help="YAML config or shipped name (default gan-ARCH)")
     argtypes.add_set(p)
-    p.add_argument("--pairs", help="'mni' (template + its tissue labels) or a dataset folder "
-                                   "(nnU-Net layout)")
+    p.add_argument("-i", "--input", "--pairs", dest="pairs",
+                   help="'mni' (template + its tissue labels) or a dataset folder (nnU-Net layout)")
     p.add_argument("--lesions", help="simulated lesions of the pairs: procedural, none, or a mask folder")
     p.add_argument("--spatial-dims", type=int, choices=[2, 3], help="2 (axial slices) or 3 (volumes)")
     p.add_argument("--max-cases", type=int, metavar="N", help="dataset --pairs: use only the first N cases")

@@ -76,7 +76,8 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("render", help="render an image for each label map with an image LDM")
     p.add_argument("--model", required=True, help="train-diffusion run of an image LDM")
-    p.add_argument("--labels", required=True, help="label maps: 'default' (MNI152), a NIfTI file or a folder")
+    p.add_argument("-i", "--input", "--labels", dest="labels", required=True,
+                   help="label maps: 'default' (MNI152), a NIfTI file or a folder")
     p.add_argument("--mapping", default=None,
                    help="mapping table for hard maps (default freesurfer-to-<schema>; "
                    "'identity' for maps already in the model's classes)")
