@@ -7,8 +7,9 @@ A config file has these top-level sections (see ``docs/train.md`` and the shippe
     model: {...}              # lesionsynth.models.ModelConfig (out_channels follows the schema)
     synth: {...} | null       # lesionsynth.synth.SynthConfig: on-the-fly synthetic data
     physics: {...} | null     # lesionsynth.physics.PhysicsConfig: physics-rendered scans instead of synth
-    real: {...} | null        # RealDataConfig: an nnU-Net-style folder of real images
-    mix: [1, 1]               # synthetic : real iterations, alternated
+    sources: [...] | null     # SourceConfig list: where each iteration draws its batch, by weight
+    real: {...} | null        # (older) RealDataConfig: an nnU-Net-style folder of real images
+    mix: [1, 1]               # (older) synthetic : real iterations, alternated
     preprocessing: {...}      # spacing and intensity normalisation (recorded in checkpoints)
     loss: {...}
     optim: {...}
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,6 +55,44 @@ class RealDataConfig:
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
     cache: bool = False
     max_cases: int | None = None
+
+
+SOURCE_KINDS = ("synth", "physics", "folder", "gan", "ldm")
+
+
+@dataclass
+class SourceConfig:
+    """One entry of ``sources``: a kind of training data and its share of the iterations.
+
+    Attributes:
+        kind: ``synth`` (the ``synth`` section's domain-randomised generator, on the training device),
+            ``physics`` (the ``physics`` section's renderer), ``folder`` (an nnU-Net-style folder, e.g. real
+            scans), ``gan`` / ``ldm`` (a folder written by ``lesionsynth gan build-dataset`` /
+            ``ldm build-dataset``; read like ``folder``, the kind names the provenance in the logs).
+        weight: relative share of the iterations (> 0); each iteration draws its source by weight from
+            ``(seed, iteration, rank)``.
+        name: the source's name in ``metrics.csv`` (``loss_NAME``); default: its kind, numbered when
+            a kind repeats.
+        path, split, label_names, augment, cache, max_cases: folder kinds, as in :class:`RealDataConfig`.
+        checkpoint: reserved for sampling a generator on the fly; not built yet (an error says how to
+            build a folder instead).
+    """
+
+    kind: str
+    weight: float = 1.0
+    name: str | None = None
+    path: str | None = None
+    split: str = "Tr"
+    label_names: dict[str, str] = field(default_factory=dict)
+    augment: AugmentConfig | None = field(default_factory=AugmentConfig)
+    cache: bool = False
+    max_cases: int | None = None
+    checkpoint: str | None = None
+
+    @property
+    def generated(self) -> bool:
+        """Drawn from an on-the-fly generator (``synth``/``physics``) rather than read from a folder."""
+        return self.kind in ("synth", "physics")
 
 
 @dataclass
@@ -146,8 +185,13 @@ class TrainConfig:
         synth: on-the-fly synthetic data (generated on the training device), or null.
         physics: on-the-fly physics-rendered scans (:mod:`lesionsynth.physics`; CPU) in place of
             ``synth`` (not both), e.g. ``{modalities: [t1w]}`` for a single-contrast baseline.
-        real: real data folder, or null.
-        mix: ``[a, b]``: when both sources are given, ``a`` synthetic then ``b`` real iterations, repeated.
+        sources: the training data as a weighted list (:class:`SourceConfig`), e.g. ``[{kind: synth,
+            weight: 1}, {kind: folder, path: data/, weight: 1}]``; null: ``synth``/``physics`` and
+            ``real`` with ``mix`` (the older form, still read: ``real: {path: P}`` with ``mix: [a, b]`` is
+            ``sources: [{kind: synth, weight: a}, {kind: folder, path: P, weight: b}]``, except that it
+            alternates ``a`` then ``b`` iterations instead of drawing).
+        real: (older form) real data folder, or null.
+        mix: (older form) ``[a, b]``: with both, ``a`` synthetic then ``b`` real iterations, repeated.
         preprocessing: spacing and intensity normalisation.
         loss: loss weights.
         optim: optimiser and schedule.
@@ -181,6 +225,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     synth: SynthConfig | None = None
     physics: PhysicsConfig | None = None
+    sources: list[SourceConfig] | None = None
     real: RealDataConfig | None = None
     mix: tuple[int, int] = (1, 1)
     preprocessing: PreprocessConfig = field(default_factory=PreprocessConfig)
@@ -208,6 +253,32 @@ class TrainConfig:
     def total_iterations(self) -> int:
         return self.epochs * self.iterations_per_epoch
 
+    def training_sources(self) -> list[SourceConfig]:
+        """The sources with their names filled in; the older ``real``/``mix`` form as its equivalent list
+        (weights ``mix``; it alternates instead of drawing: see :attr:`alternates`)."""
+        if self.sources is not None:
+            out = [replace(s) for s in self.sources]
+        else:
+            out = []
+            if self.synth is not None or self.physics is not None:
+                out.append(SourceConfig("synth" if self.synth is not None else "physics", float(self.mix[0])))
+            if self.real is not None:
+                r = self.real
+                out.append(SourceConfig("folder", float(self.mix[1]), "real", r.path, r.split, r.label_names,
+                                        r.augment, r.cache, r.max_cases))
+        counts = {k: sum(s.kind == k for s in out) for k in {s.kind for s in out}}
+        seen: dict[str, int] = {}
+        for s in out:
+            if s.name is None:
+                seen[s.kind] = seen.get(s.kind, 0) + 1
+                s.name = s.kind if counts[s.kind] == 1 else f"{s.kind}{seen[s.kind]}"
+        return out
+
+    @property
+    def alternates(self) -> bool:
+        """The older ``real``/``mix`` form: iterations alternate ``mix[0]`` generated then ``mix[1]`` real."""
+        return self.sources is None
+
     def label_schema(self) -> LabelSchema:
         """The output label schema (an inline schema's ``lesion`` defaults to a class named ``lesion``)."""
         if isinstance(self.schema, dict):
@@ -232,6 +303,44 @@ def _non_finite(data: Any, key: str = "") -> str | None:
     return None
 
 
+def _check_sources(cfg: TrainConfig, where: str) -> None:
+    """One line naming the first bad ``sources`` entry."""
+    if cfg.real is not None or tuple(cfg.mix) != (1, 1):
+        path = cfg.real.path if cfg.real is not None else "P"
+        a, b = cfg.mix
+        raise ConfigError(f"{where}: give 'sources' or the older 'real'/'mix', not both; rewrite them as sources: "
+                          f"[{{kind: synth, weight: {a}}}, {{kind: folder, path: {path}, weight: {b}}}]")
+    if not cfg.sources:
+        raise ConfigError(f"{where}: sources is empty; list at least one source")
+    names: set[str] = set()
+    for j, s in enumerate(cfg.training_sources()):
+        at = f"{where}: sources[{j}]"
+        if s.kind not in SOURCE_KINDS:
+            raise ConfigError(f"{at}: kind '{s.kind}' is not one of {', '.join(SOURCE_KINDS)}")
+        if not (math.isfinite(s.weight) and s.weight > 0):
+            raise ConfigError(f"{at}: weight must be a positive number, got {s.weight}")
+        if s.checkpoint is not None:
+            verb = "gan build-dataset --translator" if s.kind == "gan" else "ldm build-dataset --model"
+            raise ConfigError(f"{at}: sampling a generator checkpoint during training is not supported yet; "
+                              f"write a dataset first (lesionsynth {verb} {s.checkpoint} -o DIR -n N) and "
+                              f"give path: DIR")
+        if s.generated:
+            if getattr(cfg, s.kind) is None:
+                raise ConfigError(f"{at}: kind '{s.kind}' needs the '{s.kind}' section")
+            if sum(t.kind == s.kind for t in cfg.sources or []) > 1:
+                raise ConfigError(f"{at}: kind '{s.kind}' is listed twice (it is the one '{s.kind}' section)")
+            if s.path is not None:
+                raise ConfigError(f"{at}: kind '{s.kind}' takes no path (its data is the '{s.kind}' section)")
+        else:
+            if s.path is None:
+                raise ConfigError(f"{at}: kind '{s.kind}' needs path: a dataset folder")
+            if not Path(s.path).is_dir():
+                raise ConfigError(f"{at}: path {s.path}: dataset folder not found")
+        if s.name in names or not re.fullmatch(r"[A-Za-z0-9_-]+", str(s.name)):
+            raise ConfigError(f"{at}: name '{s.name}' must be unique and of letters, digits, '_' or '-'")
+        names.add(str(s.name))
+
+
 def validate_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
     """Check values that types cannot express; returns ``cfg`` with ``model.out_channels`` from the schema.
 
@@ -252,8 +361,10 @@ def validate_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
         raise ConfigError(f"{where}: set 'synth' or 'physics' as the generated source, not both")
     if cfg.physics is not None:
         cfg.physics.check()
-    if cfg.synth is None and cfg.physics is None and cfg.real is None:
-        raise ConfigError(f"{where}: no training data: set 'synth' (or 'physics'), 'real' or both")
+    if cfg.sources is not None:
+        _check_sources(cfg, where)
+    elif cfg.synth is None and cfg.physics is None and cfg.real is None:
+        raise ConfigError(f"{where}: no training data: set 'sources', or 'synth' (or 'physics') and/or 'real'")
     positive = {"epochs": cfg.epochs, "iterations_per_epoch": cfg.iterations_per_epoch,
                 "batch_size": cfg.batch_size, "log_every": cfg.log_every,
                 "val.every_epochs": cfg.val.every_epochs}

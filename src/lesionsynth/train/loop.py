@@ -96,7 +96,7 @@ def _configure_torch(cfg: TrainConfig, device: torch.device) -> None:
 def _val_cases(cfg: TrainConfig, schema: LabelSchema, sources: TrainingSources
                ) -> tuple[list[ValCase], torch.Tensor | None]:
     if cfg.val.path is not None:
-        rename = cfg.real.label_names if cfg.real is not None else None
+        rename = next((s.label_names for s in cfg.training_sources() if not s.generated), None)
         return load_val_folder(cfg.val.path, cfg.val.split, schema, cfg.preprocessing.spacing,
                                cfg.preprocessing.normalisation, rename, cfg.val.max_cases), None
     if cfg.val.synthetic_cases and sources.synth is not None:
@@ -171,7 +171,9 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
                                cfg.loss.dice_include_background, cfg.loss.class_weights)
     sources = TrainingSources(cfg, schema, device, info.rank, info.world, progress.iteration, generator)
     val_cases, val_lut = _val_cases(cfg, schema, sources)
-    logger = MetricsLog(run_dir, progress.iteration, SEGMENTER_COLUMNS, enabled=info.is_main, tensorboard=True)
+    names = [str(s.name) for s in sources.specs] if len(sources.specs) > 1 else []
+    logger = MetricsLog(run_dir, progress.iteration, SEGMENTER_COLUMNS + [f"loss_{n}" for n in names],
+                        enabled=info.is_main, tensorboard=True)
     prep = preprocessing_record(cfg)
 
     def save_last() -> None:
@@ -183,6 +185,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
     bar = tqdm(total=total, initial=progress.iteration, desc="train", unit="it", dynamic_ncols=True,
                disable=(not info.is_main) or (None if progress_bar is None else not progress_bar))
     window: list[torch.Tensor] = []
+    window_sources: list[str] = []
     grad_norms: list[torch.Tensor] = []
     t_window = time.perf_counter()
     last_loss = float("nan")
@@ -196,6 +199,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
             loss, gn = train_step(model, batch, loss_fn, optimizer, scheduler, scaler, dtype, clip)
             progress.iteration = i + 1
             window.append(loss)
+            window_sources.append(batch.source)
             grad_norms.append(gn)
             bar.update(1)
             if progress.iteration % cfg.log_every == 0 or progress.iteration == end:
@@ -205,10 +209,12 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
                 mean_loss = float(losses.mean())
                 lr = scheduler.get_last_lr()[0]
                 bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
+                per_source = {f"loss_{n}": float(losses[[k for k, s in enumerate(window_sources) if s == n]].mean())
+                              for n in names if n in window_sources}
                 logger.log(progress.iteration, "train", epoch=i // cfg.iterations_per_epoch + 1, loss=mean_loss,
                            lr=lr, grad_norm=float(torch.stack(grad_norms).float().mean()),
-                           iter_per_s=len(window) / dt if dt > 0 else float("nan"))
-                window, grad_norms, t_window = [], [], time.perf_counter()
+                           iter_per_s=len(window) / dt if dt > 0 else float("nan"), **per_source)
+                window, window_sources, grad_norms, t_window = [], [], [], time.perf_counter()
 
             epoch_done = progress.iteration % cfg.iterations_per_epoch == 0
             epoch = progress.iteration // cfg.iterations_per_epoch  # completed epochs

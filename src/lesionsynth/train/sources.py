@@ -1,14 +1,15 @@
-"""Training batches: synthetic (on the training device) and real (DataLoader workers), alternated.
+"""Training batches from the config's sources: generated (on the training device) and folders (DataLoader
+workers).
 
-Iteration ``i`` of rank ``r`` among ``W`` processes uses sample indices
-``k = (i * W + r) * B + b`` for ``b < B`` (B: batch size). With ``mix = [a, b]``, iterations with
-``i mod (a + b) < a`` are synthetic, the others real. Synthetic case ``k`` is
-``SynthGenerator.sample(k, seed)`` (with ``synth_repeats`` R > 1: case ``((s // R) * W + r) * B + b``, where
-``s`` counts the synthetic iterations before ``i``, and a random sub-crop drawn from (seed, k) when
-``synth_crop_size`` exceeds ``crop_size``); real sample
-``k`` is :class:`RealTrainingSet` item ``k``. Every
-draw is therefore a pure function of (seed, iteration, rank): nothing to save, and a resumed run sees
-exactly the batches an uninterrupted run would.
+Iteration ``i`` of rank ``r`` among ``W`` processes uses sample indices ``k = (i * W + r) * B + b`` for
+``b < B`` (B: batch size). Its source is drawn by weight with the uniform number of ``case_seed(case_seed(seed,
+SOURCE_STREAM), i * W + r)`` (``sources``), or, in the older ``real``/``mix = [a, b]`` form, iterations with
+``i mod (a + b) < a`` are generated and the others real. Generated case ``k`` is ``generator.sample(k, seed)``
+(with ``synth_repeats`` R > 1: case ``((s // R) * W + r) * B + b``, where ``s`` counts the generated
+iterations before ``i``, and a random sub-crop drawn from (seed, k) when ``synth_crop_size`` exceeds
+``crop_size``); a folder source's sample ``k`` is its :class:`RealTrainingSet` item ``k``. Every draw is
+therefore a pure function of (seed, iteration, rank): nothing to save, and a resumed run sees exactly the
+batches an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -16,16 +17,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
 from lesionsynth.errors import ConfigError
 from lesionsynth.labels.schema import LabelSchema, load_schema
 from lesionsynth.ops import bernoulli, case_seed, make_generator
-from lesionsynth.train.config import TrainConfig
+from lesionsynth.train.config import SourceConfig, TrainConfig
 from lesionsynth.train.data import RealTrainingSet, open_folder, real_augment_config
 
 CROP_STREAM = 0xC409  # random stream of synthetic sub-crops
+SOURCE_STREAM = 0x50C5  # random stream of the per-iteration source draws
+_M64 = (1 << 64) - 1
 
 
 @dataclass
@@ -35,7 +39,33 @@ class Batch:
     image: torch.Tensor     # (B, C, X, Y, Z) float32
     target: torch.Tensor    # (B, 1, X, Y, Z) int64
     labelled: torch.Tensor  # (B, K) bool
-    synthetic: bool
+    synthetic: bool         # drawn from a generator (synth/physics) rather than a folder
+    source: str = ""        # the source's name (``loss_NAME`` in metrics.csv)
+
+
+def uniform_draws(seed: int, slots: np.ndarray) -> np.ndarray:
+    """``case_seed(seed, k) / 2**63`` for every slot ``k`` (uniform in [0, 1)), vectorised."""
+    base = (int(seed) * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) & _M64
+    z = np.asarray(slots, dtype=np.uint64) + np.uint64(base)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = (z ^ (z >> np.uint64(31))) & np.uint64(0x7FFFFFFFFFFFFFFF)
+    return z.astype(np.float64) / float(1 << 63)
+
+
+def source_schedule(cfg: TrainConfig, rank: int = 0, world: int = 1) -> np.ndarray:
+    """The source index (into ``cfg.training_sources()``) of every iteration of this rank, (total,) int."""
+    n = cfg.total_iterations
+    i = np.arange(n, dtype=np.int64)
+    specs = cfg.training_sources()
+    if cfg.alternates:
+        if len(specs) < 2:
+            return np.zeros(n, dtype=np.int64)
+        a, b = cfg.mix
+        return (i % (a + b) >= a).astype(np.int64)
+    w = np.cumsum([s.weight for s in specs], dtype=np.float64)
+    u = uniform_draws(case_seed(cfg.seed, SOURCE_STREAM), i * world + rank)
+    return np.minimum(np.searchsorted(w / w[-1], u, side="right"), len(specs) - 1)
 
 
 def schema_lut(source: LabelSchema, target: LabelSchema) -> list[int]:
@@ -108,47 +138,61 @@ class TrainingSources:
         self.rank = rank
         self.world = world
         self.start = start
-        self.synth = generator
+        self.specs: list[SourceConfig] = cfg.training_sources()
+        self.schedule = source_schedule(cfg, rank, world)
+        self.synth = generator  # the generated source (synth or physics), if any
+        gen_spec = next((s for s in self.specs if s.generated), None)
         self._synth_lut: torch.Tensor | None = None
         self._synth_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        if cfg.synth is not None and self.synth is None:
+        if gen_spec is not None and self.synth is None and gen_spec.kind == "synth":
             from lesionsynth.synth import SynthGenerator
 
             self.synth = SynthGenerator(synth_config_for_training(cfg), device)
-        elif cfg.physics is not None and self.synth is None:
+        elif gen_spec is not None and self.synth is None:
             from lesionsynth.train.physics_source import PhysicsTrainingSource
 
             self.synth = PhysicsTrainingSource(cfg.physics, tuple(cfg.synth_crop_size or cfg.crop_size),
                                                cfg.preprocessing.spacing)
+        if gen_spec is None:
+            self.synth = None
+        self._gen_index = self.specs.index(gen_spec) if gen_spec is not None else -1
+        # generated iterations before each iteration (the case counter of synth_repeats)
+        self._gen_before = np.concatenate([[0], np.cumsum(self.schedule == self._gen_index)])
         if self.synth is not None:
             lut = schema_lut(load_schema(self.synth.cfg.schema), schema)
             self._synth_lut = torch.tensor(lut, dtype=torch.long, device=device)
-        self.real: RealTrainingSet | None = None
-        self._real_iter: Iterator[dict] | None = None
-        if cfg.real is not None:
-            folder, dl = open_folder(cfg.real.path, cfg.real.split, schema, cfg.real.label_names,
-                                     cfg.real.max_cases)
-            if not dl.labelled[schema.lesion_index]:
-                raise ConfigError(f"{folder.root / 'dataset.json'}: real data must label '{schema.lesion}'")
-            aug = real_augment_config(cfg.real.augment, cfg.crop_size, cfg.preprocessing.spacing, dl, schema)
-            self.real = RealTrainingSet(folder, dl, schema, aug, cfg.crop_size, cfg.preprocessing.spacing,
-                                        cfg.seed, cfg.lesion_crop_prob, cfg.real.cache, cfg.model.in_channels)
+        self.folders: dict[int, RealTrainingSet] = {}
+        for j, spec in enumerate(self.specs):
+            if not spec.generated:
+                seed = cfg.seed if cfg.alternates else case_seed(cfg.seed, SOURCE_STREAM + 1 + j)
+                self.folders[j] = self._open(spec, seed)
+        self._iters: dict[int, Iterator[dict]] = {}
+
+    def _open(self, spec: SourceConfig, seed: int) -> RealTrainingSet:
+        cfg, schema = self.cfg, self.schema
+        folder, dl = open_folder(spec.path, spec.split, schema, spec.label_names, spec.max_cases)
+        if not dl.labelled[schema.lesion_index]:
+            raise ConfigError(f"{folder.root / 'dataset.json'}: training data must label '{schema.lesion}'")
+        aug = real_augment_config(spec.augment, cfg.crop_size, cfg.preprocessing.spacing, dl, schema)
+        return RealTrainingSet(folder, dl, schema, aug, cfg.crop_size, cfg.preprocessing.spacing, seed,
+                               cfg.lesion_crop_prob, spec.cache, cfg.model.in_channels)
+
+    @property
+    def real(self) -> RealTrainingSet | None:
+        """The first folder source's data (the older form's ``real``), or None."""
+        return next(iter(self.folders.values()), None)
+
+    def source_of(self, i: int) -> SourceConfig:
+        """The source iteration ``i`` draws from on this rank."""
+        return self.specs[int(self.schedule[i])]
 
     def is_synthetic(self, i: int) -> bool:
-        """Whether iteration ``i`` draws synthetic data."""
-        if self.real is None:
-            return True
-        if self.synth is None:
-            return False
-        a, b = self.cfg.mix
-        return i % (a + b) < a
+        """Whether iteration ``i`` draws generated data."""
+        return int(self.schedule[i]) == self._gen_index
 
     def synthetic_count(self, i: int) -> int:
-        """How many synthetic iterations come before iteration ``i`` (``i`` itself when all are)."""
-        if self.real is None:
-            return i
-        a, b = self.cfg.mix
-        return (i // (a + b)) * a + min(i % (a + b), a)
+        """How many generated iterations come before iteration ``i``."""
+        return int(self._gen_before[i])
 
     def indices(self, i: int) -> list[int]:
         """Sample indices of iteration ``i`` on this rank."""
@@ -156,11 +200,11 @@ class TrainingSources:
         return [(i * self.world + self.rank) * B + b for b in range(B)]
 
     def _synth_case(self, i: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Synthetic case of slot ``b`` of iteration ``i`` on the device, target in the training schema.
+        """Generated case of slot ``b`` of iteration ``i`` on the device, target in the training schema.
 
-        With ``synth_repeats`` R, R consecutive *synthetic* iterations share their cases (index
+        With ``synth_repeats`` R, R consecutive *generated* iterations share their cases (index
         ``((s // R) * W + r) * B + b``, ``s`` = :meth:`synthetic_count`), kept from one to the next, also
-        when real iterations come between them.
+        when folder iterations come between them.
         """
         assert self.synth is not None and self._synth_lut is not None
         R = self.cfg.synth_repeats
@@ -172,12 +216,11 @@ class TrainingSources:
             self._synth_cache[k] = (s.image.to(self.device), self._synth_lut[s.target.to(self.device)])
         return self._synth_cache[k]
 
-    def _loader(self) -> Iterator[dict]:
-        assert self.real is not None
-        idx = [k for i in range(self.start, self.cfg.total_iterations) if not self.is_synthetic(i)
+    def _loader(self, j: int) -> Iterator[dict]:
+        idx = [k for i in range(self.start, self.cfg.total_iterations) if int(self.schedule[i]) == j
                for k in self.indices(i)]
         nw = self.cfg.num_workers
-        loader = DataLoader(self.real, batch_size=self.cfg.batch_size, sampler=_IndexSampler(idx),
+        loader = DataLoader(self.folders[j], batch_size=self.cfg.batch_size, sampler=_IndexSampler(idx),
                             num_workers=nw, pin_memory=self.device.type == "cuda",
                             worker_init_fn=_worker_init if nw else None,
                             persistent_workers=False, prefetch_factor=2 if nw else None,
@@ -189,7 +232,9 @@ class TrainingSources:
     def batch(self, i: int) -> Batch:
         """The batch of iteration ``i`` (iterations must be requested in order from ``start``)."""
         ks = self.indices(i)
-        if self.is_synthetic(i):
+        j = int(self.schedule[i])
+        name = str(self.specs[j].name)
+        if j == self._gen_index:
             assert self.synth is not None and self._synth_lut is not None
             imgs, tgts = [], []
             for b, k in enumerate(ks):
@@ -200,16 +245,16 @@ class TrainingSources:
                 imgs.append(image.contiguous())
                 tgts.append(target[None].contiguous())
             labelled = torch.ones(len(ks), self.schema.num_classes, dtype=torch.bool, device=self.device)
-            return Batch(torch.stack(imgs).float(), torch.stack(tgts), labelled, True)
-        if self._real_iter is None:
-            self._real_iter = self._loader()
-        d = next(self._real_iter)
+            return Batch(torch.stack(imgs).float(), torch.stack(tgts), labelled, True, name)
+        if j not in self._iters:
+            self._iters[j] = self._loader(j)
+        d = next(self._iters[j])
         got = [int(x) for x in d["index"]]
         if got != ks:  # the loader must stay in step with the loop
-            raise RuntimeError(f"real-data loader out of step at iteration {i}: {got} != {ks}")
+            raise RuntimeError(f"{name} loader out of step at iteration {i}: {got} != {ks}")
         nb = self.device.type == "cuda"
         return Batch(d["image"].to(self.device, non_blocking=nb),
-                     d["target"].to(self.device, non_blocking=nb), d["labelled"].to(self.device), False)
+                     d["target"].to(self.device, non_blocking=nb), d["labelled"].to(self.device), False, name)
 
     def close(self) -> None:
-        self._real_iter = None
+        self._iters = {}
