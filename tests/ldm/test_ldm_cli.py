@@ -173,3 +173,20 @@ def test_cli_errors_are_one_line(runs, tmp_path, capsys):
         assert msg in err and len(err.splitlines()) == 1, err
     for name in "acfg":
         assert not (tmp_path / name).exists(), name
+
+
+def test_sample_with_a_condition_range_draws_each_maps_condition(runs, tmp_path):
+    import csv
+
+    from lesionsynth.generative.ldm.build import case_plan
+
+    out = tmp_path / "r"
+    assert main(["ldm", "sample", "--model", str(runs / "mask_dm"), "--condition-range", "0.6", "1.0", "-n", "4",
+                 "--steps", "2", "-o", str(out), "--seed", "3", "--device", "cpu"]) == 0
+    with open(out / "samples.csv") as f:
+        rows = list(csv.DictReader(f))
+    got = [float(r["condition"]) for r in rows]
+    assert got == pytest.approx([case_plan(3, i, 0.6, 1.0)[0] for i in range(4)])
+    assert all(0.6 <= c <= 1.0 for c in got) and len(set(got)) == 4
+    with pytest.raises(SystemExit):  # one of --condition / --condition-range, not both
+        main(["ldm", "sample", "--model", "m", "--condition", "0.5", "--condition-range", "0", "1", "-o", "x"])

@@ -40,19 +40,28 @@ def _csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def sample_to_folder(mask: MaskLDM, out: str | Path, condition: float, n: int, guidance: float | None = None,
+def sample_to_folder(mask: MaskLDM, out: str | Path, condition: float | tuple[float, float], n: int,
+                     guidance: float | None = None,
                      seed: int = 0, steps: int | None = None, batch_size: int | None = None,
                      image: ImageLDM | None = None, image_guidance: float | None = None,
                      progress: bool | None = None) -> list[dict]:
-    """Generate ``n`` maps at condition c (and images with ``image``) into ``out``.
+    """Generate ``n`` maps at condition c, or with ``condition = (lo, hi)`` map ``i`` at its own c drawn
+    uniformly from [lo, hi] (:func:`case_plan`, as ``build_dataset`` draws), and images with ``image``, into
+    ``out``.
 
-    Writes ``mask_NNNN.nii.gz`` (+ ``image_NNNN.nii.gz``), ``samples.csv`` (seed, generated ratio, c_gen,
-    volume) and ``samples.png``. Returns the CSV rows.
+    Writes ``mask_NNNN.nii.gz`` (+ ``image_NNNN.nii.gz``), ``samples.csv`` (seed, condition, generated ratio,
+    c_gen, volume) and ``samples.png``. Returns the CSV rows.
     """
     assert mask.condition is not None
     out = Path(out)
-    seeds = [case_seed(seed, i) for i in range(n)]
-    maps = mask.sample([condition] * n, seeds, guidance=guidance, steps=steps, batch_size=batch_size,
+    if isinstance(condition, tuple):
+        plans = [case_plan(seed, i, *condition) for i in range(n)]
+        conditions, seeds = [p[0] for p in plans], [p[1] for p in plans]
+        title = f"c ~ U({condition[0]:g}, {condition[1]:g})"
+    else:
+        conditions, seeds = [float(condition)] * n, [case_seed(seed, i) for i in range(n)]
+        title = f"c={condition:g}"
+    maps = mask.sample(conditions, seeds, guidance=guidance, steps=steps, batch_size=batch_size,
                        progress=bool(progress))
     imgs = None
     if image is not None:
@@ -66,13 +75,13 @@ def sample_to_folder(mask: MaskLDM, out: str | Path, condition: float, n: int, g
         save_volume(out / f"mask_{i:04d}.nii.gz", maps[i].numpy().astype(np.uint8), mask.affine)
         if imgs is not None:
             save_volume(out / f"image_{i:04d}.nii.gz", imgs[i].numpy(), mask.affine)
-        rows.append({"index": i, "seed": seeds[i], "condition": condition, "guidance": g,
+        rows.append({"index": i, "seed": seeds[i], "condition": conditions[i], "guidance": g,
                      "ratio": float(ratio[i]), "c_gen": float(mask.condition.normalise(float(ratio[i]))),
                      "volume_ml": float(vol[i])})
     write_text_atomic(out / "samples.csv", _csv(rows))
     save_grid(out / "samples.png", maps.numpy(), None if imgs is None else imgs.numpy(),
               [f"{r['volume_ml']:.1f} ml" for r in rows], focus=mask.condition.index,
-              suptitle=f"c={condition:g}, G={g:g}")
+              suptitle=f"{title}, G={g:g}")
     return rows
 
 

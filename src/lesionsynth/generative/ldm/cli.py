@@ -64,8 +64,11 @@ def register(subparsers) -> None:
 
     p = sub.add_parser("sample", help="generate label maps at condition C (and images with --image-model)")
     p.add_argument("--model", required=True, help="train-diffusion run of a mask LDM")
-    p.add_argument("--condition", type=float, required=True,
-                   help="normalised condition c (0..1 = training range)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--condition", type=float, help="normalised condition c (0..1 = training range)")
+    which.add_argument("--condition-range", type=float, nargs=2, metavar=("A", "B"),
+                       help="map i gets its own c ~ U(A, B), drawn from (seed, i) as in build-dataset (a "
+                            "volume-guided set)")
     p.add_argument("-n", "--n", type=argtypes.count, default=8, help="number of maps")
     p.add_argument("-o", "--out", required=True, help="output folder")
     p.add_argument("--image-model", help="train-diffusion run of an image LDM to render each map")
@@ -118,12 +121,12 @@ def _check_common(args: argparse.Namespace) -> None:
         v = getattr(args, name, None)
         if v is not None and v < 1:
             raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
-    for name in ("guidance", "image_guidance", "condition"):
+    for name in ("guidance", "image_guidance", "condition", "condition_range"):
         v = getattr(args, name, None)
         for x in v if isinstance(v, list) else [v]:
             if x is not None and not math.isfinite(x):
                 raise InputError(f"--{name.replace('_', '-')}: not a finite number")
-            if x is not None and name != "condition" and x < 0:
+            if x is not None and not name.startswith("condition") and x < 0:
                 raise InputError(f"--{name.replace('_', '-')} must be >= 0, got {x}")
 
 
@@ -197,14 +200,15 @@ def run_sample(args: argparse.Namespace) -> int:
     if args.image_model:
         image = _image_model(args.image_model, args.device)
         check_compatible(mask, image, args.model, args.image_model)
-    rows = sample_to_folder(mask, args.out, args.condition, args.n, args.guidance, args.seed, args.steps,
+    condition = tuple(args.condition_range) if args.condition_range else args.condition
+    rows = sample_to_folder(mask, args.out, condition, args.n, args.guidance, args.seed, args.steps,
                             args.batch_size, image, args.image_guidance)
     vols = [r["volume_ml"] for r in rows]
     assert mask.condition is not None
-    target = mask.condition.ratio(args.condition)
+    target = sum(mask.condition.ratio(r["condition"]) for r in rows) / len(rows)
     print(f"wrote {len(rows)} maps to {args.out}; {mask.condition.label} volume "
           f"{min(vols):.1f}-{max(vols):.1f} ml "
-          f"(mean {sum(vols) / len(vols):.1f}); requested ratio {target:.5f}, generated mean "
+          f"(mean {sum(vols) / len(vols):.1f}); requested mean ratio {target:.5f}, generated mean "
           f"{sum(r['ratio'] for r in rows) / len(rows):.5f}")
     return 0
 
