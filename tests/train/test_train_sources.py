@@ -113,7 +113,11 @@ def test_resumed_mixed_source_run_equals_uninterrupted_and_logs_per_source_loss(
     ([{"kind": "folder", "path": "/no/such/dir"}], {}, "path /no/such/dir: dataset folder not found"),
     ([{"kind": "physics"}], {}, "kind 'physics' needs the 'physics' section"),
     ([{"kind": "synth"}, {"kind": "synth"}], {}, "kind 'synth' is listed twice"),
-    ([{"kind": "gan", "checkpoint": "runs/spade"}], {}, "lesionsynth gan build-dataset --translator runs/spade"),
+    ([{"kind": "gan", "checkpoint": "runs/spade"}], {}, "checkpoint runs/spade: not found"),
+    ([{"kind": "ldm", "checkpoint": "runs/dm"}], {}, "lesionsynth ldm build-dataset --model runs/dm -o DIR"),
+    ([{"kind": "folder", "checkpoint": "runs/x"}], {}, "checkpoint is for kind gan only"),
+    ([{"kind": "gan", "path": "/tmp", "build": {"lesions": "procedural"}}], {}, "build settings need checkpoint"),
+    ([{"kind": "gan", "build": {"colour": 1}}], {}, "unknown key 'colour'"),
     ([{"kind": "synth", "name": "a b"}], {}, "name 'a b' must be unique"),
     ([{"kind": "synth", "colour": 1}], {}, "unknown key 'colour'"),
     ([], {}, "sources is empty"),
@@ -132,3 +136,64 @@ def test_sources_and_the_older_real_key_together_say_how_to_rewrite(folders):
     with pytest.raises(ConfigError, match=r"rewrite them as sources: \[\{kind: synth, weight: 1\}, "
                                           r"\{kind: folder, path: .*, weight: 1\}\]"):
         config_from_dict(data)
+
+
+TRANSLATOR_YAML = """
+arch: pix2pix
+spatial_dims: 2
+spacing_mm: 2.0
+shape: [32, 32, 32]
+channels: [4, 8, 16]
+disc_channels: 4
+disc_layers: 2
+batch_size: 2
+iterations: 2
+log_every: 1
+sample_every: 2
+checkpoint_every: 2
+pairs:
+  lesion_volume_ml: [2.0, 6.0]
+"""
+
+
+@pytest.fixture
+def translator(tiny_labelmap, tmp_path):
+    """A two-step pix2pix translator trained on two toy (T1, tissue labels) pairs."""
+    from lesionsynth.cli import main
+    from lesionsynth.data import write_case, write_dataset_json
+    from lesionsynth.labels import TISSUE
+
+    pairs = tmp_path / "pairs"
+    labels = tiny_labelmap.target_probs_argmax()
+    for i in range(2):
+        image = torch.tensor([0.0, 0.55, 0.85, 0.7, 0.2])[labels] * (1 + 0.03 * torch.randn(labels.shape))
+        write_case(pairs, f"p{i}", [image.numpy()], labels.numpy(), tiny_labelmap.affine)
+    write_dataset_json(pairs, ["T1"], {c: i for i, c in enumerate(TISSUE.classes)}, 2)
+    (tmp_path / "t.yaml").write_text(TRANSLATOR_YAML)
+    assert main(["gan", "train-translator", "--config", str(tmp_path / "t.yaml"), "--pairs", str(pairs),
+                 "-o", str(tmp_path / "translator"), "--device", "cpu"]) == 0
+    return tmp_path / "translator"
+
+
+def test_a_gan_checkpoint_source_renders_build_dataset_cases_on_the_fly(folders, translator, tmp_path):
+    import nibabel as nib
+
+    from lesionsynth.generative.gan.database import BuildConfig, build_dataset
+
+    build = {"labels": "default", "lesions": "procedural", "p_lesion": 1.0, "previews": 0}
+    data = _data(folders, [("a", 1.0)])
+    data["sources"] = [{"kind": "folder", "path": str(folders[0]), "cache": True, "augment": None},
+                       {"kind": "gan", "checkpoint": str(translator), "build": build, "weight": 3.0}]
+    cfg = config_from_dict(data)
+    src = TrainingSources(cfg, cfg.label_schema(), torch.device("cpu"))
+    assert set(src.generated) == {1} and src.synth is None
+    i = int(np.argmax(src.schedule == 1))
+    b = src.batch(i)
+    assert b.synthetic and b.source == "gan" and b.image.shape == (1, 1, 16, 16, 16)
+    assert abs(float(b.image.mean())) < 0.5 and b.labelled.all()
+    # the same case as `gan build-dataset` writes, brought onto the training grid
+    k = src.synthetic_count(i, 1) * cfg.batch_size
+    out = build_dataset(translator, tmp_path / "db", k + 1, BuildConfig(**build), seed=cfg.seed, progress=False)
+    written = nib.load(str(out / "labelsTr" / f"gan_{k:05d}.nii.gz"))
+    params = src.generated[1].renderer.render(k, cfg.seed)
+    assert np.array_equal(np.asarray(written.dataobj), params[1])

@@ -28,6 +28,7 @@ from typing import Any, Literal
 from lesionsynth.augment import AugmentConfig
 from lesionsynth.config import from_dict, load_config, resolve_config_path, to_dict
 from lesionsynth.errors import ConfigError
+from lesionsynth.generative.gan.database import BuildConfig
 from lesionsynth.labels.schema import LabelSchema, load_schema
 from lesionsynth.models import ModelConfig
 from lesionsynth.physics.generator import PhysicsConfig
@@ -74,8 +75,12 @@ class SourceConfig:
         name: the source's name in ``metrics.csv`` (``loss_NAME``); default: its kind, numbered when
             a kind repeats.
         path, split, label_names, augment, cache, max_cases: folder kinds, as in :class:`RealDataConfig`.
-        checkpoint: reserved for sampling a generator on the fly; not built yet (an error says how to
-            build a folder instead).
+        checkpoint: ``gan`` only, instead of ``path``: a translator run (or checkpoint) sampled on the fly,
+            case ``k`` being what ``gan build-dataset`` would write as case ``k`` (``build``: its settings,
+            e.g. ``{lesions: MASK_GAN_RUN}``), cropped and normalised on the training grid. Sampling an LDM
+            during training is not built yet (an error gives the ``ldm build-dataset`` command instead).
+        build: ``gan`` with ``checkpoint``: the database builder's settings
+            (:class:`lesionsynth.generative.gan.database.BuildConfig`).
     """
 
     kind: str
@@ -88,11 +93,13 @@ class SourceConfig:
     cache: bool = False
     max_cases: int | None = None
     checkpoint: str | None = None
+    build: BuildConfig | None = None
 
     @property
     def generated(self) -> bool:
-        """Drawn from an on-the-fly generator (``synth``/``physics``) rather than read from a folder."""
-        return self.kind in ("synth", "physics")
+        """Drawn from an on-the-fly generator (``synth``, ``physics``, a ``gan`` checkpoint) rather than read
+        from a folder."""
+        return self.kind in ("synth", "physics") or self.checkpoint is not None
 
 
 @dataclass
@@ -319,12 +326,20 @@ def _check_sources(cfg: TrainConfig, where: str) -> None:
             raise ConfigError(f"{at}: kind '{s.kind}' is not one of {', '.join(SOURCE_KINDS)}")
         if not (math.isfinite(s.weight) and s.weight > 0):
             raise ConfigError(f"{at}: weight must be a positive number, got {s.weight}")
+        if s.checkpoint is not None and s.kind not in ("gan", "ldm"):
+            raise ConfigError(f"{at}: checkpoint is for kind gan only (a translator sampled on the fly)")
+        if s.checkpoint is not None and s.kind == "ldm":
+            raise ConfigError(f"{at}: sampling an {s.kind} checkpoint during training is not supported yet; write "
+                              f"a dataset first (lesionsynth ldm build-dataset --model {s.checkpoint} -o DIR -n N) "
+                              f"and give path: DIR")
+        if s.build is not None and s.checkpoint is None:
+            raise ConfigError(f"{at}: build settings need checkpoint: a translator run to sample")
         if s.checkpoint is not None:
-            verb = "gan build-dataset --translator" if s.kind == "gan" else "ldm build-dataset --model"
-            raise ConfigError(f"{at}: sampling a generator checkpoint during training is not supported yet; "
-                              f"write a dataset first (lesionsynth {verb} {s.checkpoint} -o DIR -n N) and "
-                              f"give path: DIR")
-        if s.generated:
+            if s.path is not None:
+                raise ConfigError(f"{at}: give path (a built folder) or checkpoint (sampled on the fly), not both")
+            if not Path(s.checkpoint).exists():
+                raise ConfigError(f"{at}: checkpoint {s.checkpoint}: not found (a translator run or checkpoint)")
+        elif s.generated:
             if getattr(cfg, s.kind) is None:
                 raise ConfigError(f"{at}: kind '{s.kind}' needs the '{s.kind}' section")
             if sum(t.kind == s.kind for t in cfg.sources or []) > 1:

@@ -177,6 +177,22 @@ def centre_crop(image: torch.Tensor, labels: torch.Tensor, affine: np.ndarray, c
     return out.image, out.labels
 
 
+def training_crop(image: np.ndarray, labels: np.ndarray, affine: np.ndarray, crop_size: tuple[int, int, int],
+                  spacing: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """A generated scan as a training case: a ``crop_size`` crop at ``spacing`` mm centred on the head's
+    bounding box (one resampling), clipped to its 0.5-99.5 percentiles and z-scored as ``predict`` prepares a
+    scan; returns ``(image (1, X, Y, Z) float32, labels (X, Y, Z) int64)``."""
+    from lesionsynth.preprocess import normalise_intensity
+
+    img_t = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
+    lab_t = torch.from_numpy(np.ascontiguousarray(labels).astype(np.int64))
+    head = (lab_t > 0).nonzero()
+    centre = ((head.min(0).values + head.max(0).values).double() / 2).numpy() if len(head) else \
+        (np.asarray(lab_t.shape, dtype=np.float64) - 1) / 2
+    img, lab = centre_crop(img_t, lab_t, affine, centre, crop_size, spacing)
+    return torch.from_numpy(normalise_intensity(img.numpy()))[None].float(), lab.long()
+
+
 class RealTrainingSet(Dataset):
     """Training crops of real cases; item ``k`` is a pure function of ``(seed, k)``.
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
-import torch
 
 from lesionsynth.physics.generator import PhysicsConfig, PhysicsGenerator
 from lesionsynth.synth.generator import SynthSample
@@ -36,16 +35,9 @@ class PhysicsTrainingSource:
         self.cfg = SimpleNamespace(schema="tissue")  # the schema of its targets, as SynthGenerator.cfg
 
     def sample(self, index: int, seed: int = 0) -> SynthSample:
-        from lesionsynth.preprocess import normalise_intensity
-        from lesionsynth.train.data import centre_crop
+        from lesionsynth.train.data import training_crop
 
         s = self.generator.sample(index, seed)
-        image = torch.from_numpy(s.image)
-        labels = torch.from_numpy(s.labels.astype(np.int64))
-        head = (labels > 0).nonzero()
-        centre = ((head.min(0).values + head.max(0).values).double() / 2).numpy() if len(head) else \
-            (np.asarray(labels.shape, dtype=np.float64) - 1) / 2
-        img, lab = centre_crop(image, labels, s.affine, centre, self.crop_size, self.spacing)
-        img = torch.from_numpy(normalise_intensity(img.numpy()))
+        img, lab = training_crop(s.image, s.labels, s.affine, self.crop_size, self.spacing)
         affine = np.diag([self.spacing] * 3 + [1.0])
-        return SynthSample(image=img[None].float(), target=lab.long(), affine=affine, params=s.params)
+        return SynthSample(image=img, target=lab, affine=affine, params=s.params)

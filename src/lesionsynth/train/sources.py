@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -140,33 +141,46 @@ class TrainingSources:
         self.start = start
         self.specs: list[SourceConfig] = cfg.training_sources()
         self.schedule = source_schedule(cfg, rank, world)
-        self.synth = generator  # the generated source (synth or physics), if any
-        gen_spec = next((s for s in self.specs if s.generated), None)
-        self._synth_lut: torch.Tensor | None = None
-        self._synth_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        if gen_spec is not None and self.synth is None and gen_spec.kind == "synth":
-            from lesionsynth.synth import SynthGenerator
-
-            self.synth = SynthGenerator(synth_config_for_training(cfg), device)
-        elif gen_spec is not None and self.synth is None:
-            from lesionsynth.train.physics_source import PhysicsTrainingSource
-
-            self.synth = PhysicsTrainingSource(cfg.physics, tuple(cfg.synth_crop_size or cfg.crop_size),
-                                               cfg.preprocessing.spacing)
-        if gen_spec is None:
-            self.synth = None
-        self._gen_index = self.specs.index(gen_spec) if gen_spec is not None else -1
-        # generated iterations before each iteration (the case counter of synth_repeats)
-        self._gen_before = np.concatenate([[0], np.cumsum(self.schedule == self._gen_index)])
-        if self.synth is not None:
-            lut = schema_lut(load_schema(self.synth.cfg.schema), schema)
-            self._synth_lut = torch.tensor(lut, dtype=torch.long, device=device)
+        self.synth = None  # the synth or physics generator, if one is a source (validation uses it)
+        self.generated: dict[int, Any] = {}  # source index -> generator with sample(k, seed)
+        self._luts: dict[int, torch.Tensor] = {}
+        self._before: dict[int, np.ndarray] = {}  # generated iterations of the source before each iteration
+        self._cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
         self.folders: dict[int, RealTrainingSet] = {}
         for j, spec in enumerate(self.specs):
-            if not spec.generated:
+            if spec.generated:
+                g = self._generator(spec, generator)
+                if spec.kind in ("synth", "physics"):
+                    self.synth = g
+                self.generated[j] = g
+                src_schema = g.cfg.schema if isinstance(g.cfg.schema, LabelSchema) else load_schema(g.cfg.schema)
+                self._luts[j] = torch.tensor(schema_lut(src_schema, schema), dtype=torch.long, device=device)
+                self._before[j] = np.concatenate([[0], np.cumsum(self.schedule == j)])
+            else:
                 seed = cfg.seed if cfg.alternates else case_seed(cfg.seed, SOURCE_STREAM + 1 + j)
                 self.folders[j] = self._open(spec, seed)
+        self._gen_index = next((j for j, sp in enumerate(self.specs) if sp.kind in ("synth", "physics")), -1)
         self._iters: dict[int, Iterator[dict]] = {}
+
+    def _generator(self, spec: SourceConfig, prebuilt):
+        """The on-the-fly generator of a generated source (``prebuilt`` stands for the synth/physics one)."""
+        cfg, size = self.cfg, tuple(self.cfg.synth_crop_size or self.cfg.crop_size)
+        if spec.kind in ("synth", "physics") and prebuilt is not None:
+            return prebuilt
+        if spec.kind == "synth":
+            from lesionsynth.synth import SynthGenerator
+
+            return SynthGenerator(synth_config_for_training(cfg), self.device)
+        if spec.kind == "physics":
+            from lesionsynth.train.physics_source import PhysicsTrainingSource
+
+            return PhysicsTrainingSource(cfg.physics, size, cfg.preprocessing.spacing)
+        from lesionsynth.generative.gan.database import BuildConfig
+        from lesionsynth.train.gan_source import GanTrainingSource
+
+        assert spec.checkpoint is not None
+        return GanTrainingSource(spec.checkpoint, spec.build or BuildConfig(), size, cfg.preprocessing.spacing,
+                                 self.device)
 
     def _open(self, spec: SourceConfig, seed: int) -> RealTrainingSet:
         cfg, schema = self.cfg, self.schema
@@ -187,34 +201,37 @@ class TrainingSources:
         return self.specs[int(self.schedule[i])]
 
     def is_synthetic(self, i: int) -> bool:
-        """Whether iteration ``i`` draws generated data."""
-        return int(self.schedule[i]) == self._gen_index
+        """Whether iteration ``i`` draws generated data (synth, physics or a GAN sampled on the fly)."""
+        return int(self.schedule[i]) in self.generated
 
-    def synthetic_count(self, i: int) -> int:
-        """How many generated iterations come before iteration ``i``."""
-        return int(self._gen_before[i])
+    def synthetic_count(self, i: int, source: int | None = None) -> int:
+        """How many iterations of a generated source (default: the synth/physics one) come before ``i``."""
+        j = self._gen_index if source is None else source
+        return int(self._before[j][i]) if j in self._before else 0
 
     def indices(self, i: int) -> list[int]:
         """Sample indices of iteration ``i`` on this rank."""
         B = self.cfg.batch_size
         return [(i * self.world + self.rank) * B + b for b in range(B)]
 
-    def _synth_case(self, i: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Generated case of slot ``b`` of iteration ``i`` on the device, target in the training schema.
+    def _generated_case(self, j: int, i: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Case of slot ``b`` of iteration ``i`` from generated source ``j``, on the device, target in the
+        training schema.
 
-        With ``synth_repeats`` R, R consecutive *generated* iterations share their cases (index
+        With ``synth_repeats`` R, R consecutive iterations *of that source* share their cases (index
         ``((s // R) * W + r) * B + b``, ``s`` = :meth:`synthetic_count`), kept from one to the next, also
-        when folder iterations come between them.
+        when other sources' iterations come between them.
         """
-        assert self.synth is not None and self._synth_lut is not None
         R = self.cfg.synth_repeats
-        k = ((self.synthetic_count(i) // R) * self.world + self.rank) * self.cfg.batch_size + b
-        if k not in self._synth_cache:
-            if len(self._synth_cache) >= self.cfg.batch_size:
-                self._synth_cache.clear()
-            s = self.synth.sample(k, self.cfg.seed)
-            self._synth_cache[k] = (s.image.to(self.device), self._synth_lut[s.target.to(self.device)])
-        return self._synth_cache[k]
+        k = ((self.synthetic_count(i, j) // R) * self.world + self.rank) * self.cfg.batch_size + b
+        if (j, k) not in self._cache:
+            mine = [key for key in self._cache if key[0] == j]
+            if len(mine) >= self.cfg.batch_size:  # keep one batch of cases per source
+                for key in mine:
+                    del self._cache[key]
+            s = self.generated[j].sample(k, self.cfg.seed)
+            self._cache[(j, k)] = (s.image.to(self.device), self._luts[j][s.target.to(self.device)])
+        return self._cache[(j, k)]
 
     def _loader(self, j: int) -> Iterator[dict]:
         idx = [k for i in range(self.start, self.cfg.total_iterations) if int(self.schedule[i]) == j
@@ -234,11 +251,10 @@ class TrainingSources:
         ks = self.indices(i)
         j = int(self.schedule[i])
         name = str(self.specs[j].name)
-        if j == self._gen_index:
-            assert self.synth is not None and self._synth_lut is not None
+        if j in self.generated:
             imgs, tgts = [], []
             for b, k in enumerate(ks):
-                image, target = self._synth_case(i, b)
+                image, target = self._generated_case(j, i, b)
                 gen = make_generator(case_seed(case_seed(self.cfg.seed, CROP_STREAM), k))
                 image, target = random_subcrop(image, target, tuple(self.cfg.crop_size), gen,
                                                self.schema.lesion_index, self.cfg.lesion_crop_prob)

@@ -36,7 +36,7 @@ from lesionsynth.generative.gan.pairs import DeformConfig
 from lesionsynth.generative.gan.translator import load_translator, render_volume
 from lesionsynth.io.atomic import remove_stale_temporaries
 from lesionsynth.io.resample import reorient_to_ras
-from lesionsynth.labels import LabelMap, LabelSchema, load_label_source
+from lesionsynth.labels import LabelMap, load_label_source
 from lesionsynth.lesions import LesionFolder, ProceduralLesionConfig, apply_procedural, sample_procedural
 from lesionsynth.log import tqdm
 from lesionsynth.ops import bernoulli, case_seed, make_generator
@@ -119,17 +119,61 @@ def _ras_labels(lm: LabelMap) -> tuple[torch.Tensor, np.ndarray]:
     return torch.from_numpy(np.ascontiguousarray(lab)).long(), aff
 
 
+class CaseRenderer:
+    """Renders database case ``i`` of a run seeded ``seed``: a healthy map, a lesion pasted in, a random
+    deformation, and the translator's image; a pure function of (translator, config, seed, i).
+
+    Args:
+        translator: translator run folder or checkpoint.
+        cfg: the builder settings.
+        device: where the translator and the mask GAN run.
+    """
+
+    def __init__(self, translator: str | Path, cfg: BuildConfig, device: torch.device | str = "cpu"):
+        self.G, self.tcfg, self.schema, _ = load_translator(translator, device)
+        if self.schema.lesion_index is None:
+            raise ConfigError(f"{translator}: the translator's schema {self.schema.name} has no lesion class")
+        self.cfg, self.device = cfg, device
+        sources = load_label_source(cfg.labels, schema=self.schema, mapping=cfg.mapping,
+                                    resolution=self.tcfg.spacing_mm)
+        self.bases = [_ras_labels(lm) for lm in sources]
+        self.lesions = LesionSource(cfg.lesions, device, cfg.lesion_volume_ml)
+        self.scfg = cfg.deform.spatial_config(self.tcfg.shape)
+
+    def render(self, i: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+        """``(image in [0, 1], labels (uint8, schema classes), affine, params)`` of case ``i``."""
+        schema, cfg = self.schema, self.cfg
+        s = case_seed(seed, i)
+        gen = make_generator(s)
+        labels, affine = self.bases[i % len(self.bases)]
+        labels = labels.clone()
+        brain = labels != schema.background_index
+        if not brain.any():
+            raise InputError(f"{cfg.labels}: healthy label map {i % len(self.bases)} has no brain")
+        params: dict = {"seed": s, "healthy_labels": i % len(self.bases)}
+        if bernoulli(gen, cfg.p_lesion):
+            flip = bernoulli(gen, cfg.flip_p)
+            mask, info = self.lesions.draw(gen, case_seed(s, 1), affine, tuple(labels.shape), brain, flip)
+            labels[(mask > 0.5) & brain] = schema.lesion_index  # type: ignore[assignment]
+            params["lesion"] = info
+        centre = brain.nonzero().float().mean(0).numpy().astype(np.float64)
+        sp = spatial.sample(gen, self.scfg)
+        moved = spatial.apply(sp, Sample(brain.float(), labels, affine, centre_vox=centre))
+        labels_c, out_affine = moved.labels, moved.affine
+        assert labels_c is not None
+        params["spatial"] = asdict(sp)
+        image = render_volume(self.G, labels_c, schema.num_classes, self.tcfg.spatial_dims, self.device)
+        image = ((image + 1.0) / 2.0).clamp(0, 1).numpy()
+        lab = labels_c.numpy().astype(np.uint8)
+        params["lesion_voxels"] = int((lab == schema.lesion_index).sum())
+        return image, lab, out_affine, params
+
+
 def build_dataset(translator: str | Path, out: str | Path, n: int, cfg: BuildConfig, seed: int = 0,
                   device: torch.device | str = "cpu", progress: bool = True) -> Path:
     """Write ``n`` cases into ``out`` (nnU-Net layout); returns ``out``."""
-    G, tcfg, schema, _ = load_translator(translator, device)
-    if schema.lesion_index is None:
-        raise ConfigError(f"{translator}: the translator's schema {schema.name} has no lesion class")
-    mapping = cfg.mapping
-    sources = load_label_source(cfg.labels, schema=schema, mapping=mapping, resolution=tcfg.spacing_mm)
-    bases = [_ras_labels(lm) for lm in sources]
-    lesions = LesionSource(cfg.lesions, device, cfg.lesion_volume_ml)
-    scfg = cfg.deform.spatial_config(tcfg.shape)
+    renderer = CaseRenderer(translator, cfg, device)
+    tcfg, schema = renderer.tcfg, renderer.schema
     out = Path(out)
     signature = {"generator": "gan", "seed": int(seed), "translator": str(Path(translator).resolve()),
                  "config": to_dict(cfg)}
@@ -145,43 +189,14 @@ def build_dataset(translator: str | Path, out: str | Path, n: int, cfg: BuildCon
     todo = [i for i in range(n) if not case_done(out, f"gan_{i:05d}")]
     bar = tqdm(total=n, initial=n - len(todo), desc="building", disable=None if progress else True)
     for i in todo:
-        _build_case(i, out, G, tcfg, schema, bases, lesions, cfg, scfg, seed, device,
-                    preview=i < cfg.previews)
+        image, lab, affine, params = renderer.render(i, seed)
+        written = (lab == schema.lesion_index).astype(np.uint8) if cfg.output_labels == "lesion" else lab
+        write_case(out, f"gan_{i:05d}", [image], written, affine, params)
+        if i < cfg.previews:
+            from lesionsynth.viz import save_preview
+
+            save_preview(out / "previews" / f"gan_{i:05d}.png", image, lesion=lab == schema.lesion_index,
+                         labels=lab, title=f"gan_{i:05d} ({tcfg.arch})")
         bar.update(1)
     bar.close()
     return out
-
-
-def _build_case(i: int, out: Path, G: torch.nn.Module, tcfg, schema: LabelSchema, bases: list,
-                lesions: LesionSource, cfg: BuildConfig, scfg: spatial.SpatialConfig, seed: int,
-                device: torch.device | str, preview: bool) -> None:
-    s = case_seed(seed, i)
-    gen = make_generator(s)
-    labels, affine = bases[i % len(bases)]
-    labels = labels.clone()
-    brain = labels != schema.background_index
-    if not brain.any():
-        raise InputError(f"{cfg.labels}: healthy label map {i % len(bases)} has no brain")
-    params: dict = {"seed": s, "healthy_labels": i % len(bases)}
-    if bernoulli(gen, cfg.p_lesion):
-        flip = bernoulli(gen, cfg.flip_p)
-        mask, info = lesions.draw(gen, case_seed(s, 1), affine, tuple(labels.shape), brain, flip)
-        labels[(mask > 0.5) & brain] = schema.lesion_index  # type: ignore[assignment]
-        params["lesion"] = info
-    centre = brain.nonzero().float().mean(0).numpy().astype(np.float64)
-    sp = spatial.sample(gen, scfg)
-    moved = spatial.apply(sp, Sample(brain.float(), labels, affine, centre_vox=centre))
-    labels_c, out_affine = moved.labels, moved.affine
-    assert labels_c is not None
-    params["spatial"] = asdict(sp)
-    image = render_volume(G, labels_c, schema.num_classes, tcfg.spatial_dims, device)
-    image = ((image + 1.0) / 2.0).clamp(0, 1).numpy()
-    lab = labels_c.numpy().astype(np.uint8)
-    params["lesion_voxels"] = int((lab == schema.lesion_index).sum())
-    written = (lab == schema.lesion_index).astype(np.uint8) if cfg.output_labels == "lesion" else lab
-    write_case(out, f"gan_{i:05d}", [image], written, out_affine, params)
-    if preview:
-        from lesionsynth.viz import save_preview
-
-        save_preview(out / "previews" / f"gan_{i:05d}.png", image, lesion=lab == schema.lesion_index,
-                     labels=lab, title=f"gan_{i:05d} ({tcfg.arch})")
