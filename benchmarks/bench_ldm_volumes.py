@@ -54,8 +54,8 @@ def main() -> None:
     print(f"model: {args.model}, {args.n} masks per range, guidance "
           f"{mask.cfg.sampling.guidance if args.guidance is None else args.guidance}, {args.steps} DDIM steps, "
           f"seed {args.seed}; c = 0 is {to_ml(0):.1f} ml, c = 1 is {to_ml(1):.1f} ml\n")
-    print("| c range | requested (ml) | generated median (q25-q75), ml | inside the requested interval "
-          "| Spearman (requested, generated) |\n|---|---|---|---|---|")
+    print("| c range | requested (ml) | requested median | generated median (q25-q75), ml | inside the requested "
+          "interval | empty masks | Spearman (requested, generated) |\n|---|---|---|---|---|---|---|")
     for lo, hi in zip(args.ranges[::2], args.ranges[1::2]):
         rows = sample_to_folder(mask, Path(args.out) / f"c{lo:g}-{hi:g}", (lo, hi), args.n, args.guidance,
                                 args.seed, args.steps)
@@ -64,8 +64,8 @@ def main() -> None:
         inside = float(np.mean((gen >= to_ml(lo)) & (gen <= to_ml(hi))))
         rho = float(spearmanr(req, gen)[0]) if np.ptp(gen) > 0 else float("nan")
         q25, q50, q75 = np.percentile(gen, [25, 50, 75])
-        print(f"| U({lo:g}, {hi:g}) | {to_ml(lo):.0f}-{to_ml(hi):.0f} | {q50:.0f} ({q25:.0f}-{q75:.0f}) | "
-              f"{inside:.2f} | {rho:.2f} |")
+        print(f"| U({lo:g}, {hi:g}) | {to_ml(lo):.0f}-{to_ml(hi):.0f} | {np.median(req):.0f} | {q50:.0f} "
+              f"({q25:.0f}-{q75:.0f}) | {inside:.2f} | {int((gen == 0).sum())} / {len(gen)} | {rho:.2f} |")
         sets.append((lo, hi, gen))
     real = None
     if args.real:
@@ -97,6 +97,7 @@ def main() -> None:
         ax.set_xlabel("lesion volume (ml); shaded: the requested interval")
         ax.set_ylabel("masks")
         ax.legend(fontsize=8)
+        fig.tight_layout()
         save_figure(fig, args.png)
         print(f"wrote {args.png}")
     print(f"\n({time.time() - t0:.0f} s)")
