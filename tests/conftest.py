@@ -89,13 +89,15 @@ def cmd(*args) -> list[str]:
 
 
 def kill_during(args: list[str], out: Path, pattern: str, kills: int, seed: int) -> list[int]:
-    """Start the command ``kills`` times and SIGKILL it once it has written 1+ files (random extra delay)."""
+    """Start the command ``kills`` times and SIGKILL it once it has written a new file since that start
+    (then a random extra delay), so every kill lands in the middle of real work, not during start-up."""
     rng = random.Random(seed)
     written = []
     for _ in range(kills):
+        before = len(list(out.glob(pattern)))
         proc = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         t0 = time.time()
-        while proc.poll() is None and not list(out.glob(pattern)) and time.time() - t0 < 120:
+        while proc.poll() is None and len(list(out.glob(pattern))) <= before and time.time() - t0 < 120:
             time.sleep(0.02)
         time.sleep(rng.uniform(0.0, 0.4))
         proc.send_signal(signal.SIGKILL)

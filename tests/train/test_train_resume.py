@@ -71,33 +71,47 @@ def _run_cli(args, **kw):
                           text=True, timeout=300, **kw)
 
 
-def test_kill_9_mid_run_then_resume(tmp_path, blobs, reference):
-    """A training subprocess is killed with SIGKILL mid-run, then resumed through the CLI."""
+def test_kill_9_five_times_mid_run_then_resume(tmp_path, blobs, reference):
+    """A training subprocess is SIGKILLed at five random moments, each after it wrote a new checkpoint and
+    resumed through the CLI in between; the finished run equals the uninterrupted one bit for bit."""
+    import random
+
     cfg_path = tmp_path / "cfg.yaml"
     # same run as the reference; a checkpoint after every iteration makes kills during writes likely
     cfg_path.write_text(yaml.safe_dump(_config(blobs, checkpoint_every=1)))
     run = tmp_path / "run"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "lesionsynth", "train", "--config", str(cfg_path),
-                             "--out", str(run)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     last = run / "checkpoints" / "last.pt"
-    deadline = time.time() + 120
-    while not last.is_file() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.01)
-    time.sleep(0.1)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
-    done = torch.load(last, weights_only=False)["progress"]["iteration"]
-    assert 0 < done < 24, done
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    rng = random.Random(0)
+    done = [0]
+    for k in range(5):
+        args = ["--config", str(cfg_path)] if k == 0 else ["--resume"]
+        proc = subprocess.Popen([sys.executable, "-m", "lesionsynth", "train", *args, "--out", str(run)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 120
+
+        def progress() -> int:
+            try:
+                return torch.load(last, weights_only=False)["progress"]["iteration"] if last.is_file() else 0
+            except Exception:  # noqa: BLE001 - a checkpoint being replaced right now
+                return done[-1]
+
+        while proc.poll() is None and progress() <= done[-1] and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.15))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+        done.append(torch.load(last, weights_only=False)["progress"]["iteration"])
+    assert done == sorted(set(done)) and done[-1] < 24, done  # five kills, each after progress, mid-run
     r = _run_cli(["--out", str(run), "--resume"])  # the recorded config
     assert r.returncode == 0, r.stderr[-2000:]
     assert not list((run / "checkpoints").glob(".*"))  # temporaries of a killed write are gone
     ref = torch.load(reference / "checkpoints" / "last.pt", weights_only=False)
     got = torch.load(last, weights_only=False)
     assert got["progress"]["iteration"] == 24
-    for k, v in ref["model"].items():
-        assert torch.equal(v, got["model"][k]), k
+    for key, v in ref["model"].items():
+        assert torch.equal(v, got["model"][key]), key
 
 
 KILL_DURING_SAVE = """
