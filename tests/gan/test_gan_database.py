@@ -141,6 +141,11 @@ def test_gan_cli_end_to_end(translator, soft_labels, lesion_dir, tmp_path, capsy
     assert main(["gan", "train-masks", "--lesions", str(lesion_dir), "--config", str(masks_cfg),
                  "--out", str(run), "--device", "cpu"]) == 0
     assert (run / "checkpoints" / "last.pt").is_file() and (run / "samples" / "iter_0000002.png").is_file()
+    # a bad override on --resume names the run's recorded config, not a shipped one
+    capsys.readouterr()
+    assert main(["gan", "train-masks", "--lesions", str(lesion_dir), "--out", str(run), "--resume",
+                 "--set", "colour=1", "--device", "cpu"]) == 2
+    assert f"{run / 'config.yaml'}: unknown key 'colour'" in capsys.readouterr().err
     # the mask GAN as the builder's lesion source
     db = tmp_path / "db"
     assert main(["gan", "build-dataset", "--translator", str(translator), "--out", str(db), "-n", "1",

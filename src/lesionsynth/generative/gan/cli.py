@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("-i", "--input", "--lesions", dest="lesions", type=Path,
                    help="folder of binary lesion masks (NIfTI, MNI space)")
     p.add_argument("--max-masks", type=int, metavar="N", help="use only the first N masks (sorted by name)")
-    p.add_argument("--config", default="gan-masks", help="YAML config or shipped name (default gan-masks)")
+    p.add_argument("--config", help="YAML config or shipped name (default: gan-masks; with --resume: the run's)")
     argtypes.add_set(p)
     _training(p)
     p.set_defaults(func=run_train_masks)
@@ -54,7 +54,7 @@ def register(subparsers: Any) -> None:
 
     p = sub.add_parser("train-translator", help="train a label-map -> image translator (pix2pix or SPADE)")
     p.add_argument("--arch", choices=["pix2pix", "spade"], help="network (default: the config's)")
-    p.add_argument("--config", help="YAML config or shipped name (default gan-ARCH)")
+    p.add_argument("--config", help="YAML config or shipped name (default: gan-ARCH; with --resume: the run's)")
     argtypes.add_set(p)
     p.add_argument("-i", "--input", "--pairs", dest="pairs",
                    help="'mni' (template + its tissue labels) or a dataset folder (nnU-Net layout)")
@@ -83,6 +83,14 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run_mask_stats)
 
 
+def _where(args: argparse.Namespace, default: str) -> str:
+    """Where a config error points: the given --config, else the run's recorded config on --resume, else the
+    shipped default."""
+    if args.config:
+        return str(args.config)
+    return str(Path(args.out) / "config.yaml") if args.resume else default
+
+
 def _check_positive(name: str, value: int | None) -> None:
     if value is not None and value < 1:
         raise ConfigError(f"{name} must be >= 1, got {value}")
@@ -95,8 +103,8 @@ def run_train_masks(args: argparse.Namespace) -> int:
     _check_positive("--iterations", args.iterations)
     _check_positive("--max-masks", args.max_masks)
     overrides = deep_update(parse_set(args.set), {"iterations": args.iterations} if args.iterations else {})
-    cfg = from_dict(MaskGANConfig, config_for_start(args.out, args.resume, args.config, overrides),
-                    where=str(args.config or "config"))
+    cfg = from_dict(MaskGANConfig, config_for_start(args.out, args.resume, args.config, overrides, "gan-masks"),
+                    where=_where(args, "gan-masks"))
     device = resolve_device(args.device)
     ckpt = train_mask_gan(cfg, args.lesions, args.out, device, seed=args.seed, resume=args.resume,
                           time_limit_min=args.time_limit, max_masks=args.max_masks)
@@ -143,7 +151,7 @@ def run_train_translator(args: argparse.Namespace) -> int:
     if pairs:
         overrides = deep_update(overrides, {"pairs": pairs})
     cfg = from_dict(TranslatorConfig, config_for_start(args.out, args.resume, args.config, overrides, default),
-                    where=str(args.config or default))
+                    where=_where(args, default))
     ckpt = train_translator(cfg, args.out, resolve_device(args.device), seed=args.seed, resume=args.resume,
                             time_limit_min=args.time_limit)
     print(f"translator checkpoint: {ckpt}", file=sys.stderr)
