@@ -205,3 +205,23 @@ def test_input_flag_names_each_verbs_one_input():
              ("predict", "-i", "a.nii.gz", "-o", "o"): ("input", ["a.nii.gz"])}
     for argv, (dest, want) in cases.items():
         assert getattr(build_parser(argv[0]).parse_args(list(argv)), dest) == want, argv
+
+
+def test_threads_before_the_verb_reaches_verbs_with_their_own_flag_and_zero_defaults_show():
+    for verb, rest in (("train", ["-o", "x"]), ("predict", ["-i", "a", "-o", "b"]), ("synth", ["-o", "s", "-n", "1"])):
+        assert build_parser(verb).parse_args(["--threads", "3", verb, *rest]).threads == 3, verb
+        assert build_parser(verb).parse_args([verb, *rest]).threads is None, verb
+    text = " ".join(dict(_leaf_parsers(build_parser("synth")))["synth"].format_help().split())
+    assert "(default: 0)" in text  # --seed
+
+
+def test_ldm_build_dataset_checks_its_default_condition_range():
+    from lesionsynth.generative.ldm.cli import _check_common
+
+    args = build_parser("ldm").parse_args(["ldm", "build-dataset", "--model", "m", "--image-model", "i", "-n", "2",
+                                           "-o", "x"])
+    _check_common(args)  # the default (0, 1) is a tuple: checked, not a crash
+    args = build_parser("ldm").parse_args(["ldm", "build-dataset", "--model", "m", "--image-model", "i", "-n", "2",
+                                           "-o", "x", "--condition-range", "0", "nan"])
+    with pytest.raises(Exception, match="condition-range: not a finite number"):
+        _check_common(args)

@@ -63,7 +63,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         text = action.help or ""
         default = action.default
         if (action.option_strings and "default" not in text.lower() and "%(default)" not in text
-                and default not in (None, False, True, [], argparse.SUPPRESS)):
+                and default is not None and not isinstance(default, bool) and default != []
+                and default is not argparse.SUPPRESS):
             text += " (default: %(default)s)"
         return text
 
@@ -122,6 +123,10 @@ def _add_common(parser: argparse.ArgumentParser, root: bool = False, name: str =
     if "--threads" not in known:
         parser.add_argument("--threads", type=positive_int, default=None if root else argparse.SUPPRESS,
                             help="CPU threads for torch (default: torch's)")
+    elif not root:  # a verb's own --threads must not overwrite one given before the verb
+        for action in parser._actions:
+            if "--threads" in action.option_strings:
+                action.default = argparse.SUPPRESS
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for verb, child in action.choices.items():

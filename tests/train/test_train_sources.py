@@ -27,7 +27,8 @@ def _data(folders, sources, **over):
     a, b = folders
     spec = {"a": {"kind": "folder", "path": str(a), "cache": True, "augment": None},
             "b": {"kind": "gan", "path": str(b), "cache": True, "augment": None}}
-    data = toy_config(a, schema="tissue", synth={"resolution": None}, real=None, preprocessing={"spacing": 2.0},
+    synth = {"resolution": None} if any(s == "synth" for s, _ in sources) else None
+    data = toy_config(a, schema="tissue", synth=synth, real=None, preprocessing={"spacing": 2.0},
                       sources=[dict(spec[s], weight=w) if s in spec else {"kind": s, "weight": w} for s, w in sources])
     data.update(over)
     return data
@@ -121,11 +122,14 @@ def test_resumed_mixed_source_run_equals_uninterrupted_and_logs_per_source_loss(
     ([{"kind": "synth", "name": "a b"}], {}, "name 'a b' must be unique"),
     ([{"kind": "synth", "colour": 1}], {}, "unknown key 'colour'"),
     ([], {}, "sources is empty"),
+    ([{"kind": "folder", "path": "/tmp"}], {}, "the 'synth' section is set but no source uses it"),
     ([{"kind": "synth"}], {"mix": [2, 1]}, "not both; rewrite them as sources"),
 ])
 def test_a_bad_source_entry_is_one_clear_error(folders, sources, over, message):
     data = _data(folders, [], **over)
     data["sources"] = sources
+    if any(s.get("kind") == "synth" for s in sources) or "section is set" in message:
+        data["synth"] = {"resolution": None}
     with pytest.raises(ConfigError) as e:
         config_from_dict(data)
     assert message in str(e.value) and "\n" not in str(e.value)

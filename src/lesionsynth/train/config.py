@@ -319,6 +319,11 @@ def _check_sources(cfg: TrainConfig, where: str) -> None:
                           f"[{{kind: synth, weight: {a}}}, {{kind: folder, path: {path}, weight: {b}}}]")
     if not cfg.sources:
         raise ConfigError(f"{where}: sources is empty; list at least one source")
+    listed = {s.kind for s in cfg.sources}
+    for section in ("synth", "physics"):
+        if getattr(cfg, section) is not None and section not in listed:
+            raise ConfigError(f"{where}: the '{section}' section is set but no source uses it; add "
+                              f"{{kind: {section}}} to sources or remove the section")
     names: set[str] = set()
     for j, s in enumerate(cfg.training_sources()):
         at = f"{where}: sources[{j}]"

@@ -210,7 +210,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
                 lr = scheduler.get_last_lr()[0]
                 bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
                 per_source = {f"loss_{n}": float(losses[[k for k, s in enumerate(window_sources) if s == n]].mean())
-                              for n in names if n in window_sources}
+                              for n in names if n in window_sources
+                              and f"loss_{n}" in (logger.columns or [])}  # a run resumed from before keeps its columns
                 logger.log(progress.iteration, "train", epoch=i // cfg.iterations_per_epoch + 1, loss=mean_loss,
                            lr=lr, grad_norm=float(torch.stack(grad_norms).float().mean()),
                            iter_per_s=len(window) / dt if dt > 0 else float("nan"), **per_source)

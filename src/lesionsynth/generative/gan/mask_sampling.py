@@ -43,10 +43,9 @@ class OutputGrid:
 
     def world_x(self) -> torch.Tensor:
         """World x (mm, RAS: negative = left) of every voxel, (X, Y, Z)."""
-        idx = torch.stack(torch.meshgrid(*[torch.arange(n, dtype=torch.float64) for n in self.shape],
-                                         indexing="ij"), -1)
-        a = torch.as_tensor(self.affine[0], dtype=torch.float64)
-        return (idx @ a[:3] + a[3]).float()
+        a = [float(v) for v in self.affine[0]]
+        i, j, k = (torch.arange(n, dtype=torch.float32) for n in self.shape)
+        return a[0] * i[:, None, None] + a[1] * j[None, :, None] + a[2] * k[None, None, :] + a[3]
 
 
 def one_hemisphere(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

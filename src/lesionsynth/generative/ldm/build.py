@@ -54,18 +54,19 @@ def sample_to_folder(mask: MaskLDM, out: str | Path, condition: float | tuple[fl
     """
     assert mask.condition is not None
     out = Path(out)
-    if isinstance(condition, tuple):
+    if isinstance(condition, tuple):  # the draws of build_dataset: condition, mask seed, image seed
         plans = [case_plan(seed, i, *condition) for i in range(n)]
-        conditions, seeds = [p[0] for p in plans], [p[1] for p in plans]
+        conditions, seeds, image_seeds = [p[0] for p in plans], [p[1] for p in plans], [p[2] for p in plans]
         title = f"c ~ U({condition[0]:g}, {condition[1]:g})"
     else:
         conditions, seeds = [float(condition)] * n, [case_seed(seed, i) for i in range(n)]
+        image_seeds = [case_seed(s, 1) for s in seeds]
         title = f"c={condition:g}"
     maps = mask.sample(conditions, seeds, guidance=guidance, steps=steps, batch_size=batch_size,
                        progress=bool(progress))
     imgs = None
     if image is not None:
-        imgs = image.render(maps, [case_seed(s, 1) for s in seeds], guidance=image_guidance, steps=steps,
+        imgs = image.render(maps, image_seeds, guidance=image_guidance, steps=steps,
                             batch_size=batch_size, progress=bool(progress))
     ratio = mask.condition.measure(maps)
     vol = mask.condition.volume_ml(maps)

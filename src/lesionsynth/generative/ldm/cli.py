@@ -123,7 +123,7 @@ def _check_common(args: argparse.Namespace) -> None:
             raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
     for name in ("guidance", "image_guidance", "condition", "condition_range"):
         v = getattr(args, name, None)
-        for x in v if isinstance(v, list) else [v]:
+        for x in v if isinstance(v, (list, tuple)) else [v]:
             if x is not None and not math.isfinite(x):
                 raise InputError(f"--{name.replace('_', '-')}: not a finite number")
             if x is not None and not name.startswith("condition") and x < 0:
