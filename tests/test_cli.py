@@ -130,7 +130,13 @@ def test_shipped_generator_configs_name_no_data_folder():
             yield node
 
     names = sorted(PACKAGE_CONFIGS.glob("gan-*.yaml")) + sorted(PACKAGE_CONFIGS.glob("ldm-*.yaml"))
-    assert len(names) >= 8
+    generators = sorted(PACKAGE_CONFIGS.glob("generator-*.yaml"))
+    assert len(names) >= 8 and generators
+    names += generators
+    from lesionsynth.synth import load_synth_config
+
+    for path in generators:  # generator-only: SynthConfig keys, loadable by `synth --config NAME`
+        load_synth_config(path.stem)
     for path in names:
         bad = [v for v in values(yaml.safe_load(path.read_text())) if isinstance(v, str) and "shared" in v]
         assert not bad, (path.name, bad)
