@@ -99,7 +99,7 @@ def kill_during(args: list[str], out: Path, pattern: str, kills: int, seed: int)
         t0 = time.time()
         while proc.poll() is None and len(list(out.glob(pattern))) <= before and time.time() - t0 < 120:
             time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.4))
+        time.sleep(rng.uniform(0.0, 0.1))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         written.append(len(list(out.glob(pattern))))
