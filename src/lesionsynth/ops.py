@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.networks.layers import gaussian_1d, separable_filtering
@@ -92,13 +93,25 @@ def sample_seed(gen: torch.Generator) -> int:
     return int(torch.randint(0, 2**31 - 1, (), generator=gen))
 
 
+# splitmix64-style mixing so neighbouring (seed, index) pairs give unrelated streams
+_M64, _GOLDEN, _OFFSET = 0xFFFFFFFFFFFFFFFF, 0x9E3779B97F4A7C15, 0x632BE59BD9B4E019
+_MIX1, _MIX2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
 def case_seed(seed: int, index: int) -> int:
     """The seed of case ``index`` of a run seeded with ``seed`` (independent of workers or order)."""
-    # splitmix64-style mixing so neighbouring (seed, index) pairs give unrelated streams
-    z = (int(seed) * 0x9E3779B97F4A7C15 + int(index) + 0x632BE59BD9B4E019) & 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    z = (int(seed) * _GOLDEN + int(index) + _OFFSET) & _M64
+    z = ((z ^ (z >> 30)) * _MIX1) & _M64
+    z = ((z ^ (z >> 27)) * _MIX2) & _M64
     return (z ^ (z >> 31)) & 0x7FFFFFFFFFFFFFFF
+
+
+def case_seeds(seed: int, indices: np.ndarray) -> np.ndarray:
+    """:func:`case_seed` of every index at once (uint64 array; uint64 arithmetic wraps like ``& _M64``)."""
+    z = np.asarray(indices, dtype=np.uint64) + np.uint64((int(seed) * _GOLDEN + _OFFSET) & _M64)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(_MIX1)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(_MIX2)
+    return (z ^ (z >> np.uint64(31))) & np.uint64(0x7FFFFFFFFFFFFFFF)
 
 
 def uniform(gen: torch.Generator, lo: float, hi: float) -> float:

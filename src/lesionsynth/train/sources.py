@@ -24,13 +24,12 @@ from torch.utils.data import DataLoader, Sampler
 
 from lesionsynth.errors import ConfigError
 from lesionsynth.labels.schema import LabelSchema, load_schema
-from lesionsynth.ops import bernoulli, case_seed, make_generator
+from lesionsynth.ops import bernoulli, case_seed, case_seeds, make_generator
 from lesionsynth.train.config import SourceConfig, TrainConfig
 from lesionsynth.train.data import RealTrainingSet, open_folder, real_augment_config
 
 CROP_STREAM = 0xC409  # random stream of synthetic sub-crops
 SOURCE_STREAM = 0x50C5  # random stream of the per-iteration source draws
-_M64 = (1 << 64) - 1
 
 
 @dataclass
@@ -45,13 +44,8 @@ class Batch:
 
 
 def uniform_draws(seed: int, slots: np.ndarray) -> np.ndarray:
-    """``case_seed(seed, k) / 2**63`` for every slot ``k`` (uniform in [0, 1)), vectorised."""
-    base = (int(seed) * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) & _M64
-    z = np.asarray(slots, dtype=np.uint64) + np.uint64(base)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    z = (z ^ (z >> np.uint64(31))) & np.uint64(0x7FFFFFFFFFFFFFFF)
-    return z.astype(np.float64) / float(1 << 63)
+    """``case_seed(seed, k) / 2**63`` for every slot ``k`` (uniform in [0, 1))."""
+    return case_seeds(seed, slots).astype(np.float64) / float(1 << 63)
 
 
 def source_schedule(cfg: TrainConfig, rank: int = 0, world: int = 1) -> np.ndarray:
