@@ -114,3 +114,51 @@ def arrays(folder: Path) -> dict[str, np.ndarray]:
 def no_temporaries(folder: Path) -> None:
     left = [p for p in folder.rglob(".*") if p.is_file()]
     assert not left, left
+
+
+TINY_TRANSLATOR_YAML = """
+arch: pix2pix
+spatial_dims: 2
+spacing_mm: 2.0
+shape: [32, 32, 32]
+channels: [4, 8, 16]
+disc_channels: 4
+disc_layers: 2
+batch_size: 2
+iterations: 2
+log_every: 1
+sample_every: 2
+checkpoint_every: 2
+pairs:
+  lesion_volume_ml: [2.0, 6.0]
+"""
+
+
+@pytest.fixture
+def pairs_dir(tiny_labelmap, tmp_path):
+    """A two-case nnU-Net folder of (toy T1, tissue labels) pairs."""
+    from lesionsynth.data import write_case, write_dataset_json
+    from lesionsynth.labels import TISSUE
+
+    root = tmp_path / "pairs"
+    labels = tiny_labelmap.target_probs_argmax()
+    levels = torch.tensor([0.0, 0.55, 0.85, 0.7, 0.2])
+    for i in range(2):
+        gen = torch.Generator().manual_seed(i)
+        image = levels[labels] * (1 + 0.03 * torch.randn(labels.shape, generator=gen))
+        write_case(root, f"p{i}", [image.numpy()], labels.numpy(), tiny_labelmap.affine)
+    write_dataset_json(root, ["T1"], {c: i for i, c in enumerate(TISSUE.classes)}, 2)
+    return root
+
+
+@pytest.fixture
+def translator(pairs_dir, tmp_path):
+    """A two-step pix2pix translator trained on ``pairs_dir`` (its config: ``tmp_path/translator.yaml``)."""
+    from lesionsynth.cli import main
+
+    cfg = tmp_path / "translator.yaml"
+    cfg.write_text(TINY_TRANSLATOR_YAML)
+    out = tmp_path / "translator"
+    assert main(["gan", "train-translator", "--config", str(cfg), "--pairs", str(pairs_dir), "--out", str(out),
+                 "--device", "cpu"]) == 0
+    return out

@@ -7,32 +7,12 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
 from lesionsynth.cli import main
-from lesionsynth.data import read_dataset, write_case, write_dataset_json
+from lesionsynth.data import read_dataset
 from lesionsynth.errors import InputError
 from lesionsynth.generative.gan.database import BuildConfig, build_dataset
 from lesionsynth.labels import TISSUE
-
-LEVELS = torch.tensor([0.0, 0.55, 0.85, 0.7, 0.2])
-
-TRANSLATOR_YAML = """
-arch: pix2pix
-spatial_dims: 2
-spacing_mm: 2.0
-shape: [32, 32, 32]
-channels: [4, 8, 16]
-disc_channels: 4
-disc_layers: 2
-batch_size: 2
-iterations: 2
-log_every: 1
-sample_every: 2
-checkpoint_every: 2
-pairs:
-  lesion_volume_ml: [2.0, 6.0]
-"""
 
 MASKS_YAML = """
 grid: {spacing_mm: 4.0, shape: [16, 16, 16], centre_mm: [0.0, 0.0, 0.0]}
@@ -51,19 +31,6 @@ threshold: 0.3
 
 
 @pytest.fixture
-def pairs_dir(tiny_labelmap, tmp_path):
-    """A two-case nnU-Net folder of (toy T1, tissue labels) pairs."""
-    root = tmp_path / "pairs"
-    labels = tiny_labelmap.target_probs_argmax()
-    for i in range(2):
-        gen = torch.Generator().manual_seed(i)
-        image = LEVELS[labels] * (1 + 0.03 * torch.randn(labels.shape, generator=gen))
-        write_case(root, f"p{i}", [image.numpy()], labels.numpy(), tiny_labelmap.affine)
-    write_dataset_json(root, ["T1"], {c: i for i, c in enumerate(TISSUE.classes)}, 2)
-    return root
-
-
-@pytest.fixture
 def soft_labels(tmp_path, tiny_affine):
     """The toy brain as a 4D soft-map file (grey, white, partial volume, CSF)."""
     from conftest import tiny_tissue_probs
@@ -72,17 +39,6 @@ def soft_labels(tmp_path, tiny_affine):
     p = tmp_path / "healthy.nii.gz"
     nib.save(nib.Nifti1Image(np.moveaxis(probs, 0, -1), tiny_affine), str(p))
     return p
-
-
-@pytest.fixture
-def translator(pairs_dir, tmp_path):
-    cfg = tmp_path / "translator.yaml"
-    cfg.write_text(TRANSLATOR_YAML)
-    out = tmp_path / "translator"
-    rc = main(["gan", "train-translator", "--config", str(cfg), "--pairs", str(pairs_dir), "--out", str(out),
-               "--device", "cpu"])
-    assert rc == 0
-    return out
 
 
 def test_gan_build_dataset_folder_format(translator, soft_labels, lesion_dir, tmp_path):

@@ -38,6 +38,9 @@ def test_uniform_draws_are_case_seed():
     u = uniform_draws(11, np.arange(20))
     assert np.allclose(u, [case_seed(11, k) / 2**63 for k in range(20)], rtol=0, atol=1e-15)
     assert ((0 <= u) & (u < 1)).all()
+    from lesionsynth.ops import case_seeds
+
+    assert [int(v) for v in case_seeds(11, np.arange(20))] == [case_seed(11, k) for k in range(20)]
 
 
 def test_source_weights_drive_the_draw_frequencies(folders):
@@ -140,43 +143,6 @@ def test_sources_and_the_older_real_key_together_say_how_to_rewrite(folders):
     with pytest.raises(ConfigError, match=r"rewrite them as sources: \[\{kind: synth, weight: 1\}, "
                                           r"\{kind: folder, path: .*, weight: 1\}\]"):
         config_from_dict(data)
-
-
-TRANSLATOR_YAML = """
-arch: pix2pix
-spatial_dims: 2
-spacing_mm: 2.0
-shape: [32, 32, 32]
-channels: [4, 8, 16]
-disc_channels: 4
-disc_layers: 2
-batch_size: 2
-iterations: 2
-log_every: 1
-sample_every: 2
-checkpoint_every: 2
-pairs:
-  lesion_volume_ml: [2.0, 6.0]
-"""
-
-
-@pytest.fixture
-def translator(tiny_labelmap, tmp_path):
-    """A two-step pix2pix translator trained on two toy (T1, tissue labels) pairs."""
-    from lesionsynth.cli import main
-    from lesionsynth.data import write_case, write_dataset_json
-    from lesionsynth.labels import TISSUE
-
-    pairs = tmp_path / "pairs"
-    labels = tiny_labelmap.target_probs_argmax()
-    for i in range(2):
-        image = torch.tensor([0.0, 0.55, 0.85, 0.7, 0.2])[labels] * (1 + 0.03 * torch.randn(labels.shape))
-        write_case(pairs, f"p{i}", [image.numpy()], labels.numpy(), tiny_labelmap.affine)
-    write_dataset_json(pairs, ["T1"], {c: i for i, c in enumerate(TISSUE.classes)}, 2)
-    (tmp_path / "t.yaml").write_text(TRANSLATOR_YAML)
-    assert main(["gan", "train-translator", "--config", str(tmp_path / "t.yaml"), "--pairs", str(pairs),
-                 "-o", str(tmp_path / "translator"), "--device", "cpu"]) == 0
-    return tmp_path / "translator"
 
 
 def test_a_gan_checkpoint_source_renders_build_dataset_cases_on_the_fly(folders, translator, tmp_path):
