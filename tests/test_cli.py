@@ -176,6 +176,11 @@ def test_every_verb_takes_threads_and_main_applies_it(capsys):
     try:
         assert main(["models", "--threads", "1"]) == 0
         assert torch.get_num_threads() == 1
+        torch.set_num_threads(before)
+        # before the verb, also for nested verbs (the value "1" is not taken for the verb)
+        args = build_parser("gan").parse_args(["--threads", "1", "gan", "train-masks", "-i", "m", "-o", "o"])
+        assert args.threads == 1 and args.command == "gan"
+        assert main(["--threads", "1", "models"]) == 0 and torch.get_num_threads() == 1
         assert main(["models", "--threads", "0"]) == 2  # argparse: one line, exit 2
     except SystemExit as e:
         assert e.code == 2

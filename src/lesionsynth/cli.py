@@ -135,8 +135,9 @@ def _add_common(parser: argparse.ArgumentParser, root: bool = False, name: str =
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    verb = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(verb if verb in VERBS else "")
+    # the first verb named (root options before it may take values: ``--threads 2 gan train-masks``)
+    verb = next((a for a in argv if a in VERBS), "")
+    parser = build_parser(verb)
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
