@@ -197,4 +197,10 @@ def test_gan_shipped_configs_load():
         assert load_config(MaskGANConfig, name).objective == "wgan-gp"
     assert load_config(BuildConfig, "gan-build").labels == "default"
     exp = load_experiment("small-data")
-    assert [a.max_cases for a in exp.arms if a.name.startswith("real-10")] == [[10], [10, None]]
+    arms = {a.name: a for a in exp.arms}
+    assert set(arms) == {f"real-{n}{x}" for n in (10, 50) for x in ("", "+gan", "+ldm", "+synth")}
+    for n in (10, 50):  # the same N real cases in every arm of that N, one added source each
+        srcs = [arms[f"real-{n}{x}"].overrides["sources"] for x in ("", "+gan", "+ldm", "+synth")]
+        assert all(s[0] == srcs[0][0] and s[0]["max_cases"] == n for s in srcs)
+        assert [len(s) for s in srcs] == [1, 2, 2, 2]
+        assert [s[1]["kind"] for s in srcs[1:]] == ["gan", "ldm", "synth"]
