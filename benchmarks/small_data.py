@@ -35,7 +35,6 @@ report; the defaults fit about two hours on 2 CPU cores.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import shlex
 import subprocess
@@ -163,11 +162,6 @@ def ldm(work: Path, n: int, args: argparse.Namespace) -> None:
         _mark(d / "db")
 
 
-def _read(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def examples_figure(work: Path, png: Path) -> Path:
     """Axial slice through the lesion of case 0 of each training source (real, GAN and LDM databases for
     each N), lesion outlined; every image reoriented to RAS."""
@@ -228,6 +222,7 @@ def _table(rows: list[dict[str, str]]) -> tuple[list[str], dict[str, dict[str, d
 def report(work: Path, out: Path, args: argparse.Namespace) -> None:
     """Per test set: a table (mean Dice and lesion-wise F1; paired difference and Wilcoxon p against the
     real-only arm of the same N) and a box plot; a figure of training cases; the wall times."""
+    from lesionsynth.demo.report import csv_rows
     from lesionsynth.viz import pyplot, save_figure
 
     sets = [d for d in sorted((work / "experiment" / "evaluation").iterdir()) if (d / "per_case.csv").is_file()]
@@ -237,7 +232,7 @@ def report(work: Path, out: Path, args: argparse.Namespace) -> None:
     fig, axes = pyplot().subplots(1, len(sets), figsize=(6 * len(sets), 4.2), squeeze=False, layout="constrained")
     body = []
     for ax, d in zip(axes[0], sets):
-        lines, arms = _table(_read(d / "per_case.csv"))
+        lines, arms = _table(csv_rows(d / "per_case.csv"))
         body += [f"### Test set `{d.name}`", "", *lines, ""]
         ax.boxplot([[arms[a][c]["dice"] for c in sorted(arms[a])] for a in arms], showmeans=True)
         ax.set_xticks(range(1, len(arms) + 1), list(arms), rotation=35, ha="right")
