@@ -190,3 +190,31 @@ def test_sample_with_a_condition_range_draws_each_maps_condition(runs, tmp_path)
     assert all(0.6 <= c <= 1.0 for c in got) and len(set(got)) == 4
     with pytest.raises(SystemExit):  # one of --condition / --condition-range, not both
         main(["ldm", "sample", "--model", "m", "--condition", "0.5", "--condition-range", "0", "1", "-o", "x"])
+
+
+def test_an_ldm_checkpoint_source_renders_build_dataset_cases_on_the_fly(runs, tmp_path):
+    """``sources: [{kind: ldm, checkpoint: MASK_RUN, build: {image: IMAGE_RUN, ...}}]`` trains on case k of
+    what ``ldm build-dataset`` writes with the same settings and seed, brought onto the training grid."""
+    from lesionsynth.train.config import config_from_dict
+    from lesionsynth.train.sources import TrainingSources
+    from lesionsynth.train.toy import toy_config
+
+    build = {"image": str(runs / "image_dm"), "condition_range": [0.2, 0.8], "steps": 2}
+    data = toy_config(runs / "pairs", schema="tissue", real=None, preprocessing={"spacing": 2.0}, seed=3,
+                      sources=[{"kind": "ldm", "checkpoint": str(runs / "mask_dm"), "build": build}])
+    cfg = config_from_dict(data)
+    src = TrainingSources(cfg, cfg.label_schema(), torch.device("cpu"))
+    b = src.batch(1)
+    assert b.synthetic and b.source == "ldm" and b.image.shape == (1, 1, 16, 16, 16) and b.labelled.all()
+    assert abs(float(b.image.mean())) < 0.5  # normalised as predict prepares a scan
+    k = src.synthetic_count(1, 0) * cfg.batch_size
+    assert k == 1
+    out = tmp_path / "ds"
+    assert main(["ldm", "build-dataset", "--model", str(runs / "mask_dm"), "--image-model", str(runs / "image_dm"),
+                 "--condition-range", "0.2", "0.8", "--n", "2", "--steps", "2", "--batch-size", "2",
+                 "--seed", "3", "--out", str(out), "--device", "cpu"]) == 0
+    image, labels, affine, params = src.generated[0].renderer.render(k, cfg.seed)
+    np.testing.assert_array_equal(load_volume(out / "labelsTr" / "ldm_00001.nii.gz").data, labels)
+    np.testing.assert_allclose(load_volume(out / "imagesTr" / "ldm_00001_0000.nii.gz").data, image, atol=1e-4)
+    written = json.loads((out / "params" / "ldm_00001.json").read_text())
+    assert written["condition"] == params["condition"] and 0.2 <= params["condition"] <= 0.8

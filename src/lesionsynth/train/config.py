@@ -29,6 +29,7 @@ from lesionsynth.augment import AugmentConfig
 from lesionsynth.config import from_dict, load_config, resolve_config_path, to_dict
 from lesionsynth.errors import ConfigError
 from lesionsynth.generative.gan.database import BuildConfig
+from lesionsynth.generative.ldm.config import SourceBuildConfig
 from lesionsynth.labels.schema import LabelSchema, load_schema
 from lesionsynth.models import ModelConfig
 from lesionsynth.physics.generator import PhysicsConfig
@@ -75,12 +76,14 @@ class SourceConfig:
         name: the source's name in ``metrics.csv`` (``loss_NAME``); default: its kind, numbered when
             a kind repeats.
         path, split, label_names, augment, cache, max_cases: folder kinds, as in :class:`RealDataConfig`.
-        checkpoint: ``gan`` only, instead of ``path``: a translator run (or checkpoint) sampled on the fly,
-            case ``k`` being what ``gan build-dataset`` would write as case ``k`` (``build``: its settings,
-            e.g. ``{lesions: MASK_GAN_RUN}``), cropped and normalised on the training grid. Sampling an LDM
-            during training is not built yet (an error gives the ``ldm build-dataset`` command instead).
-        build: ``gan`` with ``checkpoint``: the database builder's settings
-            (:class:`lesionsynth.generative.gan.database.BuildConfig`).
+        checkpoint: ``gan`` / ``ldm``, instead of ``path``: a generator sampled on the fly, case ``k`` being what
+            its ``build-dataset`` would write as case ``k`` with the same settings and seed, cropped and
+            normalised on the training grid. ``gan``: a translator run (or checkpoint); ``ldm``: a mask LDM
+            ``train-diffusion`` run.
+        build: with ``checkpoint``, the builder's settings: ``gan``:
+            :class:`lesionsynth.generative.gan.database.BuildConfig` (e.g. ``{lesions: MASK_GAN_RUN}``);
+            ``ldm`` (required): :class:`lesionsynth.generative.ldm.config.SourceBuildConfig` (``{image:
+            IMAGE_LDM_RUN, condition_range: [0.6, 1.0]}``).
     """
 
     kind: str
@@ -93,7 +96,13 @@ class SourceConfig:
     cache: bool = False
     max_cases: int | None = None
     checkpoint: str | None = None
-    build: BuildConfig | None = None
+    build: dict[str, Any] | BuildConfig | SourceBuildConfig | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.build, dict):  # typed by kind: a GAN builder's or an LDM source's settings
+            self.build = from_dict(SourceBuildConfig if self.kind == "ldm" else BuildConfig, self.build, "build")
+        if self.checkpoint is not None and self.build is None and self.kind == "gan":
+            self.build = BuildConfig()
 
     @property
     def generated(self) -> bool:
@@ -332,18 +341,20 @@ def _check_sources(cfg: TrainConfig, where: str) -> None:
         if not (math.isfinite(s.weight) and s.weight > 0):
             raise ConfigError(f"{at}: weight must be a positive number, got {s.weight}")
         if s.checkpoint is not None and s.kind not in ("gan", "ldm"):
-            raise ConfigError(f"{at}: checkpoint is for kind gan only (a translator sampled on the fly)")
-        if s.checkpoint is not None and s.kind == "ldm":
-            raise ConfigError(f"{at}: sampling an {s.kind} checkpoint during training is not supported yet; write "
-                              f"a dataset first (lesionsynth ldm build-dataset --model {s.checkpoint} -o DIR -n N) "
-                              f"and give path: DIR")
+            raise ConfigError(f"{at}: checkpoint is for kinds gan and ldm only (a generator sampled on the fly)")
+        if s.checkpoint is not None and s.kind == "ldm" and s.build is None:
+            raise ConfigError(f"{at}: an ldm checkpoint (the mask LDM) needs build: {{image: IMAGE_LDM_RUN}}, the "
+                              f"image LDM that renders its maps")
         if s.build is not None and s.checkpoint is None:
-            raise ConfigError(f"{at}: build settings need checkpoint: a translator run to sample")
+            raise ConfigError(f"{at}: build settings need checkpoint: a generator run to sample")
         if s.checkpoint is not None:
             if s.path is not None:
                 raise ConfigError(f"{at}: give path (a built folder) or checkpoint (sampled on the fly), not both")
             if not Path(s.checkpoint).exists():
-                raise ConfigError(f"{at}: checkpoint {s.checkpoint}: not found (a translator run or checkpoint)")
+                what = "a translator run or checkpoint" if s.kind == "gan" else "a mask LDM run"
+                raise ConfigError(f"{at}: checkpoint {s.checkpoint}: not found ({what})")
+            if isinstance(s.build, SourceBuildConfig) and not Path(s.build.image).exists():
+                raise ConfigError(f"{at}: build.image {s.build.image}: not found (an image LDM run)")
         elif s.generated:
             if getattr(cfg, s.kind) is None:
                 raise ConfigError(f"{at}: kind '{s.kind}' needs the '{s.kind}' section")

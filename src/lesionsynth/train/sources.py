@@ -169,12 +169,18 @@ class TrainingSources:
             from lesionsynth.train.physics_source import PhysicsTrainingSource
 
             return PhysicsTrainingSource(cfg.physics, size, cfg.preprocessing.spacing)
-        from lesionsynth.generative.gan.database import BuildConfig
-        from lesionsynth.train.gan_source import GanTrainingSource
+        from lesionsynth.train.rendered_source import RenderedTrainingSource
 
-        assert spec.checkpoint is not None
-        return GanTrainingSource(spec.checkpoint, spec.build or BuildConfig(), size, cfg.preprocessing.spacing,
-                                 self.device)
+        assert spec.checkpoint is not None and spec.build is not None
+        if spec.kind == "ldm":
+            from lesionsynth.generative.ldm.build import CaseRenderer as LDMCaseRenderer
+
+            renderer = LDMCaseRenderer(spec.checkpoint, spec.build, self.device)
+        else:
+            from lesionsynth.generative.gan.database import CaseRenderer as GANCaseRenderer
+
+            renderer = GANCaseRenderer(spec.checkpoint, spec.build, self.device)
+        return RenderedTrainingSource(renderer, size, cfg.preprocessing.spacing)
 
     def _open(self, spec: SourceConfig, seed: int) -> RealTrainingSet:
         cfg, schema = self.cfg, self.schema

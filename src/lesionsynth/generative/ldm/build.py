@@ -4,6 +4,7 @@
 ``labelsTr``, ``params``, ``dataset.json``): case ``i`` gets a condition c_i drawn uniformly from
 [A, B] and noise seeds, all derived from ``case_seed(seed, i)`` only, so the dataset does not depend on
 the batch size and an interrupted build resumes where it stopped (finished cases are skipped).
+:class:`CaseRenderer` makes the same case ``i`` on its own, for a training source sampled on the fly.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from lesionsynth.data import case_done, write_case, write_dataset_json
 from lesionsynth.data.folder import resume_generated_set
 from lesionsynth.errors import InputError
+from lesionsynth.generative.ldm.config import SourceBuildConfig
 from lesionsynth.generative.ldm.models import ImageLDM, MaskLDM
 from lesionsynth.generative.ldm.preview import save_grid
 from lesionsynth.io.atomic import write_text_atomic
@@ -30,6 +32,50 @@ def case_plan(seed: int, index: int, lo: float, hi: float) -> tuple[float, int, 
     """Condition, mask-noise seed and image-noise seed of case ``index``."""
     s = case_seed(seed, index)
     return uniform(make_generator(s), lo, hi), case_seed(s, 0), case_seed(s, 1)
+
+
+def _render_cases(mask: MaskLDM, image: ImageLDM, seed: int, indices: Sequence[int], lo: float, hi: float,
+                  guidance: float, image_guidance: float, steps: int | None, batch_size: int
+                  ) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
+    """Maps, images and params of cases ``indices`` (each from its own :func:`case_plan`)."""
+    assert mask.condition is not None
+    plans = [case_plan(seed, i, lo, hi) for i in indices]
+    maps = mask.sample([p[0] for p in plans], [p[1] for p in plans], guidance=guidance, steps=steps,
+                       batch_size=batch_size)
+    imgs = image.render(maps, [p[2] for p in plans], guidance=image_guidance, steps=steps, batch_size=batch_size)
+    ratio = mask.condition.measure(maps)
+    vol = mask.condition.volume_ml(maps)
+    params = [{"condition": p[0], "guidance": guidance, "image_guidance": image_guidance, "mask_seed": p[1],
+               "image_seed": p[2], "ratio": float(ratio[k]),
+               "c_generated": float(mask.condition.normalise(float(ratio[k]))), "volume_ml": float(vol[k])}
+              for k, p in enumerate(plans)]
+    return maps, imgs, params
+
+
+class CaseRenderer:
+    """Case ``i`` of ``ldm build-dataset`` with the same models, settings and seed, one at a time.
+
+    Args:
+        mask_run: ``train-diffusion`` run of the mask LDM.
+        cfg: the image LDM and the sampling settings.
+        device: where both LDMs run.
+    """
+
+    def __init__(self, mask_run: str | Path, cfg: SourceBuildConfig, device: torch.device | str = "cpu"):
+        from lesionsynth.generative.ldm.models import check_compatible, load_image_ldm, load_mask_ldm
+
+        self.mask, self.image = load_mask_ldm(mask_run, device), load_image_ldm(cfg.image, device)
+        check_compatible(self.mask, self.image, mask_run, cfg.image)
+        self.cfg, self.schema = cfg, self.mask.schema
+        self.guidance = self.mask.cfg.sampling.guidance if cfg.guidance is None else cfg.guidance
+        self.image_guidance = (self.image.cfg.sampling.guidance if cfg.image_guidance is None
+                               else cfg.image_guidance)
+
+    def render(self, i: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+        """``(image, labels (uint8, schema classes), affine, params)`` of case ``i``."""
+        maps, imgs, params = _render_cases(self.mask, self.image, seed, [i], *self.cfg.condition_range,
+                                           self.guidance, self.image_guidance, self.cfg.steps, 1)
+        return imgs[0].numpy(), maps[0].numpy().astype(np.uint8), self.mask.affine, params[0]
 
 
 def _csv(rows: list[dict]) -> str:
@@ -131,23 +177,15 @@ def build_dataset(mask: MaskLDM, image: ImageLDM, out: str | Path, n: int,
                disable=None if progress is None else not progress)
     for j in range(0, len(pending), bs):
         chunk = pending[j:j + bs]
-        plans = [case_plan(seed, i, lo, hi) for i in chunk]
-        maps = mask.sample([p[0] for p in plans], [p[1] for p in plans], guidance=g, steps=steps,
-                           batch_size=bs)
-        imgs = image.render(maps, [p[2] for p in plans], guidance=gi, steps=steps, batch_size=bs)
-        ratio = mask.condition.measure(maps)
-        vol = mask.condition.volume_ml(maps)
+        maps, imgs, params = _render_cases(mask, image, seed, chunk, lo, hi, g, gi, steps, bs)
         for k, i in enumerate(chunk):
             lab = maps[k].numpy().astype(np.uint8)
-            params = {"condition": plans[k][0], "guidance": g, "image_guidance": gi, "mask_seed": plans[k][1],
-                      "image_seed": plans[k][2], "ratio": float(ratio[k]),
-                      "c_generated": float(mask.condition.normalise(float(ratio[k]))),
-                      "volume_ml": float(vol[k])}
+            vol, c = params[k]["volume_ml"], params[k]["condition"]
             if previews:
                 les = lab == schema.lesion_index if schema.lesion_index is not None else None
                 save_preview(out / "previews" / f"{ids[i]}.png", imgs[k].numpy(), lesion=les, labels=lab,
-                             title=f"{ids[i]}: c={plans[k][0]:.2f}, {vol[k]:.1f} ml")
-            write_case(out, ids[i], [imgs[k].numpy()], lab, mask.affine, params=params)
+                             title=f"{ids[i]}: c={c:.2f}, {vol:.1f} ml")
+            write_case(out, ids[i], [imgs[k].numpy()], lab, mask.affine, params=params[k])
             bar.update(1)
     bar.close()
     return len(pending)

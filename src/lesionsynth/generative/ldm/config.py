@@ -8,6 +8,7 @@ runs store it, so sampling needs only the run folders.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -242,3 +243,34 @@ class LDMConfig:
         if self.sampling.steps < 1 or self.sampling.steps > dm.num_train_timesteps:
             raise ConfigError(f"sampling.steps must be in 1..{dm.num_train_timesteps}, "
                               f"got {self.sampling.steps}")
+
+
+@dataclass
+class SourceBuildConfig:
+    """An LDM training source sampled on the fly (``{kind: ldm, checkpoint: MASK_RUN, build: {...}}``).
+
+    Attributes:
+        image: ``train-diffusion`` run of the image LDM that renders each map (the mask LDM's classes and grid).
+        condition_range: case ``i``'s condition is drawn uniformly from [A, B] from ``(seed, i)``, as
+            ``ldm build-dataset --condition-range A B`` draws (e.g. ``[0.6, 1.0]`` for large lesions).
+        guidance: the mask LDM's guidance scale (default: its config's).
+        image_guidance: the image LDM's guidance scale (default: its config's).
+        steps: DDIM steps of both (default: the configs').
+    """
+
+    image: str
+    condition_range: tuple[float, float] = (0.0, 1.0)
+    guidance: float | None = None
+    image_guidance: float | None = None
+    steps: int | None = None
+
+    def __post_init__(self) -> None:
+        lo, hi = self.condition_range
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+            raise ValueError(f"condition_range [{lo}, {hi}]: need finite A <= B")
+        for name in ("guidance", "image_guidance"):
+            v = getattr(self, name)
+            if v is not None and not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be a number >= 0, got {v}")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
