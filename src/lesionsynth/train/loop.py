@@ -1,4 +1,5 @@
-"""The training loop: one function that wires the pieces together and steps through iterations.
+"""The segmenter's trainer: one function that wires the pieces together and steps through iterations with
+the run engine's loop (:func:`lesionsynth.runs.run_iterations`, shared with the GANs and the LDM).
 
 Per iteration ``i``: seed dropout from (seed, i, rank); take the batch of ``i``; forward under autocast
 (CUDA); Dice + CE; backward (scaled for fp16); clip the gradient norm; AdamW step; poly schedule step.
@@ -12,6 +13,7 @@ one rule: ``best.pt`` from a held-out folder when one is given, else ``last.pt``
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -24,11 +26,11 @@ import torch
 from lesionsynth.devices import autocast, autocast_dtype, resolve_device
 from lesionsynth.errors import ConfigError
 from lesionsynth.labels.schema import LabelSchema, load_schema
-from lesionsynth.log import tqdm
 from lesionsynth.models import build_unet, init_weights
 from lesionsynth.runs.checkpoint import checkpoint_iteration, read_run_checkpoint
 from lesionsynth.runs.folder import RunFolder
 from lesionsynth.runs.log import SEGMENTER_COLUMNS, MetricsLog
+from lesionsynth.runs.loop import Intervals, run_iterations
 from lesionsynth.train import ddp
 from lesionsynth.train.config import TrainConfig, config_to_dict
 from lesionsynth.train.data import ValCase, load_val_folder
@@ -43,6 +45,8 @@ from lesionsynth.train.state import (
     seed_iteration,
 )
 from lesionsynth.train.validate import evaluate, synthetic_val_cases
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -176,69 +180,65 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
                         enabled=info.is_main, tensorboard=True)
     prep = preprocessing_record(cfg)
 
-    def save_last() -> None:
+    def save_last(it: int) -> None:
         if info.is_main:
             save_training_checkpoint(last_path, net, cfg.model, schema, prep, optimizer, scheduler, scaler,
                                      progress, cfg_dict)
         ddp.barrier(info)
 
-    bar = tqdm(total=total, initial=progress.iteration, desc="train", unit="it", dynamic_ncols=True,
-               disable=(not info.is_main) or (None if progress_bar is None else not progress_bar))
-    window: list[torch.Tensor] = []
-    window_sources: list[str] = []
-    grad_norms: list[torch.Tensor] = []
-    t_window = time.perf_counter()
-    last_loss = float("nan")
-    first = progress.iteration
     clip = cfg.optim.grad_clip if cfg.optim.grad_clip is not None else math.inf
+
+    def step(it: int) -> dict[str, Any]:
+        i = it - 1
+        seed_iteration(cfg.seed, i, info.rank, info.world)
+        batch = sources.batch(i)
+        loss, gn = train_step(model, batch, loss_fn, optimizer, scheduler, scaler, dtype, clip)
+        progress.iteration = it
+        return {"loss": loss, "grad_norm": gn, "source": batch.source}
+
+    last_loss = float("nan")
+    t_window = time.perf_counter()
+
+    def summarise(window: list[dict[str, Any]]) -> dict[str, Any]:
+        nonlocal last_loss, t_window
+        dt, t_window = time.perf_counter() - t_window, time.perf_counter()
+        losses = torch.stack([w["loss"] for w in window]).float()
+        last_loss = float(losses[-1])
+        per_source = {f"loss_{n}": float(losses[[k for k, w in enumerate(window) if w["source"] == n]].mean())
+                      for n in names if any(w["source"] == n for w in window)
+                      and f"loss_{n}" in (logger.columns or [])}  # a run resumed from before keeps its columns
+        return {"phase": "train", "epoch": (progress.iteration - 1) // cfg.iterations_per_epoch + 1,
+                "loss": float(losses.mean()), "lr": scheduler.get_last_lr()[0],
+                "grad_norm": float(torch.stack([w["grad_norm"] for w in window]).float().mean()),
+                "iter_per_s": len(window) / dt if dt > 0 else float("nan"), **per_source}
+
+    def validate(it: int) -> bool:
+        """Validation when due (``best.pt`` before ``last.pt``); True at the end of an epoch (a checkpoint)."""
+        epoch_done = it % cfg.iterations_per_epoch == 0
+        epoch = it // cfg.iterations_per_epoch  # completed epochs
+        if epoch_done and val_cases and (epoch % cfg.val.every_epochs == 0 or it == total):
+            metrics = evaluate(net, val_cases, tuple(cfg.crop_size), schema.lesion_index, device, info,
+                               cfg.val.overlap, cfg.val.sw_batch_size, cfg.amp, val_lut, prep, schema)
+            logger.log(it, "val", epoch=epoch, lesion_dice=metrics["lesion_dice"], cases=metrics["cases"])
+            if info.is_main:
+                _log.info(f"epoch {epoch}: validation lesion Dice {metrics['lesion_dice']:.4f} "
+                          f"({metrics['cases']} cases)")
+            if cfg.val.path is not None and metrics["lesion_dice"] > progress.best_dice:
+                progress.best_dice, progress.best_iteration = float(metrics["lesion_dice"]), it
+                if info.is_main:
+                    save_best_checkpoint(best_path, net, cfg.model, schema, prep, progress, metrics, cfg_dict)
+        return epoch_done
+
+    first = progress.iteration
     model.train()
     try:
-        for i in range(progress.iteration, end):
-            seed_iteration(cfg.seed, i, info.rank, info.world)
-            batch = sources.batch(i)
-            loss, gn = train_step(model, batch, loss_fn, optimizer, scheduler, scaler, dtype, clip)
-            progress.iteration = i + 1
-            window.append(loss)
-            window_sources.append(batch.source)
-            grad_norms.append(gn)
-            bar.update(1)
-            if progress.iteration % cfg.log_every == 0 or progress.iteration == end:
-                dt = time.perf_counter() - t_window
-                losses = torch.stack(window).float()
-                last_loss = float(losses[-1])
-                mean_loss = float(losses.mean())
-                lr = scheduler.get_last_lr()[0]
-                bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
-                per_source = {f"loss_{n}": float(losses[[k for k, s in enumerate(window_sources) if s == n]].mean())
-                              for n in names if n in window_sources
-                              and f"loss_{n}" in (logger.columns or [])}  # a run resumed from before keeps its columns
-                logger.log(progress.iteration, "train", epoch=i // cfg.iterations_per_epoch + 1, loss=mean_loss,
-                           lr=lr, grad_norm=float(torch.stack(grad_norms).float().mean()),
-                           iter_per_s=len(window) / dt if dt > 0 else float("nan"), **per_source)
-                window, window_sources, grad_norms, t_window = [], [], [], time.perf_counter()
-
-            epoch_done = progress.iteration % cfg.iterations_per_epoch == 0
-            epoch = progress.iteration // cfg.iterations_per_epoch  # completed epochs
-            val_due = epoch % cfg.val.every_epochs == 0 or progress.iteration == total
-            if epoch_done and val_cases and val_due:
-                metrics = evaluate(net, val_cases, tuple(cfg.crop_size), schema.lesion_index, device, info,
-                                   cfg.val.overlap, cfg.val.sw_batch_size, cfg.amp, val_lut, prep, schema)
-                logger.log(progress.iteration, "val", epoch=epoch, lesion_dice=metrics["lesion_dice"],
-                           cases=metrics["cases"])
-                if info.is_main:
-                    bar.write(f"epoch {epoch}: validation lesion Dice {metrics['lesion_dice']:.4f} "
-                              f"({metrics['cases']} cases)")
-                if cfg.val.path is not None and metrics["lesion_dice"] > progress.best_dice:
-                    progress.best_dice = float(metrics["lesion_dice"])
-                    progress.best_iteration = progress.iteration
-                    if info.is_main:
-                        save_best_checkpoint(best_path, net, cfg.model, schema, prep, progress, metrics,
-                                             cfg_dict)
-            every = cfg.checkpoint_every and progress.iteration % cfg.checkpoint_every == 0
-            if epoch_done or every or progress.iteration == end:
-                save_last()
+        if progress.iteration < end:
+            run_iterations(run, progress.iteration, end, Intervals(cfg.log_every, 0, cfg.checkpoint_every), step,
+                           save_last, lambda it: None, "train",
+                           lambda row: {"loss": f"{row['loss']:.4f}", "lr": f"{row['lr']:.2e}"},
+                           progress=info.is_main and progress_bar, log=logger, summarise=summarise,
+                           after=validate)
     finally:
-        bar.close()
         logger.close()
         sources.close()
     return TrainResult(run_dir, progress.iteration, last_loss, progress.best_dice, last_path, net,
