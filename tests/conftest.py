@@ -20,6 +20,15 @@ torch.set_num_threads(1)  # tiny test volumes: one thread is fastest and avoids 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def label_cube() -> torch.Tensor:
+    """(32, 32, 32) labels 0-3: nested boxes (the augment tests' label map)."""
+    lab = torch.zeros(32, 32, 32, dtype=torch.long)
+    lab[6:26, 6:26, 6:26] = 1
+    lab[10:22, 8:20, 12:24] = 2
+    lab[14:18, 14:24, 10:14] = 3
+    return lab
+
+
 def tiny_tissue_probs(shape=(32, 32, 32)) -> np.ndarray:
     """A toy 'brain': nested ellipsoids of CSF, GM, PV, WM with soft edges; (5, X, Y, Z)."""
     grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij"))
