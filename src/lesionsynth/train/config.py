@@ -33,6 +33,7 @@ from lesionsynth.generative.ldm.config import SourceBuildConfig
 from lesionsynth.labels.schema import LabelSchema, load_schema
 from lesionsynth.models import ModelConfig
 from lesionsynth.physics.generator import PhysicsConfig
+from lesionsynth.preprocess.config import PreprocessConfig
 from lesionsynth.synth import SynthConfig
 
 
@@ -109,23 +110,6 @@ class SourceConfig:
         """Drawn from an on-the-fly generator (``synth``, ``physics``, a ``gan`` checkpoint) rather than read
         from a folder."""
         return self.kind in ("synth", "physics") or self.checkpoint is not None
-
-
-@dataclass
-class PreprocessConfig:
-    """How images are presented to the network; recorded in checkpoints for inference.
-
-    Attributes:
-        spacing: isotropic voxel size in mm. Real images are reoriented to RAS and resampled to it (in
-            the augmentation's single resampling); synthetic images must be generated at it.
-        normalisation: ``zscore``: random percentile clipping then mean 0, sd 1 over all voxels of the
-            network's input crop (the last steps of the augmentation chain); validation on a folder and
-            inference clip to the 0.5–99.5 percentiles and z-score the whole volume
-            (:func:`lesionsynth.preprocess.normalise_intensity`).
-    """
-
-    spacing: float = 1.0
-    normalisation: Literal["zscore"] = "zscore"
 
 
 @dataclass
@@ -435,8 +419,6 @@ def validate_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
         raise ConfigError(f"{where}: seed must be in [0, 2**63 - 1], got {cfg.seed}")
     if cfg.optim.grad_clip is not None and cfg.optim.grad_clip <= 0:
         raise ConfigError(f"{where}: optim.grad_clip must be positive or null, got {cfg.optim.grad_clip}")
-    if cfg.preprocessing.spacing <= 0:
-        raise ConfigError(f"{where}: preprocessing.spacing must be positive, got {cfg.preprocessing.spacing}")
     if cfg.val.synthetic_cases and cfg.val.path is None and cfg.synth is None and cfg.physics is None:
         raise ConfigError(f"{where}: val.synthetic_cases needs a 'synth' (or 'physics') section")
     if not 0.0 <= cfg.val.overlap < 1.0:

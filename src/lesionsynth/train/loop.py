@@ -79,12 +79,6 @@ def train_step(model: torch.nn.Module, batch: Batch, loss_fn: MaskedDiceCELoss, 
     return loss.detach(), gn.detach()
 
 
-def preprocessing_record(cfg: TrainConfig) -> dict[str, Any]:
-    """The ``preprocessing`` entry of checkpoints: what inference must do to an image."""
-    return {"spacing": cfg.preprocessing.spacing, "normalisation": cfg.preprocessing.normalisation,
-            "orientation": "RAS", "patch_size": list(cfg.crop_size)}
-
-
 def _configure_torch(cfg: TrainConfig, device: torch.device) -> None:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -178,7 +172,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
     names = [str(s.name) for s in sources.specs] if len(sources.specs) > 1 else []
     logger = MetricsLog(run_dir, progress.iteration, SEGMENTER_COLUMNS + [f"loss_{n}" for n in names],
                         enabled=info.is_main, tensorboard=True)
-    prep = preprocessing_record(cfg)
+    prep = cfg.preprocessing.record(cfg.crop_size)
 
     def save_last(it: int) -> None:
         if info.is_main:
