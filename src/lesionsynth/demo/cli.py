@@ -58,5 +58,6 @@ def _run_experiment(args: argparse.Namespace) -> int:
 
     cfg = load_experiment(args.config)
     out = args.out or Path("experiments") / cfg.name
-    run_experiment(args.config, out)
+    res = run_experiment(args.config, out)
+    print(f"experiment report: {Path(res['report']).resolve()}")
     return 0

@@ -29,6 +29,7 @@ Config (YAML, unknown keys are errors)::
 from __future__ import annotations
 
 import html
+import logging
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ from lesionsynth.config import deep_update, load_config, read_yaml, resolve_conf
 from lesionsynth.demo.stages import predict, train_or_resume
 from lesionsynth.errors import ConfigError, InputError
 from lesionsynth.io.atomic import write_text_atomic
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -150,9 +153,9 @@ def train_arm(arm: ArmConfig, out: Path, device: str | None = None) -> Path:
     cfg_path = out / "arms" / f"{arm.name}.yaml"
     write_text_atomic(cfg_path, yaml.safe_dump(cfg, sort_keys=False))
     if (run_dir / "checkpoints" / "last.pt").is_file() and (run_dir / "DONE").is_file():
-        print(f"[{arm.name}] already trained: {run_dir}")
+        _log.info(f"[{arm.name}] already trained: {run_dir}")
         return run_dir
-    print(f"[{arm.name}] training -> {run_dir}")
+    _log.info(f"[{arm.name}] training -> {run_dir}")
     train_or_resume(cfg_path, run_dir, {"device": device} if device else None)
     write_text_atomic(run_dir / "DONE", "")
     return run_dir
@@ -205,7 +208,6 @@ def run_experiment(config_path: str | Path, out: str | Path) -> dict[str, Any]:
     """Run every arm through train -> predict -> evaluate and write one report."""
     from lesionsynth.demo.report import csv_rows, table_html, write_report
     from lesionsynth.evaluate import evaluate_folders
-    from lesionsynth.evaluate.matching import list_cases
 
     cfg = load_experiment(config_path)
     out = Path(out)
@@ -239,10 +241,8 @@ def run_experiment(config_path: str | Path, out: str | Path) -> dict[str, Any]:
         rows = csv_rows(Path(ev["summary_csv"]))
         rel = Path(ev["report_html"]).resolve().relative_to(out.resolve())
         sections.append((name, table_html(rows) + f"<p><a href='{rel}'>full report (statistics, plots)</a></p>"))
-    _ = list_cases  # (kept for API symmetry)
     design = f"<p>{html.escape(cfg.description)}</p><p>arms: {html.escape(', '.join(models))}</p>"
     report = write_report(out / "report.html", f"experiment: {cfg.name}", [("Design", design), *sections])
-    print(f"experiment report: {report.resolve()}")
     return {"report": report, "evaluations": results}
 
 
