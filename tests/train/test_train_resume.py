@@ -65,6 +65,19 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, blobs, reference
     assert its == list(range(1, 25))
 
 
+def test_a_time_limit_stops_with_a_checkpoint_and_resume_finishes_exactly(tmp_path, blobs, reference):
+    """``--time-limit``: the run stops after the iteration that crosses the limit (here at once: 0 minutes),
+    writes last.pt there, and a resumed run ends as the uninterrupted one."""
+    cfg = config_from_dict(_config(blobs))
+    run = tmp_path / "run"
+    first = train(cfg, run, progress_bar=False, time_limit_min=0.0)
+    assert first.iterations == 1
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["progress"]["iteration"] == 1
+    r = _run_cli(["--out", str(run), "--resume", "--time-limit", "60"])
+    assert r.returncode == 0 and "trained 24 iterations" in r.stdout and "time limit" not in r.stdout, r.stderr
+    _assert_same_state(reference / "checkpoints" / "last.pt", run / "checkpoints" / "last.pt")
+
+
 def _run_cli(args, **kw):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, "-m", "lesionsynth", "train", *args], env=env, capture_output=True,

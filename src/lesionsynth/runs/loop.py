@@ -39,7 +39,8 @@ def run_iterations(run: RunFolder, start: int, total: int, every: Intervals, ste
                    time_limit_min: float | None = None, progress: bool | None = None, *,
                    log: MetricsLog | None = None,
                    summarise: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
-                   after: Callable[[int], bool] | None = None) -> int:
+                   after: Callable[[int], bool] | None = None,
+                   agree: Callable[[bool], bool] | None = None) -> int:
     """Train from iteration ``start`` to ``total``; returns the last completed iteration.
 
     Args:
@@ -57,6 +58,8 @@ def run_iterations(run: RunFolder, start: int, total: int, every: Intervals, ste
         summarise: a metrics row from the steps since the last row (default: the last step's values and
             ``wall_s``, seconds since this start).
         after: called after each iteration's row; returning True asks for a checkpoint now.
+        agree: with a time limit, makes every process take the same decision to stop (data-parallel
+            training: true when any rank is out of time).
 
     Raises:
         ConfigError: ``total`` is below the iterations the run has already done.
@@ -79,6 +82,8 @@ def run_iterations(run: RunFolder, start: int, total: int, every: Intervals, ste
             bar.update(1)
             wall = time.monotonic() - t0
             out_of_time = time_limit_min is not None and wall > 60.0 * time_limit_min
+            if time_limit_min is not None and agree is not None:
+                out_of_time = agree(out_of_time)
             if _due(it, every.log_every, total) or out_of_time:
                 row = summarise(window) if summarise else {**window[-1], "wall_s": round(wall, 2)}
                 log.log(it, **row)

@@ -40,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     argtypes.add_set(p)
     p.add_argument("--stop-after", type=argtypes.positive_int, metavar="N",
                    help="stop after N iterations in total (with a checkpoint); resume later with --resume")
+    p.add_argument("--time-limit", type=argtypes.positive_float, metavar="MIN",
+                   help="stop (with a checkpoint) after this many minutes of training; --resume continues")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show the progress bar (default: only on a terminal)")
     p.set_defaults(func=run)
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = resolve_config(args)
     res = train(cfg, Path(args.out), resume=args.resume, stop_after=args.stop_after,
-                progress_bar=args.progress)
+                progress_bar=args.progress, time_limit_min=args.time_limit)
     from lesionsynth.train.ddp import env_info
 
     if env_info().is_main:
@@ -82,5 +84,8 @@ def run(args: argparse.Namespace) -> int:
         if res.iterations_run == 0:
             print(f"nothing to do: {res.run_dir} has already trained {res.iterations} iterations{best}")
         else:
-            print(f"trained {res.iterations} iterations into {res.run_dir} (last loss {res.last_loss:.4f}{best})")
+            stopped = (f" (stopped at the time limit; --resume continues to {cfg.total_iterations})"
+                       if res.iterations < min(cfg.total_iterations, args.stop_after or cfg.total_iterations) else "")
+            print(f"trained {res.iterations} iterations into {res.run_dir} (last loss {res.last_loss:.4f}{best})"
+                  f"{stopped}")
     return 0

@@ -66,6 +66,11 @@ def all_reduce_sum(values: list[float], info: DistInfo, device: torch.device) ->
     return t.tolist()
 
 
+def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """Whether ``flag`` is true on any rank (every rank gets the same answer)."""
+    return all_reduce_sum([float(flag)], info, device)[0] > 0
+
+
 def wrap(model: torch.nn.Module, info: DistInfo, device: torch.device) -> torch.nn.Module:
     """DistributedDataParallel around ``model`` when distributed (rank 0's weights are broadcast)."""
     if not info.distributed:

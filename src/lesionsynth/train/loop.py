@@ -104,7 +104,7 @@ def _val_cases(cfg: TrainConfig, schema: LabelSchema, sources: TrainingSources
 
 
 def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, stop_after: int | None = None,
-          progress_bar: bool | None = None, generator=None) -> TrainResult:
+          progress_bar: bool | None = None, generator=None, time_limit_min: float | None = None) -> TrainResult:
     """Train (or resume training) into ``run_dir``.
 
     Args:
@@ -115,6 +115,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, stop_afte
             and time-boxed jobs. The schedule still spans the full run.
         progress_bar: show a tqdm bar (None: only on a terminal).
         generator: a pre-built synthetic generator (default: built from ``cfg.synth``).
+        time_limit_min: stop (with a checkpoint) after the iteration that crosses this many minutes of
+            training; ``resume`` continues. For time-boxed jobs (a batch queue's or a lent GPU's limit).
 
     Returns:
         Summary of the run.
@@ -125,13 +127,13 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, stop_afte
     _configure_torch(cfg, device)
     ddp.init(info, device)
     try:
-        return _train(cfg, run_dir, resume, stop_after, progress_bar, generator, info, device)
+        return _train(cfg, run_dir, resume, stop_after, progress_bar, generator, info, device, time_limit_min)
     finally:
         ddp.cleanup(info)
 
 
 def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None, progress_bar: bool | None,
-           generator, info: ddp.DistInfo, device: torch.device) -> TrainResult:
+           generator, info: ddp.DistInfo, device: torch.device, time_limit_min: float | None) -> TrainResult:
     schema = cfg.label_schema()
     cfg_dict = config_to_dict(cfg)
     run = RunFolder(run_dir)
@@ -230,8 +232,8 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
             run_iterations(run, progress.iteration, end, Intervals(cfg.log_every, 0, cfg.checkpoint_every), step,
                            save_last, lambda it: None, "train",
                            lambda row: {"loss": f"{row['loss']:.4f}", "lr": f"{row['lr']:.2e}"},
-                           progress=info.is_main and progress_bar, log=logger, summarise=summarise,
-                           after=validate)
+                           time_limit_min, info.is_main and progress_bar, log=logger, summarise=summarise,
+                           after=validate, agree=lambda flag: ddp.any_rank(flag, info, device))
     finally:
         logger.close()
         sources.close()
