@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from monai.losses import DiceLoss
+
+# 1 - mean soft Dice over the non-background classes, pooled over the batch, smoothing 1
+_DICE = DiceLoss(include_background=False, to_onehot_y=True, softmax=True, batch=True, smooth_nr=1.0, smooth_dr=1.0)
 
 
 def kl_loss(z_mu: torch.Tensor, z_sigma: torch.Tensor) -> torch.Tensor:
@@ -15,28 +19,11 @@ def kl_loss(z_mu: torch.Tensor, z_sigma: torch.Tensor) -> torch.Tensor:
     return kl.flatten(1).sum(1).mean()
 
 
-def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
-    """1 - mean soft Dice over the non-background classes, pooled over the batch.
-
-    Args:
-        logits: (B, K, X, Y, Z).
-        target: (B, X, Y, Z) class indices.
-        eps: smoothing added to numerator and denominator.
-    """
-    K = logits.shape[1]
-    p = logits.softmax(1)[:, 1:]
-    y = F.one_hot(target.long(), K).permute(0, 4, 1, 2, 3).to(p.dtype)[:, 1:]
-    dims = (0, 2, 3, 4)
-    inter = (p * y).sum(dims)
-    denom = p.sum(dims) + y.sum(dims)
-    return 1.0 - ((2 * inter + eps) / (denom + eps)).mean()
-
-
 def mask_recon_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 1.0
                     ) -> tuple[torch.Tensor, dict[str, float]]:
     """Cross-entropy + ``dice_weight`` x soft Dice of label logits against class indices."""
     ce = F.cross_entropy(logits, target.long())
-    dice = soft_dice_loss(logits, target)
+    dice = _DICE(logits, target.long()[:, None])
     return ce + dice_weight * dice, {"ce": ce.item(), "dice": dice.item()}
 
 
