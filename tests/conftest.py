@@ -20,6 +20,17 @@ torch.set_num_threads(1)  # tiny test volumes: one thread is fastest and avoids 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def single_thread():
+    """One intra-op thread for every test, restored after it (a test that sets threads, e.g. through
+    ``--threads``, does not leak them): tiny tensors gain nothing from threads, and spinning threads on a
+    loaded 2-core machine make the tests many times slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def label_cube() -> torch.Tensor:
     """(32, 32, 32) labels 0-3: nested boxes (the augment tests' label map)."""
     lab = torch.zeros(32, 32, 32, dtype=torch.long)

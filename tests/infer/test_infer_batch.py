@@ -13,7 +13,6 @@ from test_infer_toys import (
     RAW,
     BrightLesionNet,
     make_affine,
-    single_thread,  # noqa: F401  (autouse fixture)
     tiny_unet,
     toy_scan,
 )

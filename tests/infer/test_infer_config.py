@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_infer_toys import make_affine, single_thread, tiny_unet, toy_scan  # noqa: F401
+from test_infer_toys import make_affine, tiny_unet, toy_scan
 
 from lesionsynth.errors import ConfigError
 from lesionsynth.infer import PredictConfig, Preprocessing, load_segmenter, predict_volume

@@ -8,7 +8,6 @@ import pytest
 import torch
 from test_infer_toys import (
     make_affine,
-    single_thread,  # noqa: F401  (autouse fixture)
     tiny_unet,
     toy_scan,
 )

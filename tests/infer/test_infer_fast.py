@@ -13,7 +13,6 @@ from test_infer_toys import (
     TRAIN_SPACING,
     dice,
     make_affine,
-    single_thread,  # noqa: F401  (autouse fixture)
     toy_scan,
     train_toy_unet,
 )

@@ -13,7 +13,6 @@ from test_infer_toys import (
     BrightLesionNet,
     dice,
     make_affine,
-    single_thread,  # noqa: F401
     tiny_unet,
     toy_scan,
     world_coords,

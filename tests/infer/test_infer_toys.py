@@ -4,7 +4,6 @@ preprocessing unit tests. Other ``test_infer_*`` files import the helpers from h
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from lesionsynth.io import voxel_sizes
@@ -16,17 +15,6 @@ from lesionsynth.preprocess.prepare import (
     prepare,
     working_grid,
 )
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny tensors gain nothing from threads, and spinning threads on a loaded 2-core machine make
-    these tests ~10x slower; other test files import this fixture (autouse)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 BRAIN_RADII = (18.0, 22.0, 16.0)  # mm
 LESION = ((6.0, -5.0, 3.0), 6.0)  # centre (mm), radius (mm)

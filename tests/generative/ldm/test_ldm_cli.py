@@ -18,16 +18,6 @@ from lesionsynth.generative.ldm import LDMConfig
 from lesionsynth.io import load_volume
 from lesionsynth.labels import TISSUE
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared, oversubscribed CPU two threads are many times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
 AFFINE[:3, 3] = -31.0
 

@@ -27,15 +27,6 @@ def test_shipped_configs_load(name):
     assert all(s % f == 0 for s in cfg.grid.shape)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared, oversubscribed CPU two threads are many times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_config_errors_name_the_problem():
     with pytest.raises(ConfigError, match="unknown key 'chanels'"):
         load_config(LDMConfig, "ldm-tiny-cpu", overrides={"autoencoder": {"chanels": [4, 8]}})

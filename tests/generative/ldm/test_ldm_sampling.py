@@ -20,16 +20,6 @@ from lesionsynth.generative.ldm.nets import (
 )
 from lesionsynth.generative.ldm.sampling import ddim_sample, guided_eps, initial_noise
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared, oversubscribed CPU two threads are many times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 K = 3  # classes of the toy label maps
 
 

@@ -15,15 +15,6 @@ from lesionsynth.generative.ldm import LDMConfig, load_ldm, train_autoencoder, t
 from lesionsynth.generative.ldm.models import MaskLDM, read_ldm_checkpoint
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared, oversubscribed CPU two threads are many times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture
 def pasted_cfg(tmp_path, tiny_labelmap, tiny_affine, lesion_dir):
     """Tiny mask-LDM config over the toy brain with the three sphere lesions (and mirrors) pasted in."""
