@@ -43,23 +43,13 @@ def register(subparsers) -> None:
     p.add_argument("--lesions", help="training data: folder of binary lesion masks (sets data.lesions)")
     p.add_argument("--labels", help="training data: 'default' (MNI152), a label-map file or folder (sets data.labels)")
     p.add_argument("--dataset", help="training data: nnU-Net-style folder (sets data.dataset)")
-    argtypes.add_set(p)
-    p.add_argument("-o", "--out", required=True, help="run folder")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--iterations", type=argtypes.positive_int, default=None, help="override the total number of steps")
-    p.add_argument("--seed", type=argtypes.seed, default=None, help="random seed (overrides the config's seed)")
-    _add_device(p)
+    _add_run(p)
     p.set_defaults(func=run_train_autoencoder)
 
     p = sub.add_parser("train-diffusion", help="train the latent diffusion UNet on a trained autoencoder")
     p.add_argument("--autoencoder", help="train-autoencoder run folder (not needed with --resume)")
     p.add_argument("--config", help="LDM config (default: the autoencoder run's)")
-    argtypes.add_set(p)
-    p.add_argument("-o", "--out", required=True, help="run folder")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--iterations", type=argtypes.positive_int, default=None, help="override the total number of steps")
-    p.add_argument("--seed", type=argtypes.seed, default=None, help="random seed (overrides the config's seed)")
-    _add_device(p)
+    _add_run(p)
     p.set_defaults(func=run_train_diffusion)
 
     p = sub.add_parser("sample", help="generate label maps at condition C (and images with --image-model)")
@@ -114,6 +104,16 @@ def register(subparsers) -> None:
     _add_sampling(p, guidance=False)
     _add_device(p)
     p.set_defaults(func=run_check_conditioning)
+
+
+def _add_run(p: argparse.ArgumentParser) -> None:
+    """The options of both training stages."""
+    argtypes.add_set(p)
+    p.add_argument("-o", "--out", required=True, help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--iterations", type=argtypes.positive_int, default=None, help="override the total number of steps")
+    p.add_argument("--seed", type=argtypes.seed, default=None, help="random seed (overrides the config's seed)")
+    _add_device(p)
 
 
 def _check_common(args: argparse.Namespace) -> None:
