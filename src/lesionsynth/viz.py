@@ -1,7 +1,9 @@
-"""PNG previews: orthogonal slices with the lesion outlined (synthetic previews, QC, reports)."""
+"""Figures and report pages: the headless pyplot, atomic PNGs, previews (orthogonal slices with the lesion
+outlined: synthetic previews, QC, reports), and the HTML table and page every report uses."""
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,35 @@ def save_figure(fig, path: str | Path, **savefig_kwargs) -> Path:
     finally:
         pyplot().close(fig)
     return path
+
+
+REPORT_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222}
+h1{font-size:1.6em} h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5em 0 1.2em;font-size:.9em} td,th{border:1px solid #ccc;padding:.25em .6em;
+text-align:right} th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
+.grid{display:flex;flex-wrap:wrap;gap:8px} .grid figure{margin:0;width:340px}
+.grid img{width:340px;border:1px solid #ddd} figcaption{font-size:.8em;color:#555}
+.plots img{max-width:48%;margin-right:1%}
+.note{color:#555;font-size:.9em} code{background:#f4f4f4;padding:0 .2em} .warn{color:#a40000}
+"""
+
+
+def html_table(header: list[str], rows: list[list[object]], escape: bool = True) -> str:
+    """An HTML table; cells are escaped unless ``escape`` is False (cells that hold markup)."""
+    def cell(x: object) -> str:
+        return html.escape(str(x)) if escape else str(x)
+
+    head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{cell(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def html_page(title: str, body: str) -> str:
+    """A complete page in the package's report style."""
+    return (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+            f"<style>{REPORT_CSS}</style></head><body>{body}</body></html>\n")
 
 
 def _slices(vol: np.ndarray, centre: tuple[int, int, int]) -> list[np.ndarray]:

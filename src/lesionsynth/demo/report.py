@@ -8,17 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lesionsynth.io.atomic import write_text_atomic
-
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
-padding:0 1em;color:#222}
-h1{font-size:1.6em} h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
-th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
-.grid{display:flex;flex-wrap:wrap;gap:8px} .grid figure{margin:0;width:340px}
-.grid img{width:340px;border:1px solid #ddd} figcaption{font-size:.8em;color:#555}
-.note{color:#555;font-size:.9em} code{background:#f4f4f4;padding:0 .2em}
-"""
+from lesionsynth.viz import html_page, html_table
 
 
 def rel(path: Path, base: Path) -> str:
@@ -29,20 +19,12 @@ def rel(path: Path, base: Path) -> str:
 
 
 def table_html(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    """A table of dict rows (floats to 3 decimals)."""
     if not rows:
         return "<p class=note>(no rows)</p>"
     cols = columns or list(rows[0])
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = []
-    for r in rows:
-        cells = []
-        for c in cols:
-            v = r.get(c, "")
-            if isinstance(v, float):
-                v = f"{v:.3f}"
-            cells.append(f"<td>{html.escape(str(v))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+    return html_table(cols, [[f"{v:.3f}" if isinstance(v := r.get(c, ""), float) else v for c in cols]
+                             for r in rows])
 
 
 def csv_rows(path: Path) -> list[dict[str, str]]:
@@ -61,9 +43,7 @@ def image_grid(images: list[tuple[Path, str]], base: Path) -> str:
 def write_report(path: Path, title: str, sections: list[tuple[str, str]]) -> Path:
     """Write ``path`` with a title and (heading, html) sections."""
     body = "".join(f"<h2>{html.escape(h)}</h2>{content}" for h, content in sections)
-    doc = (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
-           f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n")
-    write_text_atomic(path, doc)
+    write_text_atomic(path, html_page(title, f"<h1>{html.escape(title)}</h1>{body}"))
     return path
 
 

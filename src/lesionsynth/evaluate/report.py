@@ -20,7 +20,7 @@ from lesionsynth.evaluate.accumulator import DICE_FAIR, DICE_GOOD, MetricAccumul
 from lesionsynth.evaluate.metrics import metric_info
 from lesionsynth.evaluate.stats import PairedTest
 from lesionsynth.io.atomic import write_text_atomic
-from lesionsynth.viz import pyplot, save_figure
+from lesionsynth.viz import html_page, html_table, pyplot, save_figure
 
 #: metrics drawn as box/strip plots
 PLOT_METRICS = ("dice", "lesion_f1")
@@ -347,22 +347,6 @@ def save_overview_png(path: Path, acc: MetricAccumulator, tests: list[PairedTest
 
 
 # --------------------------------------------------------------------------------------------- html
-_CSS = """body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;
-color:#222}table{border-collapse:collapse;margin:0.6em 0 1.2em;font-size:0.9em}th,td{border:1px solid #ccc;
-padding:3px 8px;text-align:right}th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
-.note{color:#555;font-size:0.9em}img{max-width:48%;margin-right:1%}code{background:#f4f4f4;padding:0 3px}
-.warn{color:#a40000}"""
-
-
-def _html_table(header: list[str], rows: list[list[str]], escape: bool = True) -> str:
-    def e(x: str) -> str:
-        return html.escape(str(x)) if escape else str(x)
-
-    head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
-    body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table>{head}{body}</table>"
-
-
 def _img(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return f'<img alt="{html.escape(path.name)}" src="data:image/png;base64,{data}">'
@@ -372,8 +356,7 @@ def report_html(acc: MetricAccumulator, tests: list[PairedTest], ctx: ReportCont
                 plots: list[Path], details: list[str]) -> str:
     """A self-contained HTML page (plots embedded as base64 PNG)."""
     lesion, other = _lesion_and_other(acc)
-    p = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>lesionsynth evaluation</title>",
-         f"<style>{_CSS}</style></head><body>", "<h1>Evaluation report</h1>"]
+    p = ["<h1>Evaluation report</h1>"]
     p.append(f"<p>Truth <code>{html.escape(ctx.truth)}</code> ({ctx.n_truth_cases} cases), protocol "
              f"<code>{html.escape(ctx.protocol)}</code>, lesion label {ctx.label} (1 in binary files).</p>")
     p.append("<ul>" + "".join(f"<li><b>{html.escape(m)}</b>: <code>{html.escape(d)}</code></li>"
@@ -382,26 +365,26 @@ def report_html(acc: MetricAccumulator, tests: list[PairedTest], ctx: ReportCont
     if problems:
         p.append("<h2 class='warn'>Case matching problems</h2><ul>"
                  + "".join(f"<li class='warn'>{html.escape(x)}</li>" for x in problems) + "</ul>")
-    p.append("<h2>Per-case distributions</h2>" + "".join(_img(x) for x in plots))
+    p.append("<h2>Per-case distributions</h2><div class=plots>" + "".join(_img(x) for x in plots) + "</div>")
     p.append("<p class='note'>Boxes: quartiles and median; whiskers 1.5 IQR; points: cases; diamonds: means; "
              "brackets: paired Wilcoxon signed-rank test.</p>")
     p.append("<h2>Lesion metrics</h2><p class='note'>mean ± sd [median]; best mean in bold; "
              "<i>k failed</i>: HD95 undefined because exactly one mask is empty (not in the mean).</p>")
-    p.append(_html_table(*summary_table(acc, lesion, bold="html"), escape=False))
+    p.append(html_table(*summary_table(acc, lesion, bold="html"), escape=False))
     if other:
         p.append("<h2>Tissue classes and volumes</h2>")
-        p.append(_html_table(*summary_table(acc, other, bold="html"), escape=False))
-    p.append("<h2>Dice categories</h2>" + _html_table(*category_table(acc)))
+        p.append(html_table(*summary_table(acc, other, bold="html"), escape=False))
+    p.append("<h2>Dice categories</h2>" + html_table(*category_table(acc)))
     p.append("<h2>Paired Wilcoxon signed-rank tests</h2><p class='note'>ns p ≥ 0.05, * p &lt; 0.05, "
              "** p &lt; 0.01, *** p &lt; 0.001, **** p &lt; 0.0001; two-sided, uncorrected.</p>")
-    p.append(_html_table(*tests_table(tests)) if tests else "<p>One model: nothing to compare.</p>")
+    p.append(html_table(*tests_table(tests)) if tests else "<p>One model: nothing to compare.</p>")
     header = ["case", "model", *acc.metrics, *details]
     rows = [[r["case"], r["model"], *[_cell(r.get(k)) for k in header[2:]]] for r in acc.rows]
     p.append(f"<details><summary>Per-case scores ({len(acc.rows)} rows)</summary>"
-             + _html_table(header, rows) + "</details>")
+             + html_table(header, rows) + "</details>")
     p.append("<p class='note'>Files: per_case.csv, summary.csv, summary.md, wilcoxon.csv, "
-             "dice_categories.csv.</p></body></html>")
-    return "\n".join(p)
+             "dice_categories.csv.</p>")
+    return html_page("lesionsynth evaluation", "\n".join(p))
 
 
 def _cell(v: object) -> str:
