@@ -127,6 +127,7 @@ def test_resumed_mixed_source_run_equals_uninterrupted_and_logs_per_source_loss(
     ([{"kind": "folder", "checkpoint": "runs/x"}], {}, "checkpoint is for kinds gan and ldm only"),
     ([{"kind": "gan", "path": "/tmp", "build": {"lesions": "procedural"}}], {}, "build settings need checkpoint"),
     ([{"kind": "gan", "build": {"colour": 1}}], {}, "unknown key 'colour'"),
+    ([{"kind": "synth", "build": {"image": "x"}}], {}, "build settings need checkpoint"),
     ([{"kind": "synth", "name": "a b"}], {}, "name 'a b' must be unique"),
     ([{"kind": "synth", "colour": 1}], {}, "unknown key 'colour'"),
     ([], {}, "sources is empty"),

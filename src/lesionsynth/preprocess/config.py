@@ -32,11 +32,11 @@ class PreprocessConfig:
 
     def __post_init__(self) -> None:
         if self.normalisation not in NORMALISATIONS:
-            raise ConfigError(f"preprocessing.normalisation: {self.normalisation!r} is not one of "
+            raise ConfigError(f"normalisation: {self.normalisation!r} is not one of "
                               f"{list(NORMALISATIONS)}")
         sp = self.spacing if isinstance(self.spacing, tuple) else (self.spacing,)
         if any(s <= 0 for s in sp):
-            raise ConfigError(f"preprocessing.spacing: must be positive, got {self.spacing!r}")
+            raise ConfigError(f"spacing: must be positive, got {self.spacing!r}")
 
     def record(self, patch_size: tuple[int, ...] | list[int]) -> dict[str, Any]:
         """The checkpoint's ``preprocessing`` entry (:class:`Preprocessing` as plain data)."""
@@ -65,9 +65,9 @@ class Preprocessing(PreprocessConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.orientation != "RAS":
-            raise ConfigError(f"preprocessing.orientation: only 'RAS' is supported, got {self.orientation!r}")
+            raise ConfigError(f"orientation: only 'RAS' is supported, got {self.orientation!r}")
         if self.patch_size is not None and any(p < 1 for p in self.patch_size):
-            raise ConfigError(f"preprocessing.patch_size: must be positive, got {self.patch_size!r}")
+            raise ConfigError(f"patch_size: must be positive, got {self.patch_size!r}")
 
     @classmethod
     def from_checkpoint(cls, data: dict[str, Any] | None, where: str = "checkpoint.preprocessing"

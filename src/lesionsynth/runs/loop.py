@@ -59,7 +59,7 @@ def run_iterations(run: RunFolder, start: int, total: int, every: Intervals, ste
             ``wall_s``, seconds since this start).
         after: called after each iteration's row; returning True asks for a checkpoint now.
         agree: with a time limit, makes every process take the same decision to stop (data-parallel
-            training: true when any rank is out of time).
+            training: true when any rank is out of time); asked at metrics rows only.
 
     Raises:
         ConfigError: ``total`` is below the iterations the run has already done.
@@ -82,8 +82,8 @@ def run_iterations(run: RunFolder, start: int, total: int, every: Intervals, ste
             bar.update(1)
             wall = time.monotonic() - t0
             out_of_time = time_limit_min is not None and wall > 60.0 * time_limit_min
-            if time_limit_min is not None and agree is not None:
-                out_of_time = agree(out_of_time)
+            if time_limit_min is not None and agree is not None:  # at metrics rows only: no sync per step
+                out_of_time = agree(out_of_time) if _due(it, every.log_every, total) else False
             if _due(it, every.log_every, total) or out_of_time:
                 row = summarise(window) if summarise else {**window[-1], "wall_s": round(wall, 2)}
                 log.log(it, **row)

@@ -100,10 +100,8 @@ class SourceConfig:
     build: dict[str, Any] | BuildConfig | SourceBuildConfig | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.build, dict):  # typed by kind: a GAN builder's or an LDM source's settings
+        if isinstance(self.build, dict) and self.kind in ("gan", "ldm"):  # typed by kind
             self.build = from_dict(SourceBuildConfig if self.kind == "ldm" else BuildConfig, self.build, "build")
-        if self.checkpoint is not None and self.build is None and self.kind == "gan":
-            self.build = BuildConfig()
 
     @property
     def generated(self) -> bool:
@@ -331,6 +329,10 @@ def _check_sources(cfg: TrainConfig, where: str) -> None:
                               f"image LDM that renders its maps")
         if s.build is not None and s.checkpoint is None:
             raise ConfigError(f"{at}: build settings need checkpoint: a generator run to sample")
+        wanted = {"gan": BuildConfig, "ldm": SourceBuildConfig}.get(s.kind)
+        if s.build is not None and wanted is not None and not isinstance(s.build, wanted):
+            raise ConfigError(f"{at}: build of a {s.kind} source must be a {wanted.__name__}, got "
+                              f"{type(s.build).__name__}")
         if s.checkpoint is not None:
             if s.path is not None:
                 raise ConfigError(f"{at}: give path (a built folder) or checkpoint (sampled on the fly), not both")

@@ -171,15 +171,19 @@ class TrainingSources:
             return PhysicsTrainingSource(cfg.physics, size, cfg.preprocessing.spacing)
         from lesionsynth.train.rendered_source import RenderedTrainingSource
 
-        assert spec.checkpoint is not None and spec.build is not None
+        assert spec.checkpoint is not None
         if spec.kind == "ldm":
             from lesionsynth.generative.ldm.build import CaseRenderer as LDMCaseRenderer
+            from lesionsynth.generative.ldm.config import SourceBuildConfig
 
+            assert isinstance(spec.build, SourceBuildConfig)
             renderer = LDMCaseRenderer(spec.checkpoint, spec.build, self.device)
         else:
+            from lesionsynth.generative.gan.database import BuildConfig
             from lesionsynth.generative.gan.database import CaseRenderer as GANCaseRenderer
 
-            renderer = GANCaseRenderer(spec.checkpoint, spec.build, self.device)
+            assert spec.build is None or isinstance(spec.build, BuildConfig)
+            renderer = GANCaseRenderer(spec.checkpoint, spec.build or BuildConfig(), self.device)
         return RenderedTrainingSource(renderer, size, cfg.preprocessing.spacing)
 
     def _open(self, spec: SourceConfig, seed: int) -> RealTrainingSet:
