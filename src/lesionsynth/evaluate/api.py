@@ -110,13 +110,13 @@ def evaluate_folders(
         InputError: bad folder or file, no matching case, unknown protocol or missing policy.
     """
     if protocol not in PROTOCOLS:
-        raise InputError(f"--protocol: unknown protocol '{protocol}' (choose from {', '.join(PROTOCOLS)})")
+        raise InputError(f"protocol: unknown protocol '{protocol}' (choose from {', '.join(PROTOCOLS)})")
     if missing not in MISSING_POLICIES:
-        raise InputError(f"--missing: unknown policy '{missing}' (choose from {', '.join(MISSING_POLICIES)})")
+        raise InputError(f"missing: unknown policy '{missing}' (choose from {', '.join(MISSING_POLICIES)})")
     if not preds:
-        raise InputError("--pred: give at least one NAME=DIR")
+        raise InputError("preds: give at least one prediction folder")
     if label < 1:
-        raise InputError(f"--label: the lesion label must be >= 1, got {label}")
+        raise InputError(f"label: the lesion label must be >= 1, got {label}")
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: exists and is not a folder")

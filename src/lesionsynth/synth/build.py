@@ -41,7 +41,7 @@ def build_dataset(cfg: SynthConfig, out: str | Path, n: int, seed: int = 0, devi
         InputError, ConfigError: bad ``n``, parts, or a folder holding another set.
     """
     if n < 1:
-        raise InputError(f"--n must be >= 1, got {n}")
+        raise InputError(f"n must be >= 1, got {n}")
     argtypes.check_parts(part, num_parts)
     out = Path(out)
     signature = {"generator": "synth", "seed": seed, "config": to_dict(cfg)}

@@ -159,7 +159,7 @@ def build_dataset(mask: MaskLDM, image: ImageLDM, out: str | Path, n: int,
     assert mask.condition is not None
     lo, hi = condition_range
     if n < 1:
-        raise InputError(f"--n must be >= 1, got {n}")
+        raise InputError(f"n must be >= 1, got {n}")
     out = Path(out)
     schema = mask.schema
     g = mask.cfg.sampling.guidance if guidance is None else guidance

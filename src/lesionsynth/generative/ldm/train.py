@@ -68,7 +68,7 @@ def _with_iterations(cfg: LDMConfig, stage: str, iterations: int | None) -> LDMC
     if iterations is None:
         return cfg
     if iterations < 1:
-        raise ConfigError(f"--iterations must be >= 1, got {iterations}")
+        raise ConfigError(f"iterations must be >= 1, got {iterations}")
     if stage == "autoencoder":
         ae = replace(cfg.autoencoder, train=replace(cfg.autoencoder.train, iterations=iterations))
         return replace(cfg, autoencoder=ae)
