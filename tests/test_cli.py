@@ -42,7 +42,7 @@ def test_unknown_verb_is_one_usage_error(capsys):
 def test_every_verb_refuses_a_bad_device_up_front(verb, tmp_path, capsys):
     rc = main([*verb, "-o", str(tmp_path / "out"), "--device", "bogus"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and "--device bogus: not a device" in err[0]
+    assert rc == 2 and len(err) == 1 and "device 'bogus': not a device" in err[0]
     assert not (tmp_path / "out").exists()
 
 

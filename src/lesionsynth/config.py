@@ -81,8 +81,13 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") -> T:
-    """Build dataclass ``cls`` from ``data``; unknown keys and bad types raise :class:`ConfigError`."""
-    data = dict(data or {})
+    """Build dataclass ``cls`` from ``data``; unknown keys and bad types raise :class:`ConfigError`.
+
+    A mapping, at the top or in any section, may start from another config file: ``extends: NAME`` (a
+    path or a shipped config's name) reads that file and lays the mapping's other keys over it (see
+    :func:`expand_extends`), so one set of settings lives in one file.
+    """
+    data = expand_extends(dict(data or {}), where)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = [k for k in data if k not in fields]
@@ -95,6 +100,24 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") 
         return cls(**kwargs)
     except (TypeError, ValueError, ConfigError) as e:
         raise ConfigError(f"{where}: {e}") from None
+
+
+def expand_extends(data: dict[str, Any], where: str = "config") -> dict[str, Any]:
+    """``{extends: NAME, **rest}`` -> the YAML mapping of config NAME deep-updated with ``rest``.
+
+    NAME may itself extend another file; a cycle is an error. Mappings without the key pass unchanged.
+    """
+    seen: list[str] = []
+    while "extends" in data:
+        rest = dict(data)
+        name = rest.pop("extends")
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{where}.extends: expected a config name or path, got {name!r}")
+        if name in seen:
+            raise ConfigError(f"{where}.extends: cycle {' -> '.join([*seen, name])}")
+        seen.append(name)
+        data = deep_update(read_yaml(resolve_config_path(name)), rest)
+    return data
 
 
 def check_probability(name: str, value: float) -> None:

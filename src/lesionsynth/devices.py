@@ -1,5 +1,5 @@
-"""Compute devices and mixed precision: one parser for every verb's ``--device`` and every config's
-``device``, one vocabulary for training's ``amp`` and prediction's ``--precision``."""
+"""Compute devices and mixed precision: one parser for every device name (the CLIs' ``--device``, the configs'
+``device``), one vocabulary for training's ``amp`` and prediction's ``--precision``."""
 
 from __future__ import annotations
 
@@ -38,23 +38,23 @@ def resolve_device(name: str | torch.device | None = "auto", local_rank: int = 0
     try:
         dev = torch.device(spec)
     except (RuntimeError, ValueError):
-        raise InputError(f"--device {name}: not a device (use {CHOICES})") from None
+        raise InputError(f"device {name!r}: not a device (use {CHOICES})") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise InputError(f"--device {name}: CUDA is not available on this machine (use cpu or auto)")
+            raise InputError(f"device {name!r}: CUDA is not available on this machine (use cpu or auto)")
         n = torch.cuda.device_count()
         if dev.index is None:
             return torch.device("cuda", local_rank % max(n, 1))
         if dev.index >= n:
-            raise InputError(f"--device {name}: this machine has {n} CUDA device(s) (cuda:0 to cuda:{n - 1})")
+            raise InputError(f"device {name!r}: this machine has {n} CUDA device(s) (cuda:0 to cuda:{n - 1})")
         return dev
     if dev.type == "mps":
         if not torch.backends.mps.is_available():
-            raise InputError(f"--device {name}: Apple MPS is not available on this machine (use cpu or auto)")
+            raise InputError(f"device {name!r}: Apple MPS is not available on this machine (use cpu or auto)")
         return dev
     if dev.type == "cpu":
         return dev
-    raise InputError(f"--device {name}: unsupported device type '{dev.type}' (use {CHOICES})")
+    raise InputError(f"device {name!r}: unsupported device type '{dev.type}' (use {CHOICES})")
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
