@@ -82,6 +82,8 @@ def test_synth_accepts_a_training_config_and_uses_its_synth_section(tmp_path, ca
     from lesionsynth.train.config import load_train_config
 
     assert load_synth_config("tiny-cpu") == load_train_config("tiny-cpu").synth
+    # a training config that extends another takes the generator it inherits
+    assert load_synth_config("bundled-cpu-stage2") == load_train_config("bundled-cpu-stage2").synth
     bad = tmp_path / "physics-train.yaml"
     bad.write_text("physics: {modalities: [t1w]}\nmodel: {channels: [4, 8], strides: [2]}\n")
     rc = main(["synth", "-n", "1", "-o", str(tmp_path / "o"), "--config", str(bad)])

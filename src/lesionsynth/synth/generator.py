@@ -254,13 +254,13 @@ def load_synth_config(path: str | Path | None, **overrides: Any) -> SynthConfig:
     ``path`` may be a generator config or a training config (its ``synth:`` section is used, so
     ``synth --config bundled-cpu`` writes the bundled model's training data); a shipped name works too.
     """
-    from lesionsynth.config import deep_update, from_dict, read_yaml, resolve_config_path
+    from lesionsynth.config import deep_update, expand_extends, from_dict, read_yaml, resolve_config_path
 
     data: dict[str, Any] = {}
     where = "config"
     if path is not None:
         p = resolve_config_path(path)
-        data, where = read_yaml(p), str(path)
+        data, where = expand_extends(read_yaml(p), str(path)), str(path)  # a training config may extend another
         if isinstance(data.get("synth"), dict):  # a training config
             data, where = data["synth"], f"{path}: synth"
         elif "synth" in data or "model" in data:
