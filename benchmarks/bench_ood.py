@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fast", action="store_true", help="no flips, overlap 0.25 (predict --fast)")
     ap.add_argument("--no-ensemble", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="cpu", help="where the network runs: cpu (default), cuda, auto, ...")
     ap.add_argument("--shared", default=str(SHARED), help="shared data folder (default: ../shared/data)")
     ap.add_argument("--out", default=None, help="write the table (.md) and per-scan rows (.csv) here")
     args = ap.parse_args(argv)
@@ -60,14 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     cfg, where = heldout_config(shared)
     t0 = time.perf_counter()
     gen = PhysicsGenerator(cfg)
-    seg = load_segmenter(args.model, device="cpu")
+    seg = load_segmenter(args.model, device=args.device)
     pc = PredictConfig(fast=args.fast)
     res = run_ood(gen, seg, range(args.subjects), args.resolutions, seed=args.seed, config=pc,
                   ensemble=not args.no_ensemble, progress=lambda s: print(s, file=sys.stderr, flush=True))
     wall = time.perf_counter() - t0
     head = (f"OOD benchmark: model `{args.model}`, {where}, seed {args.seed}, "
-            f"{'fast (no flips)' if args.fast else '8 flips'}, {torch.get_num_threads()} thread(s), "
-            f"{wall / 60:.1f} min")
+            f"{'fast (no flips)' if args.fast else '8 flips'}, network on {next(seg.model.parameters()).device}, "
+            f"{torch.get_num_threads()} thread(s), {wall / 60:.1f} min")
     table = res.markdown()
     print(head)
     print()

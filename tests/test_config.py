@@ -25,6 +25,9 @@ def test_a_section_extends_a_shipped_generator_config():
     stage2 = load_config(TrainConfig, "bundled-cpu-stage2")  # extends bundled-cpu, which extends generator-stroke
     assert stage2.optim.lr == 1e-3 and stage2.optim.weight_decay == 1e-5
     assert stage2.synth.augment.spatial.crop_jitter_mm == 30.0 and stage2.synth.lesion_procedural_prob == 0.3
+    gpu = load_config(TrainConfig, "bundled-gpu")  # stage 2 on a GPU: same data, generator and network
+    assert to_dict(gpu.synth) == to_dict(stage2.synth) and to_dict(gpu.model) == to_dict(stage2.model)
+    assert (gpu.device, gpu.batch_size, gpu.init_from) == ("cuda", 4, "stroke-2mm")
 
 
 @pytest.mark.parametrize("value, message", [("missing-config-xyz", "config file not found"), (3, "expected a config")])

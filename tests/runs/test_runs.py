@@ -58,6 +58,17 @@ def test_metrics_log_drops_rows_after_the_resumed_checkpoint(tmp_path):
     assert rows == ["iteration,loss", "1,1", "2,0.5", "3,0.5"]
 
 
+def test_metrics_log_trains_on_without_tensorboard(tmp_path, monkeypatch, caplog):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if not installed
+    log = MetricsLog(tmp_path, tensorboard=True)
+    log.log(1, loss=1.0)
+    log.close()
+    assert log.writer is None and "tensorboard is not installed" in caplog.text
+    assert (tmp_path / "metrics.csv").read_text().splitlines() == ["iteration,loss", "1,1"]
+
+
 def test_run_iterations_resumes_exactly_and_stops_on_time(tmp_path):
     def make(run):
         state = {"x": 0.0}

@@ -11,11 +11,14 @@ appears twice.
 from __future__ import annotations
 
 import csv
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 from lesionsynth.io.atomic import write_text_atomic
+
+logger = logging.getLogger(__name__)
 
 SEGMENTER_COLUMNS = ["iteration", "epoch", "phase", "loss", "lr", "grad_norm", "iter_per_s", "lesion_dice",
                      "cases", "time"]
@@ -69,8 +72,11 @@ class MetricsLog:
         elif self.columns is not None:
             self._open(new=True)
         if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # an environment without tensorboard still trains; metrics.csv has it all
+                logger.warning("tensorboard is not installed: no TensorBoard events (metrics.csv is written)")
+                return
             self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"),
                                         purge_step=start_iteration if start_iteration > 0 else None)
 
