@@ -8,7 +8,7 @@ Records are saved next to each case, so any case can be explained and replayed.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,6 @@ from lesionsynth.lesions import (
     PasteParams,
     ProceduralLesionConfig,
     ProceduralLesionParams,
-    apply_procedural,
-    paste_lesion,
     sample_paste,
     sample_procedural,
 )
@@ -35,6 +33,7 @@ from lesionsynth.lesions.placement import fit_to_map
 from lesionsynth.ops import bernoulli, case_seed, make_generator
 from lesionsynth.synth import intensities
 from lesionsynth.synth.intensities import IntensityConfig, IntensityParams
+from lesionsynth.synth.scene import Scene, apply_intensity, apply_paste, apply_procedural_lesion
 
 
 @dataclass
@@ -197,10 +196,10 @@ class SynthGenerator:
             wanted = {lm.schema.index(n) for n in names}
         return [k for k, t in enumerate(lm.gen_to_target) if t in wanted]
 
-    def _lesion_mask(self, rec: dict[str, Any], an: _Anatomy) -> torch.Tensor:
-        les = rec["lesion"]
+    def _lesion(self, les: dict[str, Any], an: _Anatomy, s: Scene) -> Scene:
+        """The scene with the record's lesion mask: procedural, or a real mask placed on this map."""
         if les["source"] == "procedural":
-            return apply_procedural(ProceduralLesionParams(**les["procedural"]), an.brain, an.lm.affine)
+            return apply_procedural_lesion(ProceduralLesionParams(**les["procedural"]), s)
         if self.lesions is None:
             raise InputError("this parameter record uses a lesion file, but the generator has no lesion folder")
         i = les["file_index"]
@@ -213,33 +212,19 @@ class SynthGenerator:
         m = m * an.brain
         if not m.any():
             raise InputError(f"{self.lesions.files[i]}: lesion mask does not overlap the brain of {an.lm.name}")
-        return m
+        return replace(s, lesion=m)
 
     def render(self, rec: dict[str, Any]) -> SynthSample:
-        """Render a parameter record (from :meth:`draw` or a saved JSON) into a sample."""
+        """Render a parameter record (from :meth:`draw` or a saved JSON) into a sample: the scene steps
+        (:mod:`lesionsynth.synth.scene`: lesion, pasting, intensities), then the corruption chain."""
         an = self.anatomies[rec["label_map"]]
-        ip = IntensityParams(**rec["intensity"])
-        image = intensities.render_tissue(ip, an.lm)
-        target = an.target.clone()
+        s = Scene(image=torch.empty(0), labels=an.target, affine=an.lm.affine, mask=an.brain, label_map=an.lm,
+                  lesion_index=self.schema.lesion_index)
         if rec["lesion"] is not None:
-            mask = self._lesion_mask(rec, an)
-            pp = PasteParams(**rec["lesion"]["paste"])
-            margin = int(np.ceil(3 * pp.softcp_sigma_mm / float(np.min(np.abs(an.lm.affine[:3, :3]).sum(0))))) + 2
-            lo, hi = [], []
-            for ax in range(3):  # bounding box from per-axis projections (cheaper than nonzero())
-                other = tuple(d for d in range(3) if d != ax)
-                nz = mask.amax(dim=other).nonzero()
-                lo.append(max(int(nz[0]) - margin, 0))
-                hi.append(min(int(nz[-1]) + margin + 1, an.lm.shape[ax]))
-            sl = tuple(slice(a, b) for a, b in zip(lo, hi))
-            alpha, weight = paste_lesion(mask[sl], an.brain[sl], an.lm.affine, pp)
-            lesion_img = intensities.render_lesion(ip, tuple(alpha.shape), self.device)
-            image[sl] = (1 - weight) * image[sl] + weight * lesion_img
-            sub = target[sl]
-            sub[alpha > 0.5] = self.schema.lesion_index
-            target[sl] = sub
+            s = apply_paste(PasteParams(**rec["lesion"]["paste"]), self._lesion(rec["lesion"], an, s))
+        s = apply_intensity(IntensityParams(**rec["intensity"]), s)
         chain = ChainParams.from_dict(rec["augment"])
-        img, tgt, out_affine = apply_chain(chain, self.cfg.augment, image, target, an.lm.affine,
+        img, tgt, out_affine = apply_chain(chain, self.cfg.augment, s.image, s.labels, an.lm.affine,
                                            an.centre_vox, self.schema.background_index, an.strip_masks)
         return SynthSample(image=img[None].float(), target=tgt.long(), affine=out_affine, params=rec)
 
