@@ -1,0 +1,95 @@
+"""Where each true class's voxels go: confusion tables of a segmenter, out of and in distribution.
+
+Two tables (rows: truth, columns: predicted, each row a share of the true class's voxels, pooled over cases):
+
+- OOD: physics-rendered scans of the held-out anatomy and lesions (as ``bench_ood.py``), per modality at 1 mm;
+- own generator: cases of the bundled recipe's domain-randomised generator (``--config``), drawn on the
+  held-out label map 13 with held-out lesions, at 2 mm. A diagnostic, never a selection criterion: a model
+  that fails here is under-trained, whatever it scores out of distribution.
+
+Usage (repository root, ``../shared/data`` present)::
+
+    python benchmarks/bench_confusion.py --model stroke-2mm --subjects 0 2 --synth-cases 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_ood import SHARED, heldout_config  # noqa: E402
+
+NAMES = ["bg", "GM", "WM", "PV", "CSF", "lesion"]
+MODALITIES = [("T1w", "t1w", "chronic"), ("T2w", "t2w", "chronic"), ("FLAIR chronic", "flair", "chronic"),
+              ("DWI", "dwi", "acute"), ("ADC", "adc", "acute")]
+
+
+def table(counts: np.ndarray, title: str) -> str:
+    share = counts / counts.sum(1, keepdims=True).clip(1)
+    lines = [title, "", "| truth \\ predicted | " + " | ".join(NAMES) + " |", "|---" * (len(NAMES) + 1) + "|"]
+    lines += [f"| {NAMES[a]} | " + " | ".join(f"{x:.2f}" for x in share[a]) + " |"
+              for a in range(len(NAMES)) if counts[a].sum() > 0]
+    return "\n".join(lines)
+
+
+def confusion(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    n = len(NAMES)
+    return np.bincount(truth.ravel().astype(np.int64) * n + pred.ravel().astype(np.int64), minlength=n * n
+                       ).reshape(n, n).astype(np.float64)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="stroke-2mm", help="bundled name, run folder or checkpoint")
+    ap.add_argument("--subjects", type=int, nargs="+", default=[0, 2], help="OOD subjects (default 0 2)")
+    ap.add_argument("--synth-cases", type=int, default=4, help="own-generator cases (default 4; 0: none)")
+    ap.add_argument("--config", default="bundled-cpu", help="training config whose generator is used")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from lesionsynth.infer import PredictConfig, load_segmenter
+    from lesionsynth.infer.predict import predict_volume
+    from lesionsynth.physics import PhysicsGenerator
+    from lesionsynth.synth.generator import SynthGenerator, load_synth_config
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not (SHARED / "labelmaps-synthseg").is_dir():
+        print(f"bench_confusion: {SHARED}: shared data not found", file=sys.stderr)
+        return 2
+    seg = load_segmenter(args.model, device=args.device)
+    fast = PredictConfig(fast=True)
+    print(f"model `{args.model}`, fast predictions (no flips)\n")
+    gen = PhysicsGenerator(heldout_config(SHARED)[0])
+    for name, modality, ltype in MODALITIES:
+        counts = np.zeros((len(NAMES), len(NAMES)))
+        for s in args.subjects:
+            smp = gen.sample(s, 0, modality, "1mm", ltype)
+            counts += confusion(np.asarray(smp.labels), np.asarray(predict_volume(seg, smp.image, smp.affine,
+                                                                                  config=fast).labels))
+        print(table(counts, f"OOD {name} 1 mm, subjects {args.subjects} (physics truth has no PV class)") + "\n")
+    if args.synth_cases:
+        cfg = load_synth_config(args.config, labels=[str(SHARED / "labelmaps-synthseg" / "training_seg_13.nii.gz")],
+                                lesions=[str(SHARED / "lesions-lesymap" / "Subject_09[0-9].nii.gz")])
+        cfg.resolution = 2.0
+        cfg.augment.spatial.crop_size = (112, 112, 112)  # the whole head at 2 mm
+        sg = SynthGenerator(cfg)
+        counts = np.zeros((len(NAMES), len(NAMES)))
+        for i in range(args.synth_cases):
+            smp = sg.sample(i, seed=123)
+            pred = predict_volume(seg, smp.image[0].numpy(), smp.affine, config=fast)
+            counts += confusion(smp.target.numpy(), np.asarray(pred.labels))
+        print(table(counts, f"own generator (`{args.config}`), {args.synth_cases} cases of held-out map 13 with "
+                            "held-out lesions, 2 mm"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
