@@ -5,8 +5,8 @@
 # Device call: run(command="bash tools/device/train_bundled.sh", carry=[".device"], timeout_s=600)
 #
 # On the device machine (python 3.12 + CUDA torch, no network) it
-#   1. installs from .device/whl only the dependencies that are missing (into /tmp/site, nothing else
-#      touched) and uses the package from src/ (PYTHONPATH, no build);
+#   1. unpacks from .device/whl only the dependencies that are missing (into /tmp/site, nothing else
+#      touched, no pip needed) and uses the package from src/ (PYTHONPATH, no build);
 #   2. points ../shared/data at .device/data (the recipe's and bench_ood's default paths);
 #   3. probes the training speed (configs/bundled-gpu.yaml, PROBE iterations), sets the schedule's length
 #      so its poly decay ends when MINUTES of training do, and trains (--time-limit as a safety net);
@@ -36,17 +36,15 @@ cat "$OUT/env.txt"
 $PY - <<'EOF' || { say "dependency install failed"; exit 3; }
 import glob
 import importlib.util
-import subprocess
-import sys
+import zipfile
 
 wanted = {"monai": "monai", "nibabel": "nibabel", "nilearn": "nilearn", "pandas": "pandas",
           "dateutil": "python_dateutil", "tzdata": "tzdata", "einops": "einops"}
 wheels = [w for mod, dist in wanted.items() if importlib.util.find_spec(mod) is None
           for w in glob.glob(f".device/whl/{dist}-*.whl")]
 print("installing:", [w.split("/")[-1] for w in wheels] or "nothing")
-if wheels:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
-                           "--target", "/tmp/site", *wheels])
+for w in wheels:  # a wheel is a zip of the installed files: unpacking it needs no pip and no network
+    zipfile.ZipFile(w).extractall("/tmp/site")
 EOF
 export PYTHONPATH="$PWD/src:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 $PY -c "import lesionsynth.train.loop, lesionsynth.labels.sources, nilearn.datasets" \
