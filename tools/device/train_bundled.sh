@@ -24,6 +24,8 @@ SUBJECTS=${SUBJECTS:-2}
 THREADS=${THREADS:-8}
 WORK=${WORK:-/tmp/lesionsynth-device}
 PY=${PY:-python3}
+INIT=${INIT:-}            # start from these weights instead of stroke-2mm (e.g. .device/stroke-2mm-gpu.pt of a
+                         # previous call: copy it into .device/ before the call)
 mkdir -p "$OUT" "$WORK"
 exec > >(tee -a "$OUT/log.txt") 2>&1
 say() { echo "[$(date -u +%T)] $*"; }
@@ -57,7 +59,8 @@ fi
 ls ../shared/data/labelmaps-synthseg | head -2 || { say "no ../shared/data (carry .device)"; exit 3; }
 
 say "3a. speed probe ($PROBE iterations)"
-train() { $PY -m lesionsynth --threads "$THREADS" train --config bundled-gpu --set device="$DEVICE" "$@"; }
+train() { $PY -m lesionsynth --threads "$THREADS" train --config bundled-gpu --set device="$DEVICE" \
+  ${INIT:+--set init_from="$INIT"} "$@"; }
 rm -rf "$WORK/probe" "$WORK/run"
 t0=$(date +%s)
 train --out "$WORK/probe" --set epochs=1 --set iterations_per_epoch="$PROBE" --set log_every=10 \
