@@ -17,7 +17,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/lesionsynth-device-out}
-MINUTES=${MINUTES:-6}    # training budget, probe included
+MINUTES=${MINUTES:-5}    # training budget, probe included (the whole call: about MINUTES + 3 < 10)
 PROBE=${PROBE:-40}       # probe iterations
 DEVICE=${DEVICE:-cuda}
 SUBJECTS=${SUBJECTS:-2}
