@@ -58,14 +58,14 @@ def test_metrics_log_drops_rows_after_the_resumed_checkpoint(tmp_path):
     assert rows == ["iteration,loss", "1,1", "2,0.5", "3,0.5"]
 
 
-def test_metrics_log_trains_on_without_tensorboard(tmp_path, monkeypatch, caplog):
+def test_metrics_log_trains_on_without_tensorboard(tmp_path, monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if not installed
     log = MetricsLog(tmp_path, tensorboard=True)
     log.log(1, loss=1.0)
     log.close()
-    assert log.writer is None and "tensorboard is not installed" in caplog.text
+    assert log.writer is None  # no events, no crash
     assert (tmp_path / "metrics.csv").read_text().splitlines() == ["iteration,loss", "1,1"]
 
 
