@@ -23,21 +23,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ood import SHARED, heldout_config  # noqa: E402
 
-NAMES = ["bg", "GM", "WM", "PV", "CSF", "lesion"]
-MODALITIES = [("T1w", "t1w", "chronic"), ("T2w", "t2w", "chronic"), ("FLAIR chronic", "flair", "chronic"),
-              ("DWI", "dwi", "acute"), ("ADC", "adc", "acute")]
 
-
-def table(counts: np.ndarray, title: str) -> str:
+def table(counts: np.ndarray, names: list[str], title: str) -> str:
     share = counts / counts.sum(1, keepdims=True).clip(1)
-    lines = [title, "", "| truth \\ predicted | " + " | ".join(NAMES) + " |", "|---" * (len(NAMES) + 1) + "|"]
-    lines += [f"| {NAMES[a]} | " + " | ".join(f"{x:.2f}" for x in share[a]) + " |"
-              for a in range(len(NAMES)) if counts[a].sum() > 0]
+    lines = [title, "", "| truth \\ predicted | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    lines += [f"| {names[a]} | " + " | ".join(f"{x:.2f}" for x in share[a]) + " |"
+              for a in range(len(names)) if counts[a].sum() > 0]
     return "\n".join(lines)
 
 
-def confusion(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    n = len(NAMES)
+def confusion(truth: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(truth.ravel().astype(np.int64) * n + pred.ravel().astype(np.int64), minlength=n * n
                        ).reshape(n, n).astype(np.float64)
 
@@ -47,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="stroke-2mm", help="bundled name, run folder or checkpoint")
     ap.add_argument("--subjects", type=int, nargs="+", default=[0, 2], help="OOD subjects (default 0 2)")
     ap.add_argument("--synth-cases", type=int, default=4, help="own-generator cases (default 4; 0: none)")
+    ap.add_argument("--protocols", nargs="+", default=None, help="OOD protocol names (default: all of bench_ood's)")
     ap.add_argument("--config", default="bundled-cpu", help="training config whose generator is used")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu")
@@ -54,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from lesionsynth.evaluate.ood import PROTOCOLS
     from lesionsynth.infer import PredictConfig, load_segmenter
     from lesionsynth.infer.predict import predict_volume
     from lesionsynth.physics import PhysicsGenerator
@@ -65,28 +62,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_confusion: {SHARED}: shared data not found", file=sys.stderr)
         return 2
     seg = load_segmenter(args.model, device=args.device)
+    names, n = list(seg.schema.classes), seg.schema.num_classes
     fast = PredictConfig(fast=True)
     print(f"model `{args.model}`, fast predictions (no flips)\n")
     gen = PhysicsGenerator(heldout_config(SHARED)[0])
-    for name, modality, ltype in MODALITIES:
-        counts = np.zeros((len(NAMES), len(NAMES)))
+    for name, modality, ltype in PROTOCOLS:
+        if args.protocols and name not in args.protocols:
+            continue
+        counts = np.zeros((n, n))
         for s in args.subjects:
             smp = gen.sample(s, 0, modality, "1mm", ltype)
-            counts += confusion(np.asarray(smp.labels), np.asarray(predict_volume(seg, smp.image, smp.affine,
-                                                                                  config=fast).labels))
-        print(table(counts, f"OOD {name} 1 mm, subjects {args.subjects} (physics truth has no PV class)") + "\n")
+            pred = predict_volume(seg, smp.image, smp.affine, config=fast)
+            counts += confusion(np.asarray(smp.labels), np.asarray(pred.labels), n)
+        print(table(counts, names, f"OOD {name} 1 mm, subjects {args.subjects} (physics truth has no PV class)") + "\n")
     if args.synth_cases:
         cfg = load_synth_config(args.config, labels=[str(SHARED / "labelmaps-synthseg" / "training_seg_13.nii.gz")],
                                 lesions=[str(SHARED / "lesions-lesymap" / "Subject_09[0-9].nii.gz")])
         cfg.resolution = 2.0
         cfg.augment.spatial.crop_size = (112, 112, 112)  # the whole head at 2 mm
         sg = SynthGenerator(cfg)
-        counts = np.zeros((len(NAMES), len(NAMES)))
+        counts = np.zeros((n, n))
         for i in range(args.synth_cases):
             smp = sg.sample(i, seed=123)
             pred = predict_volume(seg, smp.image[0].numpy(), smp.affine, config=fast)
-            counts += confusion(smp.target.numpy(), np.asarray(pred.labels))
-        print(table(counts, f"own generator (`{args.config}`), {args.synth_cases} cases of held-out map 13 with "
+            counts += confusion(smp.target.numpy(), np.asarray(pred.labels), n)
+        print(table(counts, names, f"own generator (`{args.config}`), {args.synth_cases} cases of held-out map 13 with "
                             "held-out lesions, 2 mm"))
     return 0
 

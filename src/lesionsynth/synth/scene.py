@@ -62,9 +62,7 @@ def apply_paste(p: PasteParams, s: Scene) -> Scene:
     sl = tuple(box)
     alpha, weight = paste_lesion(mask[sl], s.mask[sl], s.affine, p)
     labels = s.labels.clone()
-    sub = labels[sl]
-    sub[alpha > 0.5] = s.lesion_index
-    labels[sl] = sub
+    labels[sl][alpha > 0.5] = s.lesion_index  # labels[sl] is a view: this writes into labels
     return replace(s, labels=labels, lesion=alpha, lesion_box=sl, lesion_weight=weight)
 
 
