@@ -62,7 +62,6 @@ say "3a. speed probe ($PROBE iterations)"
 train() { $PY -m lesionsynth --threads "$THREADS" train --config bundled-gpu --set device="$DEVICE" \
   ${INIT:+--set init_from="$INIT"} "$@"; }
 rm -rf "$WORK/probe" "$WORK/run"
-t0=$(date +%s)
 train --out "$WORK/probe" --set epochs=1 --set iterations_per_epoch="$PROBE" --set log_every=10 \
   --set checkpoint_every=0 || { say "probe failed"; exit 4; }
 t1=$(date +%s)
@@ -74,8 +73,9 @@ rows = [r for r in csv.DictReader(open(sys.argv[1])) if r.get("phase") == "train
 rate = sum(float(r["iter_per_s"]) for r in rows[1:]) / max(len(rows) - 1, 1) if len(rows) > 1 else \
     float(rows[-1]["iter_per_s"])
 left = float(sys.argv[2]) * 60 - float(sys.argv[3]) - 45  # start-up of the real run and its last checkpoint
-print(max(1, int(rate * left) // 100), f"(probe: {rate:.2f} it/s)", file=sys.stderr)
-print(max(1, int(rate * left) // 100))
+epochs = max(1, int(rate * left) // 100)  # bundled-gpu: 100 iterations per epoch
+print(f"probe: {rate:.2f} it/s -> {epochs} epochs", file=sys.stderr)
+print(epochs)
 EOF
 )
 say "3b. training $epochs x 100 iterations"
