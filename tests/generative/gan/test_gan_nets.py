@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lesionsynth.generative import seeded_build
 from lesionsynth.generative.gan.losses import feature_matching, gradient_penalty
 from lesionsynth.generative.gan.nets import (
     ConditionalDiscriminator,
@@ -12,7 +13,6 @@ from lesionsynth.generative.gan.nets import (
     MaskGenerator,
     Pix2PixGenerator,
     SpadeGenerator,
-    seeded_build,
 )
 
 

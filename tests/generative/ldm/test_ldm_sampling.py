@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lesionsynth.config import load_config
+from lesionsynth.generative import seeded_build
 from lesionsynth.generative.ldm.config import LDMConfig
 from lesionsynth.generative.ldm.data import Condition, one_hot
 from lesionsynth.generative.ldm.models import ImageLDM, MaskLDM
@@ -16,7 +17,6 @@ from lesionsynth.generative.ldm.nets import (
     build_autoencoder,
     build_denoiser,
     ddim_scheduler,
-    seeded_init,
 )
 from lesionsynth.generative.ldm.sampling import ddim_sample, guided_eps, initial_noise
 
@@ -37,8 +37,8 @@ def _randomise(module: torch.nn.Module, seed: int) -> None:
 
 def _mask_ldm(seed=0) -> MaskLDM:
     cfg = _cfg("mask")
-    ae = seeded_init(seed, lambda: build_autoencoder(cfg.autoencoder, 2, "mask")).eval()
-    den = seeded_init(seed, lambda: build_denoiser(cfg.diffusion, cfg.autoencoder.latent_channels, 2, "mask"))
+    ae = seeded_build(seed, lambda: build_autoencoder(cfg.autoencoder, 2, "mask")).eval()
+    den = seeded_build(seed, lambda: build_denoiser(cfg.diffusion, cfg.autoencoder.latent_channels, 2, "mask"))
     _randomise(den, seed)
     from lesionsynth.generative.ldm.data import LESION_MASK, grid_affine
 
@@ -52,8 +52,8 @@ def _image_ldm(seed=0) -> ImageLDM:
     from lesionsynth.labels import LabelSchema
 
     cfg = _cfg("image")
-    ae = seeded_init(seed, lambda: build_autoencoder(cfg.autoencoder, K, "image")).eval()
-    den = seeded_init(seed, lambda: build_denoiser(cfg.diffusion, cfg.autoencoder.latent_channels, K, "image"))
+    ae = seeded_build(seed, lambda: build_autoencoder(cfg.autoencoder, K, "image")).eval()
+    den = seeded_build(seed, lambda: build_denoiser(cfg.diffusion, cfg.autoencoder.latent_channels, K, "image"))
     _randomise(den, seed)
     schema = LabelSchema("toy", ("background", "tissue", "lesion"))
     return ImageLDM(cfg=cfg, autoencoder=ae, denoiser=den.eval(), schema=schema, scale_factor=1.0,

@@ -13,10 +13,9 @@ from lesionsynth.errors import ConfigError, InputError
 from lesionsynth.runs.folder import config_for_start
 
 
-def _common(p: argparse.ArgumentParser, seed: bool = True) -> None:
+def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    if seed:
-        p.add_argument("--seed", type=argtypes.seed, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=argtypes.seed, default=0, help="random seed (default 0)")
 
 
 def _training(p: argparse.ArgumentParser) -> None:
@@ -100,14 +99,12 @@ def run_train_masks(args: argparse.Namespace) -> int:
     from lesionsynth.devices import resolve_device
     from lesionsynth.generative.gan.mask_gan import MaskGANConfig, train_mask_gan
 
-    _check_positive("--iterations", args.iterations)
     _check_positive("--max-masks", args.max_masks)
     overrides = deep_update(parse_set(args.set), {"iterations": args.iterations} if args.iterations else {})
     cfg = from_dict(MaskGANConfig, config_for_start(args.out, args.resume, args.config, overrides, "gan-masks"),
                     where=_where(args, "gan-masks"))
-    device = resolve_device(args.device)
-    ckpt = train_mask_gan(cfg, args.lesions, args.out, device, seed=args.seed, resume=args.resume,
-                          time_limit_min=args.time_limit, max_masks=args.max_masks)
+    ckpt = train_mask_gan(cfg, args.lesions, args.out, resolve_device(args.device), seed=args.seed,
+                          resume=args.resume, time_limit_min=args.time_limit, max_masks=args.max_masks)
     print(f"mask GAN checkpoint: {ckpt}", file=sys.stderr)
     return 0
 
@@ -116,7 +113,6 @@ def run_sample_masks(args: argparse.Namespace) -> int:
     from lesionsynth.devices import resolve_device
     from lesionsynth.generative.gan.mask_sampling import write_masks
 
-    _check_positive("-n", args.n)
     summary = write_masks(args.model, args.out, args.n, seed=args.seed, device=resolve_device(args.device))
     print(f"{args.n} masks in {args.out} (redraws of too-small masks: {summary['redraws_this_call']})",
           file=sys.stderr)
@@ -127,15 +123,9 @@ def run_train_translator(args: argparse.Namespace) -> int:
     from lesionsynth.devices import resolve_device
     from lesionsynth.generative.gan.translator import TranslatorConfig, train_translator
 
-    _check_positive("--iterations", args.iterations)
     default = f"gan-{args.arch or 'pix2pix'}"
     overrides: dict[str, Any] = parse_set(args.set)
-    if args.arch:
-        overrides["arch"] = args.arch
-    if args.spatial_dims:
-        overrides["spatial_dims"] = args.spatial_dims
-    if args.iterations:
-        overrides["iterations"] = args.iterations
+    overrides.update({k: getattr(args, k) for k in ("arch", "spatial_dims", "iterations") if getattr(args, k)})
     pairs: dict[str, Any] = {}
     if args.pairs:
         if args.pairs != "mni" and not Path(args.pairs).is_dir():
@@ -162,10 +152,8 @@ def run_build_dataset(args: argparse.Namespace) -> int:
     from lesionsynth.devices import resolve_device
     from lesionsynth.generative.gan.database import BuildConfig, build_dataset
 
-    _check_positive("-n", args.n)
-    overrides = deep_update(parse_set(args.set), {
-        k: v for k, v in (("labels", args.labels), ("lesions", args.lesions), ("output_labels", args.output_labels))
-        if v})
+    overrides = deep_update(parse_set(args.set),
+                            {k: getattr(args, k) for k in ("labels", "lesions", "output_labels") if getattr(args, k)})
     cfg = load_config(BuildConfig, args.config, overrides)
     out = build_dataset(args.translator, args.out, args.n, cfg, seed=args.seed,
                         device=resolve_device(args.device))

@@ -79,10 +79,9 @@ class LesionSource:
 
     def __init__(self, spec: str, device: torch.device | str = "cpu",
                  volume_ml: tuple[float, float] = (3.0, 150.0)):
-        self.spec, self.device = spec, device
+        self.device, self.volume_ml = device, volume_ml
         self.folder: LesionFolder | None = None
         self.gan = None
-        self.volume_ml = volume_ml
         if spec == "procedural":
             return
         p = Path(spec)
@@ -104,13 +103,11 @@ class LesionSource:
             from lesionsynth.generative.gan.mask_sampling import OutputGrid, sample_masks
 
             G, cfg, _ = self.gan
-            flip_aff = np.diag([-1.0, 1.0, 1.0, 1.0]) @ affine if flip else affine
-            out = OutputGrid(flip_aff, shape, brain)
             # the flip: sample on the mirrored grid, i.e. the mask x -> -x
+            out = OutputGrid(np.diag([-1.0, 1.0, 1.0, 1.0]) @ affine if flip else affine, shape, brain)
             _, m, attempts = next(sample_masks(G, cfg, [0], index_seed, out, self.device))
             return m, {"source": "mask-gan", "seed": index_seed, "draws": attempts, "flip": flip}
-        pcfg = ProceduralLesionConfig(volume_ml=self.volume_ml)
-        params = sample_procedural(gen, pcfg, brain, affine)
+        params = sample_procedural(gen, ProceduralLesionConfig(volume_ml=self.volume_ml), brain, affine)
         return apply_procedural(params, brain, affine), {"source": "procedural", **asdict(params)}
 
 
@@ -182,9 +179,8 @@ def build_dataset(translator: str | Path, out: str | Path, n: int, cfg: BuildCon
     remove_stale_temporaries(out)
     extra = {"lesionsynth": {**signature, "arch": tcfg.arch, "spacing_mm": tcfg.spacing_mm,
                              "schema": schema.to_dict()}}
-    labels = {c: i for i, c in enumerate(schema.classes)}
-    if cfg.output_labels == "lesion":
-        labels = {"background": 0, "lesion": 1}
+    labels = ({"background": 0, "lesion": 1} if cfg.output_labels == "lesion"
+              else {c: i for i, c in enumerate(schema.classes)})
     write_dataset_json(out, {"0": tcfg.contrast}, labels, n_total, extra)
     todo = [i for i in range(n) if not case_done(out, f"gan_{i:05d}")]
     bar = tqdm(total=n, initial=n - len(todo), desc="building", disable=None if progress else True)

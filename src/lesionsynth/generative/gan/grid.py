@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lesionsynth.generative import centred_affine
+
 
 @dataclass
 class MaskGrid:
@@ -39,7 +41,7 @@ class MaskGrid:
 
     def affine(self) -> np.ndarray:
         """Voxel-to-world matrix of the coarse grid."""
-        return _centred_affine(self.spacing_mm, self.shape, self.centre_mm)
+        return centred_affine(self.spacing_mm, self.shape, self.centre_mm)
 
     @property
     def factor(self) -> int:
@@ -50,15 +52,8 @@ class MaskGrid:
         """Affine and shape of the fine grid that average-pools exactly onto the coarse grid."""
         f = self.factor
         shape = tuple(int(s * f) for s in self.shape)
-        return _centred_affine(self.spacing_mm / f, shape, self.centre_mm), shape  # type: ignore[return-value]
+        return centred_affine(self.spacing_mm / f, shape, self.centre_mm), shape  # type: ignore[return-value]
 
     @property
     def voxel_ml(self) -> float:
         return self.spacing_mm ** 3 / 1000.0
-
-
-def _centred_affine(spacing: float, shape: tuple[int, ...], centre: tuple[float, ...]) -> np.ndarray:
-    a = np.eye(4)
-    a[:3, :3] = np.diag([float(spacing)] * 3)
-    a[:3, 3] = np.asarray(centre, dtype=np.float64) - float(spacing) * (np.asarray(shape) - 1) / 2.0
-    return a

@@ -38,10 +38,6 @@ def adversarial_loss(criterion: str) -> PatchAdversarialLoss:
 def feature_matching(feats_fake: list[list[torch.Tensor]],
                      feats_real: list[list[torch.Tensor]]) -> torch.Tensor:
     """Mean L1 distance between discriminator features of fake and (detached) real inputs (pix2pixHD)."""
-    total = feats_fake[0][0].new_zeros(())
-    n = 0
-    for ff, fr in zip(feats_fake, feats_real, strict=True):
-        for a, b in zip(ff, fr, strict=True):
-            total = total + (a - b.detach()).abs().mean()
-            n += 1
-    return total / max(n, 1)
+    diffs = [(a - b.detach()).abs().mean() for ff, fr in zip(feats_fake, feats_real, strict=True)
+             for a, b in zip(ff, fr, strict=True)]
+    return sum(diffs, feats_fake[0][0].new_zeros(())) / max(len(diffs), 1)

@@ -62,8 +62,7 @@ def check_flip_grid(grid: MaskGrid, flip_p: float) -> None:
 
 def real_batch(masks: torch.Tensor, batch_size: int, flip_p: float, gen: torch.Generator) -> torch.Tensor:
     """A batch of real masks drawn with replacement, each mirrored left-right with probability ``flip_p``."""
-    n = masks.shape[0]
-    idx = torch.randint(0, n, (batch_size,), generator=gen, device=gen.device).to(masks.device)
+    idx = torch.randint(0, masks.shape[0], (batch_size,), generator=gen, device=gen.device).to(masks.device)
     flips = (torch.rand(batch_size, generator=gen, device=gen.device) < flip_p).to(masks.device)
     x = masks[idx]
     return torch.where(flips[:, None, None, None, None], x.flip(2), x)

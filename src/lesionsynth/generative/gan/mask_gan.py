@@ -17,14 +17,15 @@ import torch
 
 from lesionsynth.config import from_dict
 from lesionsynth.errors import ConfigError, InputError
+from lesionsynth.generative import optimiser_step, read_cache, seeded_build
 from lesionsynth.generative.gan.grid import MaskGrid
 from lesionsynth.generative.gan.losses import gradient_penalty, wgan_critic_loss, wgan_generator_loss
 from lesionsynth.generative.gan.mask_data import check_flip_grid, load_coarse_masks, real_batch, to_one_hemisphere
-from lesionsynth.generative.gan.nets import MaskCritic, MaskGenerator, seeded_build
+from lesionsynth.generative.gan.nets import MaskCritic, MaskGenerator
 from lesionsynth.generative.gan.preview import save_mask_grid
 from lesionsynth.generative.gan.trainer import GANTrainer, resume_state, train_gan
 from lesionsynth.io.atomic import write_text_atomic
-from lesionsynth.models.checkpoint import save_checkpoint, torch_load
+from lesionsynth.models.checkpoint import save_checkpoint
 from lesionsynth.ops import case_seed, make_generator
 from lesionsynth.runs import RunFolder, read_run_checkpoint
 
@@ -99,12 +100,6 @@ class MaskGANConfig:
                 raise ValueError(f"{name} must be >= 1")
 
 
-def build_mask_nets(cfg: MaskGANConfig, seed: int = 0) -> tuple[MaskGenerator, MaskCritic]:
-    g = seeded_build(seed, lambda: MaskGenerator(cfg.grid.shape, cfg.latent_dim, cfg.gen_channels))
-    d = seeded_build(seed + 1, lambda: MaskCritic(cfg.grid.shape, cfg.critic_channels))
-    return g, d  # type: ignore[return-value]
-
-
 def latent(index_seed: int, dim: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """The latent vector of one sample, from its own seed (independent of batching)."""
     return torch.randn(dim, generator=make_generator(index_seed)).to(device)
@@ -123,7 +118,8 @@ class MaskGANTrainer(GANTrainer):
             raise ConfigError(f"real masks have shape {tuple(real.shape[2:])}, grid is {cfg.grid.shape}")
         self.cfg, self.device, self.seed = cfg, device, int(seed)
         self.real = (real if cfg.hemisphere == "none" else to_one_hemisphere(real, cfg.grid, cfg.hemisphere)).to(device)
-        self.G, self.D = build_mask_nets(cfg, seed)
+        self.G = seeded_build(seed, lambda: MaskGenerator(cfg.grid.shape, cfg.latent_dim, cfg.gen_channels))
+        self.D = seeded_build(seed + 1, lambda: MaskCritic(cfg.grid.shape, cfg.critic_channels))
         self._optimisers(device)
 
     def _fake(self, gen: torch.Generator) -> torch.Tensor:
@@ -144,19 +140,14 @@ class MaskGANTrainer(GANTrainer):
             w_loss = wgan_critic_loss(s_real, s_fake)
             gp = gradient_penalty(self.D, real, fake, gen)
             loss_d = w_loss + cfg.gp_weight * gp + cfg.drift * (s_real ** 2).mean()
-            self.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            self.opt_d.step()
+            optimiser_step(self.opt_d, loss_d)
         fake = self._fake(gen)
         loss_g = wgan_generator_loss(self.D(fake))
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_g.step()
+        optimiser_step(self.opt_g, loss_g)
         self.iteration += 1
         vml = self.cfg.grid.voxel_ml
         w_loss, gp, loss_d, loss_g = (t.detach() for t in (w_loss, gp, loss_d, loss_g))
-        return {"wasserstein": float(-w_loss), "gp": float(gp), "loss_d": float(loss_d),
-                "loss_g": float(loss_g),
+        return {"wasserstein": float(-w_loss), "gp": float(gp), "loss_d": float(loss_d), "loss_g": float(loss_g),
                 "fake_ml": float(fake.detach().sum((1, 2, 3, 4)).mean()) * vml,
                 "real_ml": float(real.sum((1, 2, 3, 4)).mean()) * vml}
 
@@ -213,13 +204,8 @@ def _cached_real_masks(run: RunFolder, lesions: str | Path, grid: MaskGrid, prog
     folder.files = folder.files[:max_masks]
     key = {"files": [str(f.resolve()) for f in folder.files], "grid": asdict(grid)}
     cache = run.root / "real_masks.pt"
-    if cache.is_file():
-        try:
-            data = torch_load(cache)
-            if data.get("key") == key:
-                return data["masks"]
-        except Exception:  # a stale or unreadable cache is rebuilt
-            pass
+    if (blob := read_cache(cache, key)) is not None:
+        return blob["masks"]
     masks = load_coarse_masks(folder, grid, progress=progress)
     save_checkpoint(cache, {"key": key, "masks": masks})
     return masks

@@ -125,8 +125,7 @@ def write_masks(model: str | Path, out_dir: str | Path, n: int, seed: int = 0,
         redraws += attempts - 1
         bar.update(1)
     bar.close()
-    summary = {"model": str(model), "iteration": int(ckpt.get("iteration", 0)), "seed": int(seed),
-               "n": int(n),
+    summary = {"model": str(model), "iteration": int(ckpt.get("iteration", 0)), "seed": int(seed), "n": int(n),
                "redraws_this_call": redraws, "smooth_mm": cfg.smooth_mm, "threshold": cfg.threshold,
                "min_volume_ml": cfg.min_volume_ml, "grid_shape": list(out.shape)}
     write_text_atomic(out_dir / "samples.json", json.dumps(summary, indent=1) + "\n")

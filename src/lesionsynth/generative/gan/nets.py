@@ -17,7 +17,7 @@ touching the caller's random state.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -28,15 +28,7 @@ LEAKY = ("LEAKYRELU", {"negative_slope": 0.2})
 
 
 def _group_norm(channels: int, groups: int = 8) -> tuple:
-    g = math.gcd(channels, groups)
-    return ("GROUP", {"num_groups": g})
-
-
-def seeded_build(seed: int, fn: Callable[[], nn.Module]) -> nn.Module:
-    """Call ``fn`` with the global RNG forked and seeded (reproducible weight initialisation)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        return fn()
+    return ("GROUP", {"num_groups": math.gcd(channels, groups)})
 
 
 class MaskGenerator(nn.Module):
@@ -79,8 +71,7 @@ class MaskGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Logits (B, 1, *shape) from latent vectors (B, latent_dim)."""
-        x = self.fc(z).view(z.shape[0], self.c0, *self.base)
-        return self.body(x)
+        return self.body(self.fc(z).view(z.shape[0], self.c0, *self.base))
 
 
 class MaskCritic(nn.Module):
@@ -109,8 +100,7 @@ class MaskCritic(nn.Module):
         self.head = nn.Linear(cin * math.prod(size), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.features(x)
-        return self.head(f.flatten(1))[:, 0]
+        return self.head(self.features(x).flatten(1))[:, 0]
 
 
 # ----------------------------------------------------------------------------------------------------

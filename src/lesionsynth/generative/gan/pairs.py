@@ -39,7 +39,7 @@ from lesionsynth.augment import spatial
 from lesionsynth.augment.base import Sample
 from lesionsynth.data import read_dataset
 from lesionsynth.errors import ConfigError, InputError
-from lesionsynth.io.nifti import load_volume
+from lesionsynth.io.nifti import load_volume, voxel_sizes
 from lesionsynth.io.resample import reorient_to_ras, resample_to_spacing
 from lesionsynth.labels import LabelSchema
 from lesionsynth.lesions import (
@@ -129,20 +129,18 @@ class Base:
     name: str
 
 
-def _blur_for(spacing_in: np.ndarray, spacing_out: float) -> list[float]:
-    """Anti-aliasing sigma (voxels) before down-sampling from ``spacing_in`` to ``spacing_out``."""
-    return [max(0.0, 0.4 * (spacing_out / s - 1.0)) for s in spacing_in]
+def _downsample(image: np.ndarray, affine: np.ndarray, spacing: float) -> tuple[torch.Tensor, np.ndarray]:
+    """Anti-alias (sigma 0.4 x (spacing / input spacing - 1) voxels) and resample linearly to ``spacing``."""
+    sigma = [max(0.0, 0.4 * (spacing / s - 1.0)) for s in voxel_sizes(affine)]
+    return resample_to_spacing(gaussian_blur(torch.from_numpy(image), sigma), affine, spacing, mode="linear")
 
 
 def make_base(image: np.ndarray, labels: np.ndarray, affine: np.ndarray, spacing: float, schema: LabelSchema,
               name: str) -> Base:
     """Reorient to RAS, resample to ``spacing`` (image: blurred + linear; labels: nearest), normalise."""
-    from lesionsynth.io.nifti import voxel_sizes
-
     img_r, aff_r = reorient_to_ras(np.asarray(image, dtype=np.float32), affine)
     lab_r, _ = reorient_to_ras(np.asarray(labels), affine)
-    img_t = gaussian_blur(torch.from_numpy(img_r), _blur_for(voxel_sizes(aff_r), spacing))
-    img_t, new_aff = resample_to_spacing(img_t, aff_r, spacing, mode="linear")
+    img_t, new_aff = _downsample(img_r, aff_r, spacing)
     lab_t, _ = resample_to_spacing(torch.from_numpy(lab_r.astype(np.int64)), aff_r, spacing, mode="nearest")
     return base_from_tensors(img_t, lab_t.long(), new_aff, schema, name)
 
@@ -167,13 +165,11 @@ def base_from_tensors(image: torch.Tensor, labels: torch.Tensor, affine: np.ndar
 
 def mni_base(spacing: float, schema: LabelSchema) -> Base:
     """The MNI152 T1 template and its tissue labels at ``spacing``."""
-    from lesionsynth.io.nifti import voxel_sizes
     from lesionsynth.labels import mni_default, mni_t1_template
 
     t1 = mni_t1_template()
     lm = mni_default(resolution=spacing, schema=schema)
-    img = gaussian_blur(torch.from_numpy(t1.data), _blur_for(voxel_sizes(t1.affine), spacing))
-    img, aff = resample_to_spacing(img, t1.affine, spacing, mode="linear")
+    img, aff = _downsample(t1.data, t1.affine, spacing)
     if tuple(img.shape) != lm.shape or not np.allclose(aff, lm.affine, atol=1e-4):
         raise ConfigError("MNI template and label map grids differ (nilearn data mismatch)")
     return base_from_tensors(img, lm.target_probs_argmax(), aff, schema, "mni152")
@@ -227,9 +223,7 @@ class PairSampler:
             bases = [mni_base(spacing, schema)] if cfg.source == "mni" else dataset_bases(
                 cfg.source, spacing, schema, cfg.channel, cfg.max_cases)
         self.bases = bases
-        self.lesion_folder = None
-        if cfg.lesions not in ("procedural", "none"):
-            self.lesion_folder = LesionFolder(cfg.lesions)
+        self.lesion_folder = LesionFolder(cfg.lesions) if cfg.lesions not in ("procedural", "none") else None
         if cfg.p_lesion > 0 and cfg.lesions != "none" and schema.lesion_index is None:
             raise ConfigError(f"schema {schema.name} has no lesion class; set pairs.lesions: none")
         self.spatial_cfg = cfg.deform.spatial_config(self.shape)
@@ -245,8 +239,7 @@ class PairSampler:
             flip = bernoulli(gen, 0.5)
             return self.lesion_folder.load(i, base.affine, tuple(base.labels.shape), flip=flip)
         tissue = brain & (base.labels != self.schema.index("csf")) if "csf" in self.schema.classes else brain
-        pcfg = ProceduralLesionConfig(volume_ml=cfg.lesion_volume_ml)
-        params = sample_procedural(gen, pcfg, tissue, base.affine)
+        params = sample_procedural(gen, ProceduralLesionConfig(volume_ml=cfg.lesion_volume_ml), tissue, base.affine)
         return apply_procedural(params, tissue, base.affine)
 
     def sample(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,16 +10,8 @@ import torch
 from lesionsynth.viz import pyplot, save_figure
 
 
-def _plt():
-    return pyplot()
-
-
 def _np(x: torch.Tensor | np.ndarray) -> np.ndarray:
     return x.detach().float().cpu().numpy() if torch.is_tensor(x) else np.asarray(x, dtype=np.float32)
-
-
-def _save(fig, path: str | Path) -> Path:
-    return save_figure(fig, path, dpi=80)
 
 
 def save_mask_grid(path: str | Path, probs: torch.Tensor | np.ndarray, title: str | None = None) -> Path:
@@ -27,23 +19,25 @@ def save_mask_grid(path: str | Path, probs: torch.Tensor | np.ndarray, title: st
 
     Neurological convention: the subject's right is on the image's right, anterior/superior at the top.
     """
-    plt = _plt()
     m = _np(probs)
     n = m.shape[0]
-    fig, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.6), squeeze=False)
+    fig, axes = pyplot().subplots(2, n, figsize=(1.6 * n, 3.6), squeeze=False)
     for i in range(n):
-        ax_proj = m[i].mean(2)            # (X, Y): axial
-        cor_proj = m[i].mean(1)           # (X, Z): coronal
-        axes[0, i].imshow(np.rot90(ax_proj), cmap="magma", vmin=0, vmax=max(ax_proj.max(), 1e-3))
-        axes[1, i].imshow(np.rot90(cor_proj), cmap="magma", vmin=0, vmax=max(cor_proj.max(), 1e-3))
-        for ax in axes[:, i]:
-            ax.set_xticks([])
-            ax.set_yticks([])
+        for row, proj in enumerate((m[i].mean(2), m[i].mean(1))):  # (X, Y): axial; (X, Z): coronal
+            axes[row, i].imshow(np.rot90(proj), cmap="magma", vmin=0, vmax=max(proj.max(), 1e-3))
         axes[0, i].set_title(f"{m[i].sum():.0f} vox", fontsize=7)
+    return _finish(fig, axes, path, title)
+
+
+def _finish(fig, axes: np.ndarray, path: str | Path, title: str | None) -> Path:
+    """Hide the ticks, add the title and write the figure."""
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=80)
 
 
 def _slice2d(x: np.ndarray, axis_index: int | None) -> np.ndarray:
@@ -60,9 +54,8 @@ def save_pair_grid(path: str | Path, labels: list, real: list, fake: list, lesio
 
     For 3D samples the slice through the lesion's centre (or the volume's centre) is shown.
     """
-    plt = _plt()
     n = len(labels)
-    fig, axes = plt.subplots(3, n, figsize=(2.0 * n, 6.3), squeeze=False)
+    fig, axes = pyplot().subplots(3, n, figsize=(2.0 * n, 6.3), squeeze=False)
     for i in range(n):
         lab = _np(labels[i])
         k = None
@@ -73,12 +66,6 @@ def save_pair_grid(path: str | Path, labels: list, real: list, fake: list, lesio
                           interpolation="nearest")
         for r in (1, 2):
             axes[r, i].imshow(np.rot90(views[r]), cmap="gray", vmin=-1, vmax=1)
-        for ax in axes[:, i]:
-            ax.set_xticks([])
-            ax.set_yticks([])
     for r, name in enumerate(["labels", "real", "generated"]):
         axes[r, 0].set_ylabel(name, fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return _save(fig, path)
+    return _finish(fig, axes, path, title)

@@ -11,6 +11,7 @@ from lesionsynth.io.nifti import find_images, load_volume, voxel_sizes
 
 STRUCTURE_26 = np.ones((3, 3, 3), dtype=bool)
 BILATERAL_FRACTION = 0.1  # a mask is bilateral when each hemisphere holds >= 10 % of its volume
+SUMMARY = ("mean", "sd", "min", "q25", "median", "q75", "max")
 
 
 def mask_stats(mask: np.ndarray, affine: np.ndarray, min_component_ml: float = 0.1) -> dict[str, float]:
@@ -46,13 +47,13 @@ def folder_stats(folder: str | Path, limit: int | None = None, min_component_ml:
 
 
 def summarise(values: list[float]) -> dict[str, float]:
+    """:data:`SUMMARY` statistics of the finite ``values`` (NaN when there are none)."""
     a = np.asarray(values, dtype=np.float64)
     a = a[np.isfinite(a)]
     if a.size == 0:
-        return {k: float("nan") for k in ("mean", "sd", "min", "q25", "median", "q75", "max")}
+        return dict.fromkeys(SUMMARY, float("nan"))
     q25, med, q75 = np.percentile(a, [25, 50, 75])
-    return {"mean": float(a.mean()), "sd": float(a.std()), "min": float(a.min()), "q25": float(q25),
-            "median": float(med), "q75": float(q75), "max": float(a.max())}
+    return dict(zip(SUMMARY, map(float, (a.mean(), a.std(), a.min(), q25, med, q75, a.max())), strict=True))
 
 
 def comparison_table(groups: dict[str, list[dict]], min_component_ml: float = 0.1) -> str:
@@ -64,7 +65,7 @@ def comparison_table(groups: dict[str, list[dict]], min_component_ml: float = 0.
     for name, stats in groups.items():
         for key, label in quantities:
             s = summarise([r[key] for r in stats])
-            cells = " | ".join(f"{s[k]:.1f}" for k in ("mean", "sd", "min", "q25", "median", "q75", "max"))
+            cells = " | ".join(f"{s[k]:.1f}" for k in SUMMARY)
             rows.append(f"| {name} | {len(stats)} | {label} | {cells} |")
         left = np.mean([r["centroid_x_mm"] < 0 for r in stats]) if stats else float("nan")
         rows.append(f"| {name} | {len(stats)} | share in left hemisphere | {left:.2f} | | | | | | |")

@@ -21,13 +21,9 @@ import torch.nn as nn
 
 from lesionsynth.config import from_dict
 from lesionsynth.errors import ConfigError
+from lesionsynth.generative import optimiser_step, seeded_build
 from lesionsynth.generative.gan.losses import adversarial_loss, feature_matching
-from lesionsynth.generative.gan.nets import (
-    ConditionalDiscriminator,
-    Pix2PixGenerator,
-    SpadeGenerator,
-    seeded_build,
-)
+from lesionsynth.generative.gan.nets import ConditionalDiscriminator, Pix2PixGenerator, SpadeGenerator
 from lesionsynth.generative.gan.pairs import PairConfig, PairSampler, one_hot
 from lesionsynth.generative.gan.preview import save_pair_grid
 from lesionsynth.generative.gan.trainer import GANTrainer, resume_state, train_gan
@@ -132,10 +128,9 @@ def build_translator(cfg: TranslatorConfig, schema: LabelSchema,
     """Generator and discriminator, reproducibly initialised from ``seed``."""
     k = schema.num_classes
     g = seeded_build(seed, lambda: build_generator(cfg, k))
-    min_size = min(cfg.image_shape)
     try:
         d = seeded_build(seed + 1, lambda: ConditionalDiscriminator(
-            cfg.spatial_dims, k, cfg.disc_channels, cfg.disc_layers, cfg.num_d, min_size))
+            cfg.spatial_dims, k, cfg.disc_channels, cfg.disc_layers, cfg.num_d, min(cfg.image_shape)))
     except AssertionError as e:
         raise ConfigError(f"discriminator: {str(e).splitlines()[0]}") from None
     return g, d
@@ -176,17 +171,13 @@ class TranslatorTrainer(GANTrainer):
                 _, feats_real = self.D(onehot, real)
             fm = feature_matching(feats_fake, feats_real)
             loss_g = loss_g + cfg.fm_weight * fm
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_g.step()
+        optimiser_step(self.opt_g, loss_g)
         # discriminator step
         out_real, _ = self.D(onehot, real)
         out_fake, _ = self.D(onehot, fake.detach())
         loss_d = 0.5 * (self.adv(out_real, target_is_real=True, for_discriminator=True)
                         + self.adv(out_fake, target_is_real=False, for_discriminator=True))
-        self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.opt_d.step()
+        optimiser_step(self.opt_d, loss_d)
         self.iteration += 1
         vals = [float(t.detach()) for t in (loss_g, loss_adv, l1, fm, loss_d)]
         return dict(zip(["loss_g", "adv_g", "l1", "fm", "loss_d"], vals, strict=True))
@@ -250,7 +241,6 @@ def render_volume(G: nn.Module, labels: torch.Tensor, num_classes: int, spatial_
     if spatial_dims == 3:
         return G(one_hot(labels[None], num_classes).to(device))[0, 0].cpu()
     slices = labels.permute(2, 0, 1)  # (Z, X, Y)
-    out = []
-    for i in range(0, slices.shape[0], slice_batch):
-        out.append(G(one_hot(slices[i:i + slice_batch], num_classes).to(device))[:, 0].cpu())
+    out = [G(one_hot(slices[i:i + slice_batch], num_classes).to(device))[:, 0].cpu()
+           for i in range(0, slices.shape[0], slice_batch)]
     return torch.cat(out).permute(1, 2, 0)

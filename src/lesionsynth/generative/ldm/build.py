@@ -21,10 +21,11 @@ from lesionsynth.data import case_done, write_case, write_dataset_json
 from lesionsynth.data.folder import resume_generated_set
 from lesionsynth.errors import InputError
 from lesionsynth.generative.ldm.config import SourceBuildConfig
-from lesionsynth.generative.ldm.models import ImageLDM, MaskLDM
+from lesionsynth.generative.ldm.models import ImageLDM, MaskLDM, check_compatible, load_image_ldm, load_mask_ldm
 from lesionsynth.generative.ldm.preview import save_grid
-from lesionsynth.io.atomic import write_text_atomic
+from lesionsynth.io.atomic import remove_stale_temporaries, write_text_atomic
 from lesionsynth.io.nifti import save_volume
+from lesionsynth.log import tqdm
 from lesionsynth.ops import case_seed, make_generator, uniform
 
 
@@ -62,8 +63,6 @@ class CaseRenderer:
     """
 
     def __init__(self, mask_run: str | Path, cfg: SourceBuildConfig, device: torch.device | str = "cpu"):
-        from lesionsynth.generative.ldm.models import check_compatible, load_image_ldm, load_mask_ldm
-
         self.mask, self.image = load_mask_ldm(mask_run, device), load_image_ldm(cfg.image, device)
         check_compatible(self.mask, self.image, mask_run, cfg.image)
         self.cfg, self.schema = cfg, self.mask.schema
@@ -78,7 +77,8 @@ class CaseRenderer:
         return imgs[0].numpy(), maps[0].numpy().astype(np.uint8), self.mask.affine, params[0]
 
 
-def _csv(rows: list[dict]) -> str:
+def csv_text(rows: list[dict]) -> str:
+    """``rows`` as CSV text, the keys of the first row as the header."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]))
     w.writeheader()
@@ -110,10 +110,8 @@ def sample_to_folder(mask: MaskLDM, out: str | Path, condition: float | tuple[fl
         title = f"c={condition:g}"
     maps = mask.sample(conditions, seeds, guidance=guidance, steps=steps, batch_size=batch_size,
                        progress=bool(progress))
-    imgs = None
-    if image is not None:
-        imgs = image.render(maps, image_seeds, guidance=image_guidance, steps=steps,
-                            batch_size=batch_size, progress=bool(progress))
+    imgs = None if image is None else image.render(maps, image_seeds, guidance=image_guidance, steps=steps,
+                                                   batch_size=batch_size, progress=bool(progress))
     ratio = mask.condition.measure(maps)
     vol = mask.condition.volume_ml(maps)
     g = mask.cfg.sampling.guidance if guidance is None else guidance
@@ -125,7 +123,7 @@ def sample_to_folder(mask: MaskLDM, out: str | Path, condition: float | tuple[fl
         rows.append({"index": i, "seed": seeds[i], "condition": conditions[i], "guidance": g,
                      "ratio": float(ratio[i]), "c_gen": float(mask.condition.normalise(float(ratio[i]))),
                      "volume_ml": float(vol[i])})
-    write_text_atomic(out / "samples.csv", _csv(rows))
+    write_text_atomic(out / "samples.csv", csv_text(rows))
     save_grid(out / "samples.png", maps.numpy(), None if imgs is None else imgs.numpy(),
               [f"{r['volume_ml']:.1f} ml" for r in rows], focus=mask.condition.index,
               suptitle=f"{title}, G={g:g}")
@@ -152,8 +150,6 @@ def build_dataset(mask: MaskLDM, image: ImageLDM, out: str | Path, n: int,
                   steps: int | None = None, batch_size: int | None = None, previews: bool = False,
                   channel_name: str = "image", progress: bool | None = None) -> int:
     """Write ``n`` generated (map, image) cases as a dataset folder; returns how many were written now."""
-    from lesionsynth.io.atomic import remove_stale_temporaries
-    from lesionsynth.log import tqdm
     from lesionsynth.viz import save_preview
 
     assert mask.condition is not None

@@ -24,10 +24,10 @@ def _add_sampling(p: argparse.ArgumentParser, guidance: bool = True) -> None:
     if guidance:
         p.add_argument("--guidance", type=float, default=None,
                        help="classifier-free guidance scale G (default: the config's sampling.guidance)")
-    p.add_argument("--steps", type=int, default=None,
-                   help="DDIM steps (default: the config's sampling.steps)")
+    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the config's sampling.steps)")
     p.add_argument("--batch-size", type=int, default=None, help="maps denoised together")
     p.add_argument("--seed", type=argtypes.seed, default=0, help="seed of the generated maps")
+    _add_device(p)
 
 
 def register(subparsers) -> None:
@@ -64,7 +64,6 @@ def register(subparsers) -> None:
     p.add_argument("--image-model", help="train-diffusion run of an image LDM to render each map")
     p.add_argument("--image-guidance", type=float, default=None, help="guidance scale of the image LDM")
     _add_sampling(p)
-    _add_device(p)
     p.set_defaults(func=run_sample)
 
     p = sub.add_parser("render", help="render an image for each label map with an image LDM")
@@ -76,7 +75,6 @@ def register(subparsers) -> None:
                    "'identity' for maps already in the model's classes)")
     p.add_argument("-o", "--out", required=True, help="output folder")
     _add_sampling(p)
-    _add_device(p)
     p.set_defaults(func=run_render)
 
     p = sub.add_parser("build-dataset", help="write generated (map, image) pairs as a dataset folder")
@@ -90,7 +88,6 @@ def register(subparsers) -> None:
     p.add_argument("--channel-name", default="image", help="channel name in dataset.json")
     p.add_argument("--previews", action="store_true", help="also write previews/{case}.png")
     _add_sampling(p)
-    _add_device(p)
     p.set_defaults(func=run_build_dataset)
 
     p = sub.add_parser("check-conditioning", help="generated structure volume against c for several G")
@@ -102,7 +99,6 @@ def register(subparsers) -> None:
                    help="guidance scales G (default 1 2 3 4 5)")
     p.add_argument("-n", "--n", type=argtypes.count, default=8, help="maps per (G, c)")
     _add_sampling(p, guidance=False)
-    _add_device(p)
     p.set_defaults(func=run_check_conditioning)
 
 
@@ -128,18 +124,6 @@ def _check_common(args: argparse.Namespace) -> None:
                 raise InputError(f"--{name.replace('_', '-')}: not a finite number")
             if x is not None and not name.startswith("condition") and x < 0:
                 raise InputError(f"--{name.replace('_', '-')} must be >= 0, got {x}")
-
-
-def _mask_model(path: str, device: str):
-    from lesionsynth.generative.ldm.models import load_mask_ldm
-
-    return load_mask_ldm(path, device)
-
-
-def _image_model(path: str, device: str):
-    from lesionsynth.generative.ldm.models import load_image_ldm
-
-    return load_image_ldm(path, device)
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -192,13 +176,13 @@ def run_train_diffusion(args: argparse.Namespace) -> int:
 
 def run_sample(args: argparse.Namespace) -> int:
     from lesionsynth.generative.ldm.build import sample_to_folder
-    from lesionsynth.generative.ldm.models import check_compatible
+    from lesionsynth.generative.ldm.models import check_compatible, load_image_ldm, load_mask_ldm
 
     _check_common(args)
-    mask = _mask_model(args.model, args.device)
+    mask = load_mask_ldm(args.model, args.device)
     image = None
     if args.image_model:
-        image = _image_model(args.image_model, args.device)
+        image = load_image_ldm(args.image_model, args.device)
         check_compatible(mask, image, args.model, args.image_model)
     condition = tuple(args.condition_range) if args.condition_range else args.condition
     rows = sample_to_folder(mask, args.out, condition, args.n, args.guidance, args.seed, args.steps,
@@ -218,9 +202,10 @@ def run_render(args: argparse.Namespace) -> int:
 
     from lesionsynth.generative.ldm.build import render_to_folder
     from lesionsynth.generative.ldm.data import label_maps_on_grid
+    from lesionsynth.generative.ldm.models import load_image_ldm
 
     _check_common(args)
-    image = _image_model(args.model, args.device)
+    image = load_image_ldm(args.model, args.device)
     labels, names, _ = label_maps_on_grid(args.labels, image.schema, args.mapping, image.cfg.grid)
     render_to_folder(image, torch.stack(labels).long(), names, args.out, args.guidance, args.seed, args.steps,
                      args.batch_size)
@@ -230,14 +215,14 @@ def run_render(args: argparse.Namespace) -> int:
 
 def run_build_dataset(args: argparse.Namespace) -> int:
     from lesionsynth.generative.ldm.build import build_dataset
-    from lesionsynth.generative.ldm.models import check_compatible
+    from lesionsynth.generative.ldm.models import check_compatible, load_image_ldm, load_mask_ldm
 
     _check_common(args)
     lo, hi = args.condition_range
     if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
         raise InputError(f"--condition-range {lo} {hi}: need finite A <= B")
-    mask = _mask_model(args.model, args.device)
-    image = _image_model(args.image_model, args.device)
+    mask = load_mask_ldm(args.model, args.device)
+    image = load_image_ldm(args.image_model, args.device)
     check_compatible(mask, image, args.model, args.image_model)
     written = build_dataset(mask, image, args.out, args.n, (lo, hi), args.guidance, args.image_guidance,
                             args.seed, args.steps, args.batch_size, args.previews, args.channel_name)
@@ -247,12 +232,12 @@ def run_build_dataset(args: argparse.Namespace) -> int:
 
 def run_check_conditioning(args: argparse.Namespace) -> int:
     from lesionsynth.generative.ldm.conditioning import check_conditioning
+    from lesionsynth.generative.ldm.models import load_mask_ldm
 
     _check_common(args)
     conditions = args.conditions or [round(0.1 * i, 2) for i in range(11)]
-    mask = _mask_model(args.model, args.device)
-    summary = check_conditioning(mask, args.out, conditions, args.guidance, args.n, args.seed, args.steps,
-                                 args.batch_size)
+    summary = check_conditioning(load_mask_ldm(args.model, args.device), args.out, conditions, args.guidance,
+                                 args.n, args.seed, args.steps, args.batch_size)
     for g, s in summary["per_guidance"].items():
         print(f"G={float(g):g}: Pearson r={s['pearson']:.3f}, Spearman rho={s['spearman']:.3f}, "
               f"mean |c_gen - c|={s['mae']:.3f}")

@@ -14,14 +14,14 @@ the folder:
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from lesionsynth.generative.ldm.build import csv_text
 from lesionsynth.generative.ldm.models import MaskLDM
 from lesionsynth.io.atomic import write_text_atomic
 from lesionsynth.ops import case_seed
@@ -52,12 +52,14 @@ def check_conditioning(ldm: MaskLDM, out: str | Path, conditions: Sequence[float
         maps = ldm.sample([c] * n, seeds, guidance=g, steps=steps, batch_size=batch_size)
         ratio = cond.measure(maps).numpy()
         vol = cond.volume_ml(maps).numpy()
-        for k in range(n):
-            rows.append({"guidance": g, "c": c, "sample": k, "seed": seeds[k], "ratio": float(ratio[k]),
-                         "c_gen": float(cond.normalise(ratio[k])), "volume_ml": float(vol[k])})
+        rows += [{"guidance": g, "c": c, "sample": k, "seed": seeds[k], "ratio": float(ratio[k]),
+                  "c_gen": float(cond.normalise(ratio[k])), "volume_ml": float(vol[k])} for k in range(n)]
     summary = _summarise(rows, guidances, conditions)
-    summary.update(n=n, seed=seed, steps=steps or ldm.cfg.sampling.steps, condition=cond.to_dict())
-    _write(out, rows, summary)
+    summary.update(n=n, seed=seed, steps=steps or ldm.cfg.sampling.steps, condition=asdict(cond))
+    write_text_atomic(out / "conditioning.csv", csv_text(rows))
+    write_text_atomic(out / "conditioning.md", markdown_table(summary))
+    write_text_atomic(out / "conditioning.json", json.dumps(summary, indent=1) + "\n")
+    plot(out / "conditioning.png", summary)
     return summary
 
 
@@ -77,17 +79,6 @@ def _summarise(rows: list[dict], guidances: Sequence[float], conditions: Sequenc
                           "volume_ml_mean": float(ml.mean()), "volume_ml_sd": float(ml.std()),
                           "empty": int((ml == 0).sum())})
     return {"per_guidance": per_g, "cells": cells}
-
-
-def _write(out: Path, rows: list[dict], summary: dict) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    write_text_atomic(out / "conditioning.csv", buf.getvalue())
-    write_text_atomic(out / "conditioning.md", markdown_table(summary))
-    write_text_atomic(out / "conditioning.json", json.dumps(summary, indent=1) + "\n")
-    plot(out / "conditioning.png", summary)
 
 
 def markdown_table(summary: dict) -> str:
@@ -110,14 +101,10 @@ def plot(path: Path, summary: dict) -> None:
     """Generated c against requested c, one line per guidance scale (mean +- sd)."""
     from lesionsynth.viz import pyplot, save_figure
 
-    plt = pyplot()
-
-    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    fig, ax = pyplot().subplots(figsize=(4.2, 3.6))
     for g, s in summary["per_guidance"].items():
         cells = [r for r in summary["cells"] if str(r["guidance"]) == g]
-        c = np.array([r["c"] for r in cells])
-        m = np.array([r["c_gen_mean"] for r in cells])
-        sd = np.array([r["c_gen_sd"] for r in cells])
+        c, m, sd = np.array([[r["c"], r["c_gen_mean"], r["c_gen_sd"]] for r in cells]).T
         ax.errorbar(c, m, yerr=sd, marker="o", ms=3, capsize=2, lw=1,
                     label=f"G={float(g):g} (r={s['pearson']:.2f})")
     lo = min(0.0, min(r["c_gen_mean"] for r in summary["cells"]))

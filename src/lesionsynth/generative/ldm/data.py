@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from lesionsynth.config import to_dict
 from lesionsynth.errors import ConfigError, InputError
+from lesionsynth.generative import centred_affine, read_cache
 from lesionsynth.generative.ldm.config import DataConfig, GridConfig, LDMConfig
 from lesionsynth.io.nifti import load_volume
 from lesionsynth.io.resample import resample_to_grid
@@ -52,10 +53,7 @@ LESION_MASK = LabelSchema(name="lesion-mask", classes=("background", "lesion"))
 def grid_affine(grid: GridConfig, centre: tuple[float, float, float] | np.ndarray | None = None
                 ) -> np.ndarray:
     """RAS affine of the grid, centred on ``centre`` (default: the config's centre, else the origin)."""
-    c = np.asarray(centre if centre is not None else (grid.centre or (0.0, 0.0, 0.0)), dtype=np.float64)
-    a = np.diag([grid.spacing] * 3 + [1.0])
-    a[:3, 3] = c - grid.spacing * (np.asarray(grid.shape, dtype=np.float64) - 1) / 2.0
-    return a
+    return centred_affine(grid.spacing, grid.shape, centre if centre is not None else (grid.centre or (0.0, 0.0, 0.0)))
 
 
 def fov_centre(affine: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -118,13 +116,6 @@ class Condition:
             icv = (labels != self.background).flatten(1).sum(1).double()
         return n / icv.clamp_min(1.0)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Condition:
-        return cls(**d)
-
 
 # ----------------------------------------------------------------------------------------------------
 # data sets
@@ -178,8 +169,7 @@ def labelmap_on_grid(lm: LabelMap, affine: np.ndarray, shape: tuple[int, int, in
     """Hard schema labels (X, Y, Z) int64 of a :class:`LabelMap` on a grid."""
     lut = torch.as_tensor(lm.gen_to_target, dtype=torch.long)
     if lm.probs is not None:
-        K = lm.schema.num_classes
-        tp = torch.zeros((K, *lm.shape), dtype=lm.probs.dtype)
+        tp = torch.zeros((lm.schema.num_classes, *lm.shape), dtype=lm.probs.dtype)
         tp.index_add_(0, lut, lm.probs.cpu())
         out = resample_to_grid(tp, lm.affine, affine, shape, mode="linear")
         # outside the field of view every class is 0: call it background
@@ -229,26 +219,23 @@ def mni_brain_voxels(grid: GridConfig, affine: np.ndarray) -> float:
 @functools.lru_cache(maxsize=8)
 def _mni_brain_voxels(affine: tuple[float, ...], shape: tuple[int, ...]) -> float:
     mni = mni_default()
-    m = mni.brain_mask().float()
-    out = resample_to_grid(m, mni.affine, np.asarray(affine).reshape(4, 4), shape, mode="linear")
+    out = resample_to_grid(mni.brain_mask().float(), mni.affine, np.asarray(affine).reshape(4, 4), shape, mode="linear")
     return float((out > 0.5).sum())
 
 
-def _lesion_masks(data: DataConfig, grid: GridConfig
-                  ) -> tuple[list[torch.Tensor], list[str], list[np.ndarray]]:
+def _lesion_masks(data: DataConfig, grid: GridConfig) -> tuple[list[torch.Tensor], list[str]]:
     assert data.lesions is not None
     folder = LesionFolder(data.lesions)
-    masks, names, affines = [], [], []
+    masks, names = [], []
     for i, f in enumerate(folder.files):
         for flip in (False, True) if data.flip else (False,):
             if data.max_items is not None and len(masks) >= data.max_items:
-                return masks, names, affines
+                return masks, names
             img = nib.load(str(f))
             aff = _affine_for(grid, img.affine, img.shape)
             masks.append(folder.load(i, aff, tuple(grid.shape), flip=flip, cache=False).to(torch.uint8))
             names.append(f"{Path(f).name.split('.')[0]}{'_flip' if flip else ''}")
-            affines.append(aff)
-    return masks, names, affines
+    return masks, names
 
 
 def _dataset_value_lut(labels: dict[str, int], schema: LabelSchema, where: str) -> torch.Tensor:
@@ -264,13 +251,13 @@ def _dataset_value_lut(labels: dict[str, int], schema: LabelSchema, where: str) 
 
 
 def _load_dataset(data: DataConfig, grid: GridConfig, schema: LabelSchema, with_images: bool
-                  ) -> tuple[list[torch.Tensor], list[str], list[np.ndarray], list[torch.Tensor]]:
+                  ) -> tuple[list[torch.Tensor], list[str], list[torch.Tensor]]:
     from lesionsynth.data import read_dataset
 
     assert data.dataset is not None
     ds = read_dataset(data.dataset)
     lut = _dataset_value_lut(ds.labels, schema, str(ds.root / "dataset.json"))
-    labels, names, affines, images = [], [], [], []
+    labels, names, images = [], [], []
     for case in ds.cases[: data.max_items]:
         assert case.label is not None
         vol = load_volume(case.label)
@@ -281,7 +268,6 @@ def _load_dataset(data: DataConfig, grid: GridConfig, schema: LabelSchema, with_
         lab = resample_to_grid(torch.from_numpy(values), vol.affine, aff, tuple(grid.shape), mode="nearest")
         labels.append(lut[lab.long()].to(torch.uint8))
         names.append(case.id)
-        affines.append(aff)
         if with_images:
             if data.image_channel >= len(case.images):
                 raise ConfigError(f"data.image_channel {data.image_channel}: case {case.id} has "
@@ -290,7 +276,7 @@ def _load_dataset(data: DataConfig, grid: GridConfig, schema: LabelSchema, with_
             img = resample_to_grid(torch.from_numpy(iv.data), iv.affine, aff, tuple(grid.shape),
                                    mode="linear")
             images.append(scale_unit(img, lower=0.5, upper=99.5, max_samples=100_000))
-    return labels, names, affines, images
+    return labels, names, images
 
 
 
@@ -301,7 +287,7 @@ def load_label_set(cfg: LDMConfig) -> LabelSet:
         if data.dataset is None:
             raise ConfigError("data.dataset: the image LDM needs a dataset folder with imagesTr and labelsTr")
         schema = load_schema(data.schema)
-        labels, names, affines, images = _load_dataset(data, grid, schema, with_images=True)
+        labels, names, images = _load_dataset(data, grid, schema, with_images=True)
         return LabelSet(torch.stack(labels), schema, grid_affine(grid), names, None, torch.stack(images))
     sources = [n for n in ("labels", "dataset") if getattr(data, n) is not None]
     if len(sources) > 1:
@@ -311,14 +297,12 @@ def load_label_set(cfg: LDMConfig) -> LabelSet:
                           "(data.lesions, data.labels or data.dataset in the config)")
     icv = None
     if not sources:  # lesion-only binary masks
-        masks, names, affines = _lesion_masks(data, grid)
+        labels, names = _lesion_masks(data, grid)
         schema = LESION_MASK
-        out_affine = grid_affine(grid)
-        icv = mni_brain_voxels(grid, out_affine)
-        labels = masks
+        icv = mni_brain_voxels(grid, grid_affine(grid))
     elif data.dataset is not None:
         schema = load_schema(data.schema)
-        labels, names, affines, _ = _load_dataset(data, grid, schema, with_images=False)
+        labels, names, _ = _load_dataset(data, grid, schema, with_images=False)
     else:
         schema = load_schema(data.schema)
         labels, names, affines = label_maps_on_grid(data.labels, schema, data.mapping, grid)  # type: ignore[arg-type]
@@ -363,20 +347,15 @@ def cached_label_set(cfg: LDMConfig, cache_dirs: list[Path]) -> tuple[LabelSet, 
 
     The set is written to the first folder's ``data_cache.pt`` (atomically) when it was (re)built.
     """
-    from lesionsynth.models.checkpoint import save_checkpoint, torch_load
+    from lesionsynth.models.checkpoint import save_checkpoint
 
     key = data_key(cfg)
     for d in cache_dirs:
         p = Path(d) / "data_cache.pt"
-        if p.is_file():
-            try:
-                blob = torch_load(p)
-            except Exception:  # unreadable cache: rebuild
-                continue
-            if blob.get("key") == key:
-                s = blob["set"]
-                return LabelSet(s["labels"], LabelSchema.from_dict(s["schema"]), np.asarray(s["affine"]),
-                                s["names"], s["icv_voxels"], s["images"]), p
+        if (blob := read_cache(p, key)) is not None:
+            s = blob["set"]
+            return LabelSet(s["labels"], LabelSchema.from_dict(s["schema"]), np.asarray(s["affine"]), s["names"],
+                            s["icv_voxels"], s["images"]), p
     ls = load_label_set(cfg)
     p = Path(cache_dirs[0]) / "data_cache.pt"
     save_checkpoint(p, {"key": key, "set": {

@@ -16,7 +16,7 @@ Checkpoint format (the run engine's, :mod:`lesionsynth.runs.checkpoint`, kind ``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,15 +46,19 @@ def checkpoint_config(ckpt: dict[str, Any], path: str | Path) -> LDMConfig:
     return from_dict(LDMConfig, ckpt["config"], where=f"{path}: config")
 
 
+def with_weights(module: nn.Module, state: dict[str, Any], device: torch.device | str) -> nn.Module:
+    """``module`` with the weights ``state``, moved to ``device``, in eval mode."""
+    module.load_state_dict(state)
+    return module.to(device).eval()
+
+
 def load_autoencoder(path: str | Path, device: torch.device | str = "cpu"
                      ) -> tuple[nn.Module, LDMConfig, dict[str, Any]]:
     """The autoencoder of a ``train-autoencoder`` run (eval mode), its config and checkpoint dict."""
     ckpt = read_ldm_checkpoint(path, "autoencoder")
     cfg = checkpoint_config(ckpt, path)
-    schema = LabelSchema.from_dict(ckpt["schema"])
-    ae = build_autoencoder(cfg.autoencoder, schema.num_classes, cfg.kind)
-    ae.load_state_dict(ckpt["model"])
-    return ae.to(device).eval(), cfg, ckpt
+    K = LabelSchema.from_dict(ckpt["schema"]).num_classes
+    return with_weights(build_autoencoder(cfg.autoencoder, K, cfg.kind), ckpt["model"], device), cfg, ckpt
 
 
 @dataclass
@@ -71,12 +75,20 @@ class _LDM:
     def latent_shape(self) -> tuple[int, ...]:
         return (self.cfg.autoencoder.latent_channels, *self.cfg.latent_shape)
 
-    def _latents(self, seeds: Sequence[int], cond: torch.Tensor, guidance: float, steps: int,
-                 progress: bool) -> torch.Tensor:
-        sched = ddim_scheduler(self.cfg.diffusion, steps, self.device)
-        noise = initial_noise(seeds, self.latent_shape, self.device)
-        z = ddim_sample(self.denoiser, sched, noise, cond, guidance, progress=progress)
-        return z / self.scale_factor
+    def _latents(self, seeds: Sequence[int], cond_of: Callable[[slice], torch.Tensor], guidance: float | None,
+                 steps: int | None, batch_size: int | None, progress: bool, desc: str
+                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``(latents, condition)`` of each batch of ``seeds``; ``cond_of`` gives a batch's condition."""
+        from tqdm import tqdm
+
+        s = self.cfg.sampling
+        g = s.guidance if guidance is None else float(guidance)
+        bs = batch_size or s.batch_size
+        for i in tqdm(range(0, len(seeds), bs), desc=desc, leave=False, disable=not progress):
+            cond = cond_of(slice(i, i + bs))
+            sched = ddim_scheduler(self.cfg.diffusion, steps or s.steps, self.device)
+            noise = initial_noise(seeds[i:i + bs], self.latent_shape, self.device)
+            yield ddim_sample(self.denoiser, sched, noise, cond, g) / self.scale_factor, cond
 
 
 @dataclass
@@ -99,19 +111,14 @@ class MaskLDM(_LDM):
             batch_size: maps denoised together (default: the config's).
             progress: tqdm bar over the batches.
         """
-        from tqdm import tqdm
-
         if len(conditions) != len(seeds):
             raise ValueError("one seed per condition")
-        s = self.cfg.sampling
-        g = s.guidance if guidance is None else float(guidance)
-        n_steps = steps or s.steps
-        bs = batch_size or s.batch_size
-        out = []
-        for i in tqdm(range(0, len(seeds), bs), desc="sample", leave=False, disable=not progress):
-            c = torch.as_tensor(list(conditions[i:i + bs]), dtype=torch.float32, device=self.device)
-            z = self._latents(seeds[i:i + bs], c, g, n_steps, False)
-            out.append(self.autoencoder.decode(z).argmax(1).cpu())
+
+        def cond_of(sl: slice) -> torch.Tensor:
+            return torch.as_tensor(list(conditions[sl]), dtype=torch.float32, device=self.device)
+
+        out = [self.autoencoder.decode(z).argmax(1).cpu()
+               for z, _ in self._latents(seeds, cond_of, guidance, steps, batch_size, progress, "sample")]
         return torch.cat(out) if out else torch.zeros((0, *self.cfg.grid.shape), dtype=torch.long)
 
 
@@ -124,23 +131,17 @@ class ImageLDM(_LDM):
                steps: int | None = None, batch_size: int | None = None, progress: bool = False
                ) -> torch.Tensor:
         """Images (N, X, Y, Z) float32 (about [0, 1]) for label maps (N, X, Y, Z) of this model's schema."""
-        from tqdm import tqdm
-
         if labels.shape[1:] != tuple(self.cfg.grid.shape):
             raise InputError(f"label maps of shape {tuple(labels.shape[1:])} given to an image LDM trained "
                              f"on {tuple(self.cfg.grid.shape)}")
         if len(labels) != len(seeds):
             raise ValueError("one seed per label map")
-        s = self.cfg.sampling
-        g = s.guidance if guidance is None else float(guidance)
-        n_steps = steps or s.steps
-        bs = batch_size or s.batch_size
-        K = self.schema.num_classes
-        out = []
-        for i in tqdm(range(0, len(seeds), bs), desc="render", leave=False, disable=not progress):
-            seg = one_hot(labels[i:i + bs].to(self.device), K)
-            z = self._latents(seeds[i:i + bs], seg, g, n_steps, False)
-            out.append(self.autoencoder.decode(z, seg)[:, 0].float().cpu())
+
+        def cond_of(sl: slice) -> torch.Tensor:
+            return one_hot(labels[sl].to(self.device), self.schema.num_classes)
+
+        out = [self.autoencoder.decode(z, seg)[:, 0].float().cpu()
+               for z, seg in self._latents(seeds, cond_of, guidance, steps, batch_size, progress, "render")]
         return torch.cat(out) if out else torch.zeros((0, *self.cfg.grid.shape))
 
 
@@ -150,17 +151,14 @@ def load_ldm(path: str | Path, device: torch.device | str = "cpu") -> MaskLDM | 
     cfg = checkpoint_config(ckpt, path)
     schema = LabelSchema.from_dict(ckpt["schema"])
     dev = torch.device(device)
-    ae = build_autoencoder(cfg.autoencoder, schema.num_classes, cfg.kind)
-    ae.load_state_dict(ckpt["autoencoder"])
-    den = build_denoiser(cfg.diffusion, cfg.autoencoder.latent_channels, schema.num_classes, cfg.kind)
-    den.load_state_dict(ckpt["model"])
-    ae.to(dev).eval()
-    den.to(dev).eval()
+    K = schema.num_classes
+    ae = with_weights(build_autoencoder(cfg.autoencoder, K, cfg.kind), ckpt["autoencoder"], dev)
+    den = with_weights(build_denoiser(cfg.diffusion, cfg.autoencoder.latent_channels, K, cfg.kind), ckpt["model"], dev)
     common = dict(cfg=cfg, autoencoder=ae, denoiser=den, schema=schema,
                   scale_factor=float(ckpt["scale_factor"]), affine=np.asarray(ckpt["grid_affine"]),
                   device=dev)
     if cfg.kind == "mask":
-        return MaskLDM(**common, condition=Condition.from_dict(ckpt["condition"]))
+        return MaskLDM(**common, condition=Condition(**ckpt["condition"]))
     return ImageLDM(**common)
 
 

@@ -127,10 +127,3 @@ def ddim_scheduler(cfg: DiffusionConfig, steps: int, device: torch.device | str 
                       beta_start=cfg.beta_start, beta_end=cfg.beta_end, clip_sample=False)
     s.set_timesteps(steps, device=device)
     return s
-
-
-def seeded_init(seed: int, build):
-    """Build a module with parameters initialised from ``seed`` without touching the global RNG."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        return build()

@@ -53,8 +53,7 @@ def ddim_sample(denoiser: nn.Module, scheduler, noise: torch.Tensor, cond: torch
     from lesionsynth.log import tqdm
 
     x = noise
-    steps = scheduler.timesteps
-    for t in tqdm(steps, desc="ddim", leave=False, disable=not progress):
+    for t in tqdm(scheduler.timesteps, desc="ddim", leave=False, disable=not progress):
         tt = torch.full((x.shape[0],), int(t), dtype=torch.long, device=x.device)
         eps = guided_eps(denoiser, x, tt, cond, guidance)
         x, _ = scheduler.step(eps, int(t), x)

@@ -13,9 +13,8 @@ continues exactly as an uninterrupted one would (on the CPU).
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -25,6 +24,7 @@ from torch import nn
 from lesionsynth.config import to_dict
 from lesionsynth.devices import resolve_device
 from lesionsynth.errors import ConfigError, InputError, LesionsynthError
+from lesionsynth.generative import optimiser_step, seeded_build
 from lesionsynth.generative.ldm.config import LDMConfig, TrainConfig
 from lesionsynth.generative.ldm.data import LabelSet, cached_label_set, one_hot
 from lesionsynth.generative.ldm.losses import image_recon_loss, kl_loss, mask_recon_loss
@@ -34,8 +34,9 @@ from lesionsynth.generative.ldm.models import (
     checkpoint_config,
     load_autoencoder,
     read_ldm_checkpoint,
+    with_weights,
 )
-from lesionsynth.generative.ldm.nets import build_autoencoder, build_denoiser, ddpm_scheduler, seeded_init
+from lesionsynth.generative.ldm.nets import build_autoencoder, build_denoiser, ddpm_scheduler
 from lesionsynth.generative.ldm.preview import save_grid
 from lesionsynth.ops import case_seed, make_generator
 from lesionsynth.runs import Intervals, RunFolder, run_iterations, save_run_checkpoint
@@ -49,13 +50,29 @@ def run_dir_of(path: str | Path) -> Path:
     return p.parent.parent if p.parent.name == "checkpoints" else p.parent
 
 
-def _run_folder(out: str | Path, resume: bool, cfg: LDMConfig | None) -> tuple[RunFolder, bool]:
-    """The run folder of one stage and whether to continue its checkpoint (the engine's resume rule)."""
+def _open_run(out: str | Path, resume: bool, cfg: LDMConfig | None, stage: str, device: str | torch.device
+              ) -> tuple[RunFolder, bool, torch.device, dict | None, LDMConfig | None]:
+    """The run folder of one stage, whether to continue its checkpoint (the engine's resume rule), the
+    device, and on resume the checkpoint and the config (default: the checkpoint's)."""
     run = RunFolder(out)
     cont = run.resumable(None if cfg is None else to_dict(cfg), resume)
     if resume and not cont:
         raise InputError(f"{run.root}: nothing to resume (no checkpoints/last.pt)")
-    return run, cont
+    dev = resolve_device(device)
+    if not resume:
+        return run, cont, dev, None, cfg
+    ckpt = read_ldm_checkpoint(run.last, stage)
+    return run, cont, dev, ckpt, cfg or checkpoint_config(ckpt, run.last)
+
+
+def _optimiser(model: nn.Module, lr: float, ckpt: dict | None) -> tuple[torch.optim.Adam, int]:
+    """Adam over ``model``'s parameters and the first iteration; on resume both (and the model) from ``ckpt``."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if ckpt is None:
+        return opt, 0
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    return opt, int(ckpt["iteration"])
 
 
 def _train(run: RunFolder, tcfg: TrainConfig, start: int, step, save, preview, desc: str,
@@ -69,11 +86,8 @@ def _with_iterations(cfg: LDMConfig, stage: str, iterations: int | None) -> LDMC
         return cfg
     if iterations < 1:
         raise ConfigError(f"iterations must be >= 1, got {iterations}")
-    if stage == "autoencoder":
-        ae = replace(cfg.autoencoder, train=replace(cfg.autoencoder.train, iterations=iterations))
-        return replace(cfg, autoencoder=ae)
-    dm = replace(cfg.diffusion, train=replace(cfg.diffusion.train, iterations=iterations))
-    return replace(cfg, diffusion=dm)
+    part = getattr(cfg, stage)
+    return replace(cfg, **{stage: replace(part, train=replace(part.train, iterations=iterations))})
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -95,12 +109,7 @@ def train_autoencoder(cfg: LDMConfig | None, out: str | Path, device: str | torc
         iterations: override the total number of steps (e.g. to extend a resumed run).
         progress: force the progress bar on/off (None: only on a terminal).
     """
-    run, cont = _run_folder(out, resume, cfg)
-    dev = resolve_device(device)
-    ckpt = None
-    if resume:
-        ckpt = read_ldm_checkpoint(run.last, "autoencoder")
-        cfg = cfg or checkpoint_config(ckpt, run.last)
+    run, cont, dev, ckpt, cfg = _open_run(out, resume, cfg, "autoencoder", device)
     if cfg is None:
         raise ConfigError("train-autoencoder: no config given")
     cfg = _with_iterations(cfg, "autoencoder", iterations)
@@ -113,13 +122,8 @@ def train_autoencoder(cfg: LDMConfig | None, out: str | Path, device: str | torc
             shutil.rmtree(run.root, ignore_errors=True)
         raise
     K, acfg = data.schema.num_classes, cfg.autoencoder
-    ae = seeded_init(cfg.seed, lambda: build_autoencoder(acfg, K, cfg.kind)).to(dev)
-    opt = torch.optim.Adam(ae.parameters(), lr=acfg.train.lr)
-    start = 0
-    if ckpt is not None:
-        ae.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        start = int(ckpt["iteration"])
+    ae = seeded_build(cfg.seed, lambda: build_autoencoder(acfg, K, cfg.kind)).to(dev)
+    opt, start = _optimiser(ae, acfg.train.lr, ckpt)
     N, B = len(data), acfg.train.batch_size
 
     def step(it: int) -> dict[str, float]:
@@ -130,15 +134,11 @@ def train_autoencoder(cfg: LDMConfig | None, out: str | Path, device: str | torc
         x = one_hot(lab, K) if cfg.kind == "mask" else data.images[idx][:, None].to(dev)  # type: ignore[index]
         mu, sigma = ae.encode(x)
         z = mu + sigma * torch.randn(mu.shape, generator=gen).to(dev)
-        if cfg.kind == "mask":
-            rec, parts = mask_recon_loss(ae.decode(z), lab, acfg.dice_weight)
-        else:
-            rec, parts = image_recon_loss(ae.decode(z, one_hot(lab, K)), x)
+        rec, parts = (mask_recon_loss(ae.decode(z), lab, acfg.dice_weight) if cfg.kind == "mask"
+                      else image_recon_loss(ae.decode(z, one_hot(lab, K)), x))
         kl = kl_loss(mu, sigma)
         loss = rec + acfg.kl_weight * kl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimiser_step(opt, loss)
         return {"loss": loss.item(), **parts, "kl": kl.item()}
 
     def checkpoint(it: int) -> None:
@@ -147,10 +147,8 @@ def train_autoencoder(cfg: LDMConfig | None, out: str | Path, device: str | torc
             "schema": data.schema.to_dict(), "grid_affine": data.affine.tolist(), "condition": None,
             "optimizer": opt.state_dict(), "iteration": it})
 
-    def preview(it: int) -> None:
-        _autoencoder_preview(ae, data, cfg, dev, run.sample_png(it))
-
-    _train(run, acfg.train, start, step, checkpoint, preview, "autoencoder", progress)
+    _train(run, acfg.train, start, step, checkpoint,
+           lambda it: _autoencoder_preview(ae, data, cfg, dev, run.sample_png(it)), "autoencoder", progress)
     return evaluate_autoencoder(ae, data, cfg, dev)
 
 
@@ -190,12 +188,11 @@ def evaluate_autoencoder(ae: nn.Module, data: LabelSet, cfg: LDMConfig, dev: tor
     Mask LDM: mean Dice of each foreground class, and the Pearson correlation between the condition
     class's volume in the inputs and in the reconstructions. Image LDM: mean absolute error.
     """
-    out: dict[str, float] = {}
     recs = torch.cat([_reconstruct(ae, data, cfg, torch.arange(i, min(i + batch_size, len(data))), dev)
                       for i in range(0, len(data), batch_size)])
     if cfg.kind == "image":
-        out["l1"] = float((recs - data.images).abs().mean())  # type: ignore[operator]
-        return out
+        return {"l1": float((recs - data.images).abs().mean())}  # type: ignore[operator]
+    out: dict[str, float] = {}
     lab = data.labels.long()
     for k in range(1, data.schema.num_classes):
         a, b = lab == k, recs == k
@@ -204,9 +201,8 @@ def evaluate_autoencoder(ae: nn.Module, data: LabelSet, cfg: LDMConfig, dev: tor
         present = den > 0
         if present.any():
             out[f"dice_{data.schema.classes[k]}"] = float((2 * inter[present] / den[present]).mean())
-    label = cfg.data.condition_label
-    k = data.schema.index(label) if label in data.schema.classes else None
-    if k is not None:
+    if cfg.data.condition_label in data.schema.classes:
+        k = data.schema.index(cfg.data.condition_label)
         va = (lab == k).flatten(1).sum(1).double()
         vb = (recs == k).flatten(1).sum(1).double()
         if va.std() > 0 and vb.std() > 0:
@@ -265,24 +261,16 @@ def train_diffusion(cfg: LDMConfig | None, autoencoder: str | Path | None, out: 
     Returns:
         ``scale_factor`` and the final loss.
     """
-    run, cont = _run_folder(out, resume, cfg)
-    dev = resolve_device(device)
-    ckpt = None
-    if resume:
-        ckpt = read_ldm_checkpoint(run.last, "diffusion")
-        cfg = cfg or checkpoint_config(ckpt, run.last)
+    run, cont, dev, ckpt, cfg = _open_run(out, resume, cfg, "diffusion", device)
+    if ckpt is not None:
         autoencoder = ckpt.get("autoencoder_path")
-        ae_cfg = cfg
-        K = len(ckpt["schema"]["classes"])
-        ae = build_autoencoder(cfg.autoencoder, K, cfg.kind)
-        ae.load_state_dict(ckpt["autoencoder"])
-        ae.to(dev).eval()
+        ae = with_weights(build_autoencoder(cfg.autoencoder, len(ckpt["schema"]["classes"]), cfg.kind),
+                          ckpt["autoencoder"], dev)
     else:
         if autoencoder is None:
             raise ConfigError("train-diffusion: give the autoencoder run (--autoencoder)")
         ae, ae_cfg, _ = load_autoencoder(autoencoder, dev)
-        if cfg is None:
-            cfg = ae_cfg
+        cfg = cfg or ae_cfg
         _check_same_model(cfg, ae_cfg, autoencoder)
     assert cfg is not None
     cfg = _with_iterations(cfg, "diffusion", iterations)
@@ -296,19 +284,13 @@ def train_diffusion(cfg: LDMConfig | None, autoencoder: str | Path | None, out: 
     else:
         z = mu + sigma * torch.randn(mu.shape, generator=make_generator(case_seed(cfg.seed + 1, 0)))
         scale = float(1.0 / z.std().clamp_min(1e-8))
-    condition = None
-    cond_all = None
+    condition = cond_all = None
     if cfg.kind == "mask":
         condition = data.condition(cfg.data.condition_label, cfg.grid.spacing)
         cond_all = condition.normalise(condition.measure(data.labels)).float()  # type: ignore[union-attr]
     lc = cfg.autoencoder.latent_channels
-    den = seeded_init(cfg.seed + 1, lambda: build_denoiser(dcfg, lc, K, cfg.kind)).to(dev)
-    opt = torch.optim.Adam(den.parameters(), lr=dcfg.train.lr)
-    start = 0
-    if ckpt is not None:
-        den.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        start = int(ckpt["iteration"])
+    den = seeded_build(cfg.seed + 1, lambda: build_denoiser(dcfg, lc, K, cfg.kind)).to(dev)
+    opt, start = _optimiser(den, dcfg.train.lr, ckpt)
     ddpm = ddpm_scheduler(dcfg)
     N, B = len(data), dcfg.train.batch_size
     last_loss = [float("nan")]
@@ -322,28 +304,20 @@ def train_diffusion(cfg: LDMConfig | None, autoencoder: str | Path | None, out: 
         t = torch.randint(0, dcfg.num_train_timesteps, (B,), generator=gen)
         null = torch.rand(B, generator=gen) < dcfg.condition_dropout
         zt = ddpm.add_noise(z, noise, t)
-        if cfg.kind == "mask":
-            cond = cond_all[idx]  # type: ignore[index]
-        else:
-            cond = one_hot(data.labels[idx].long(), K)
+        cond = cond_all[idx] if cfg.kind == "mask" else one_hot(data.labels[idx].long(), K)  # type: ignore[index]
         pred = den(zt.to(dev), t.to(dev), cond.to(dev), null.to(dev))
         loss = F.mse_loss(pred.float(), noise.to(dev))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimiser_step(opt, loss)
         last_loss[0] = loss.item()
         return {"loss": last_loss[0]}
 
-    def state(it: int) -> dict[str, Any]:
-        return {"stage": "diffusion", "kind": cfg.kind, "model": den.state_dict(), "config": to_dict(cfg),
-                "schema": data.schema.to_dict(), "grid_affine": data.affine.tolist(),
-                "condition": None if condition is None else condition.to_dict(),
-                "autoencoder": ae.state_dict(),
-                "autoencoder_path": None if autoencoder is None else str(autoencoder),
-                "scale_factor": scale, "optimizer": opt.state_dict(), "iteration": it}
-
     def checkpoint(it: int) -> None:
-        save_run_checkpoint(run.last, "ldm-diffusion", state(it))
+        save_run_checkpoint(run.last, "ldm-diffusion", {
+            "stage": "diffusion", "kind": cfg.kind, "model": den.state_dict(), "config": to_dict(cfg),
+            "schema": data.schema.to_dict(), "grid_affine": data.affine.tolist(),
+            "condition": None if condition is None else asdict(condition), "autoencoder": ae.state_dict(),
+            "autoencoder_path": None if autoencoder is None else str(autoencoder),
+            "scale_factor": scale, "optimizer": opt.state_dict(), "iteration": it})
 
     def preview(it: int) -> None:
         common = dict(cfg=cfg, autoencoder=ae, denoiser=den.eval(), schema=data.schema, scale_factor=scale,
