@@ -48,11 +48,9 @@ text-align:right} th{background:#f4f4f4} td:first-child,th:first-child{text-alig
 
 def html_table(header: list[str], rows: list[list[object]], escape: bool = True) -> str:
     """An HTML table; cells are escaped unless ``escape`` is False (cells that hold markup)."""
-    def cell(x: object) -> str:
-        return html.escape(str(x)) if escape else str(x)
-
+    cell = html.escape if escape else str
     head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
-    body = "".join("<tr>" + "".join(f"<td>{cell(c)}</td>" for c in r) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(f"<td>{cell(str(c))}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table>{head}{body}</table>"
 
 
@@ -103,9 +101,9 @@ def save_preview(path: str | Path, image: np.ndarray, lesion: np.ndarray | None 
                     ax.contour(ms, levels=[0.5], colors=colour, linewidths=0.8)
         ax.axis("off")
     if labels is not None:
-        k = max(int(np.max(labels)), 1)
+        vmax = max(int(np.max(labels)), 9)
         for j, sl in enumerate(_slices(np.asarray(labels), centre)):
-            axes[1, j].imshow(sl, cmap="tab10", vmin=0, vmax=max(k, 9), interpolation="nearest")
+            axes[1, j].imshow(sl, cmap="tab10", vmin=0, vmax=vmax, interpolation="nearest")
             axes[1, j].axis("off")
     if title:
         fig.suptitle(title, fontsize=10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import multiprocessing as mp
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
@@ -51,9 +52,7 @@ def class_names(truth: str | Path, label: int) -> dict[int, str]:
                 return {int(v): str(k) for k, v in labels.items() if isinstance(v, (int, float))}
             except (json.JSONDecodeError, ValueError, AttributeError):
                 raise InputError(f"{js}: not a valid dataset.json (labels: name -> value)") from None
-    if label == TISSUE.lesion_index:
-        return dict(enumerate(TISSUE.classes))
-    return {}
+    return dict(enumerate(TISSUE.classes)) if label == TISSUE.lesion_index else {}
 
 
 def _named(values: list[int], names: dict[int, str], what: str) -> dict[int, str]:
@@ -142,21 +141,16 @@ def evaluate_folders(
     results: dict[str, dict] = {}
     bar = tqdm(total=len(jobs), desc="evaluate", unit="case", file=sys.stderr,
                disable=None if progress else True)
+    pool = (ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+            if workers > 1 and len(jobs) > 1 else None)
     try:
-        if workers > 1 and len(jobs) > 1:
-            import multiprocessing as mp
-
-            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
-                for case, rows in ex.map(_score_job, jobs):
-                    results[case] = rows
-                    bar.update(1)
-        else:
-            for job in jobs:
-                case, rows = _score_job(job)
-                results[case] = rows
-                bar.update(1)
+        for case, rows in (pool.map if pool else map)(_score_job, jobs):
+            results[case] = rows
+            bar.update(1)
     finally:
         bar.close()
+        if pool:
+            pool.shutdown()
 
     metrics = metric_columns(opts)
     if auto_tissue:  # drop per-class columns that never applied (binary files)
@@ -178,12 +172,7 @@ def evaluate_folders(
 def _jobs(matching: Matching, missing: str, opts: ScoreOptions) -> list[tuple]:
     jobs = []
     for case in matching.cases:
-        paths: dict[str, Path | None] = {}
-        for model, files in matching.preds.items():
-            if case in files:
-                paths[model] = files[case]
-            elif missing == "empty":
-                paths[model] = None
+        paths = {m: files.get(case) for m, files in matching.preds.items() if case in files or missing == "empty"}
         if paths:
             jobs.append((case, matching.truth[case], paths, opts))
     return jobs
@@ -212,8 +201,7 @@ def _write_outputs(out_dir: Path, acc: MetricAccumulator, tests: list, ctx: Repo
         "summary": {m: {k: st.mean for k, st in s.items()} for m, s in summary.items()},
         "stats": {m: {k: asdict(st) for k, st in s.items()} for m, s in summary.items()},
         "dice_categories": acc.dice_categories(),
-        "tests": [{"metric": t.metric, "a": t.a, "b": t.b, "n": t.n, "median_diff": t.median_diff,
-                   "p": t.p, "stars": t.stars} for t in tests],
+        "tests": [{k: getattr(t, k) for k in ("metric", "a", "b", "n", "median_diff", "p", "stars")} for t in tests],
         "missing": ctx.missing,
         "extra": ctx.extra,
     }

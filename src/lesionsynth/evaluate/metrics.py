@@ -43,6 +43,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from lesionsynth.preprocess.prepare import bounding_box
+
 Spacing = tuple[float, ...] | list[float] | np.ndarray
 
 
@@ -51,8 +53,8 @@ def _as_bool(a: np.ndarray) -> np.ndarray:
     return a if a.dtype == bool else a != 0
 
 
-def _check_pair(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    t, p = _as_bool(truth), _as_bool(pred)
+def _check_pair(truth: np.ndarray, pred: np.ndarray, convert=_as_bool) -> tuple[np.ndarray, np.ndarray]:
+    t, p = convert(truth), convert(pred)
     if t.shape != p.shape:
         raise ValueError(f"truth and prediction shapes differ: {t.shape} vs {p.shape}")
     return t, p
@@ -67,23 +69,9 @@ def _spacing(spacing: Spacing | None, ndim: int) -> np.ndarray:
     return sp
 
 
-def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
-    """Slices of the bounding box of ``mask`` grown by ``margin`` (clipped to the array); None if empty."""
-    slices = []
-    for ax in range(mask.ndim):
-        other = tuple(i for i in range(mask.ndim) if i != ax)
-        idx = np.flatnonzero(mask.any(axis=other))
-        if idx.size == 0:
-            return None
-        slices.append(slice(max(int(idx[0]) - margin, 0), min(int(idx[-1]) + 1 + margin, mask.shape[ax])))
-    return tuple(slices)
-
-
 def _crop_pair(t: np.ndarray, p: np.ndarray, margin: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Crop both masks to the bounding box of their union (both empty: 1-voxel arrays)."""
-    box = bounding_box(t | p, margin)
-    if box is None:
-        return t[(slice(0, 1),) * t.ndim], p[(slice(0, 1),) * p.ndim]
+    box = bounding_box(t | p, margin) or (slice(0, 1),) * t.ndim
     return t[box], p[box]
 
 
@@ -165,8 +153,7 @@ def abs_volume_diff_ml(truth: np.ndarray, pred: np.ndarray, spacing: Spacing) ->
 def label_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """Connected components (26-connectivity in 3D, 8 in 2D): ``(labels, count)``."""
     m = _as_bool(mask)
-    structure = np.ones((3,) * m.ndim, dtype=bool)
-    lab, n = ndimage.label(m, structure=structure)
+    lab, n = ndimage.label(m, structure=np.ones((3,) * m.ndim, dtype=bool))
     return lab, int(n)
 
 
@@ -235,17 +222,8 @@ def per_class_dice(truth_labels: np.ndarray, pred_labels: np.ndarray, classes: l
 
     A class absent from both maps scores 1.0 (same rule as :func:`dice`).
     """
-    t = np.asarray(truth_labels)
-    p = np.asarray(pred_labels)
-    if t.shape != p.shape:
-        raise ValueError(f"truth and prediction shapes differ: {t.shape} vs {p.shape}")
-    out = {}
-    for c in classes:
-        tc, pc = t == c, p == c
-        st, sp = int(np.count_nonzero(tc)), int(np.count_nonzero(pc))
-        inter = int(np.count_nonzero(np.logical_and(tc, pc, out=tc))) if st and sp else 0
-        out[int(c)] = 1.0 if st + sp == 0 else 2.0 * inter / (st + sp)
-    return out
+    t, p = _check_pair(truth_labels, pred_labels, np.asarray)
+    return {int(c): dice(t == c, p == c) for c in classes}
 
 
 def volume_error_ml(truth_labels: np.ndarray, pred_labels: np.ndarray, label: int, spacing: Spacing) -> float:
@@ -253,10 +231,7 @@ def volume_error_ml(truth_labels: np.ndarray, pred_labels: np.ndarray, label: in
 
     Average its absolute value over cases for a volume MAE (e.g. ventricle volume).
     """
-    t = np.asarray(truth_labels)
-    p = np.asarray(pred_labels)
-    if t.shape != p.shape:
-        raise ValueError(f"truth and prediction shapes differ: {t.shape} vs {p.shape}")
+    t, p = _check_pair(truth_labels, pred_labels, np.asarray)
     return (int(np.count_nonzero(p == label)) - int(np.count_nonzero(t == label))) * voxel_volume_ml(spacing)
 
 

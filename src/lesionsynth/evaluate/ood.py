@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -96,8 +96,7 @@ class OODResult:
         """Every scored scan, one row each (written atomically)."""
         from lesionsynth.evaluate.report import write_csv
 
-        cols = list(OODRow.__dataclass_fields__)
-        write_csv(Path(path), cols, [[getattr(r, k) for k in cols] for r in self.rows])
+        write_csv(Path(path), [f.name for f in fields(OODRow)], [list(astuple(r)) for r in self.rows])
 
 
 def _merge_pv(labels: np.ndarray) -> np.ndarray:
@@ -110,8 +109,7 @@ def score_scan(truth_labels: np.ndarray, truth_lesion: np.ndarray, pred_labels: 
                pred_lesion: np.ndarray, voxel_ml: float) -> dict[str, float]:
     """Lesion Dice and lesion-wise F1, tissue Dice (PV merged into GM), volumes in ml."""
     t, p = _merge_pv(truth_labels), _merge_pv(pred_labels)
-    pc = per_class_dice(t, p, [TISSUE.index(n) for n in ("grey_matter", "white_matter", "csf")])
-    gm, wm, csf = (pc[TISSUE.index(n)] for n in ("grey_matter", "white_matter", "csf"))
+    gm, wm, csf = per_class_dice(t, p, [TISSUE.index(n) for n in ("grey_matter", "white_matter", "csf")]).values()
     tl, pl = truth_lesion.astype(bool), pred_lesion.astype(bool)
     return {"lesion_dice": dice(tl, pl), "lesion_f1": lesion_wise_f1(tl, pl), "gm_dice": gm, "wm_dice": wm,
             "csf_dice": csf, "truth_ml": float(tl.sum()) * voxel_ml, "pred_ml": float(pl.sum()) * voxel_ml}
@@ -141,14 +139,13 @@ def run_ood(generator, segmenter, subjects: Iterable[int], resolutions: Iterable
 
     out = OODResult()
 
-    def score(subject: int, name: str, res: str, truth, pred, t0: float) -> dict[str, float]:
+    def score(subject: int, name: str, res: str, truth, pred, t0: float) -> None:
         vml = float(abs(np.linalg.det(truth.affine[:3, :3]))) / 1000.0
         sc = score_scan(truth.labels, truth.lesion, pred.labels, pred.lesion, vml)
         out.rows.append(OODRow(subject, name, res, seconds=time.perf_counter() - t0, **sc))
         if progress:
             progress(f"subject {subject} {res:5s} {name:14s} lesion Dice {sc['lesion_dice']:.3f} "
                      f"F1 {sc['lesion_f1']:.3f} ({sc['truth_ml']:.0f} ml truth, {sc['pred_ml']:.0f} ml pred)")
-        return sc
 
     for s in subjects:
         for res in resolutions:

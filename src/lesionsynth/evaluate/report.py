@@ -11,13 +11,13 @@ import csv
 import html
 import io
 import math
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from lesionsynth.evaluate.accumulator import DICE_FAIR, DICE_GOOD, MetricAccumulator, Stat
-from lesionsynth.evaluate.metrics import metric_info
+from lesionsynth.evaluate.metrics import LESION_METRICS, metric_info
 from lesionsynth.evaluate.stats import PairedTest
 from lesionsynth.io.atomic import write_text_atomic
 from lesionsynth.viz import html_page, html_table, pyplot, save_figure
@@ -63,7 +63,7 @@ def _fmt(x: float, fmt: str) -> str:
     return fmt.format(x)
 
 
-def format_stat(st: Stat, fmt: str, *, with_median: bool = True) -> str:
+def format_stat(st: Stat, fmt: str) -> str:
     """``mean ± sd [median]`` plus ``(k failed)`` for infinities and ``(k n/a)`` for NaNs."""
     if st.n_valid == 0:
         s = "–"
@@ -71,8 +71,7 @@ def format_stat(st: Stat, fmt: str, *, with_median: bool = True) -> str:
         s = _fmt(st.mean, fmt)
         if not math.isnan(st.sd):
             s += " ± " + _fmt(st.sd, fmt)
-        if with_median:
-            s += f" [{_fmt(st.median, fmt)}]"
+        s += f" [{_fmt(st.median, fmt)}]"
     if st.failures:
         s += f" ({st.failures} failed)"
     if st.undefined and st.undefined < st.n:
@@ -90,9 +89,8 @@ def best_models(summary: dict[str, dict[str, Stat]], metric: str) -> set[str]:
     return {m for m, v in means.items() if abs(v - best) <= 1e-12 * max(1.0, abs(best))}
 
 
-def _md_table(header: list[str], rows: list[list[str]], align: list[str] | None = None) -> str:
-    align = align or ["l"] + ["r"] * (len(header) - 1)
-    sep = ["---:" if a == "r" else ":---" if a == "l" else ":---:" for a in align]
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    sep = [":---"] + ["---:"] * (len(header) - 1)
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
@@ -148,9 +146,8 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
-    for r in rows:
-        w.writerow(["" if (isinstance(v, float) and math.isnan(v)) else
-                    (repr(v) if isinstance(v, float) else v) for v in r])
+    w.writerows(["" if (isinstance(v, float) and math.isnan(v)) else (repr(v) if isinstance(v, float) else v)
+                 for v in r] for r in rows)
     write_text_atomic(path, buf.getvalue())
 
 
@@ -162,20 +159,15 @@ def write_per_case_csv(path: Path, acc: MetricAccumulator, details: list[str]) -
 
 def write_summary_csv(path: Path, acc: MetricAccumulator) -> None:
     header = ["model", "metric", "n", "n_valid", "failures", "undefined", "mean", "sd", "median", "best"]
-    rows = []
     summary = acc.summary()
     bests = {m: best_models(summary, m) for m in acc.metrics}
-    for model, stats in summary.items():
-        for m, st in stats.items():
-            rows.append([model, m, st.n, st.n_valid, st.failures, st.undefined, st.mean, st.sd, st.median,
-                         int(model in bests[m])])
-    write_csv(path, header, rows)
+    write_csv(path, header, [[model, m, *astuple(st), int(model in bests[m])]
+                             for model, stats in summary.items() for m, st in stats.items()])
 
 
 def write_tests_csv(path: Path, tests: list[PairedTest]) -> None:
     header = ["metric", "model_a", "model_b", "n", "median_diff_a_minus_b", "statistic", "p", "stars"]
-    rows = [[t.metric, t.a, t.b, t.n, t.median_diff, t.statistic, t.p, t.stars] for t in tests]
-    write_csv(path, header, rows)
+    write_csv(path, header, [[*astuple(t), t.stars] for t in tests])
 
 
 def write_categories_csv(path: Path, acc: MetricAccumulator) -> None:
@@ -185,19 +177,15 @@ def write_categories_csv(path: Path, acc: MetricAccumulator) -> None:
 
 
 def _lesion_and_other(acc: MetricAccumulator) -> tuple[list[str], list[str]]:
-    from lesionsynth.evaluate.metrics import LESION_METRICS
-
     lesion = [m for m in acc.metrics if m in LESION_METRICS]
     return lesion, [m for m in acc.metrics if m not in LESION_METRICS]
 
 
 def summary_markdown(acc: MetricAccumulator, tests: list[PairedTest], ctx: ReportContext) -> str:
     lesion, other = _lesion_and_other(acc)
-    out = ["# Evaluation summary", ""]
-    out.append(f"Truth: `{ctx.truth}` ({ctx.n_truth_cases} cases); protocol `{ctx.protocol}`; "
-               f"lesion label {ctx.label} (value 1 in binary files).")
-    out.append("")
-    out += ["Models: " + ", ".join(f"**{m}** (`{p}`)" for m, p in ctx.preds.items()), ""]
+    out = ["# Evaluation summary", "", f"Truth: `{ctx.truth}` ({ctx.n_truth_cases} cases); protocol "
+           f"`{ctx.protocol}`; lesion label {ctx.label} (value 1 in binary files).", "",
+           "Models: " + ", ".join(f"**{m}** (`{p}`)" for m, p in ctx.preds.items()), ""]
     out += ["## Lesion metrics", "", "mean ± sd [median] over cases; best mean in **bold**. "
             "HD95 in mm; AVD = absolute volume difference (ml); ALD = absolute lesion-count difference; "
             "lesion F1 as in ISLES'22. *k failed*: HD95 undefined because exactly one mask is empty "
@@ -214,10 +202,8 @@ def summary_markdown(acc: MetricAccumulator, tests: list[PairedTest], ctx: Repor
     out += [_md_table(*tests_table(tests)) if tests else "(one model: nothing to compare)", ""]
     out += ["## Case matching", ""]
     problems = _matching_lines(ctx)
-    ok = ["Every model has a prediction for every case."]
-    out += [f"- {line}" for line in problems] if problems else ok
-    out.append("")
-    return "\n".join(out)
+    out += [f"- {line}" for line in problems] if problems else ["Every model has a prediction for every case."]
+    return "\n".join([*out, ""])
 
 
 def _matching_lines(ctx: ReportContext) -> list[str]:
@@ -233,22 +219,15 @@ def _matching_lines(ctx: ReportContext) -> list[str]:
 
 
 # -------------------------------------------------------------------------------------------- plots
-def _plt():
-    return pyplot()
-
-
-def draw_box_strip(ax, acc: MetricAccumulator, metric: str, tests: list[PairedTest] | None = None,
-                   seed: int = 0) -> None:
+def draw_box_strip(ax, acc: MetricAccumulator, metric: str, tests: list[PairedTest] | None = None) -> None:
     """Box plot (no fliers) with every case as a jittered point, and significance brackets."""
     models = acc.models
-    data = []
-    for m in models:
-        v = np.asarray(list(acc.values(m, metric).values()), dtype=np.float64)
-        data.append(v[np.isfinite(v)])
+    data = [np.asarray(list(acc.values(m, metric).values()), dtype=np.float64) for m in models]
+    data = [v[np.isfinite(v)] for v in data]
     pos = np.arange(1, len(models) + 1)
     bp = ax.boxplot(data, positions=pos, widths=0.55, showfliers=False, patch_artist=True,
                     medianprops={"color": "black", "lw": 1.5}, whiskerprops={"lw": 1}, capprops={"lw": 1})
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(0)
     for i, (box, v) in enumerate(zip(bp["boxes"], data, strict=True)):
         c = COLOURS[i % len(COLOURS)]
         box.set_facecolor(c)
@@ -293,17 +272,18 @@ def _pairs_to_draw(tests: list[PairedTest], metric: str, n_models: int) -> list[
 
 def save_box_strip(path: Path, acc: MetricAccumulator, metric: str, tests: list[PairedTest]) -> Path:
     """One box/strip plot of ``metric`` per model as PNG (atomic)."""
-    plt = _plt()
     n = len(acc.models)
-    fig, ax = plt.subplots(figsize=(1.3 * n + 1.8, 4.0), dpi=150)
+    fig, ax = pyplot().subplots(figsize=(1.3 * n + 1.8, 4.0), dpi=150)
     draw_box_strip(ax, acc, metric, _pairs_to_draw(tests, metric, n))
     ax.set_title(metric_info(metric).title + " per case")
     fig.tight_layout()
     return save_figure(fig, path)
 
 
-def _mpl_table(ax, header: list[str], rows: list[list[str]]):
-    """A matplotlib table with column widths following the text lengths."""
+def _mpl_table(ax, header: list[str], rows: list[list[str]], title: str):
+    """A titled matplotlib table (axes hidden) with column widths following the text lengths."""
+    ax.axis("off")
+    ax.set_title(title, fontsize=10)
     lens = np.array([max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)], dtype=float)
     widths = (lens + 2) / (lens + 2).sum()
     tab = ax.table(cellText=rows, colLabels=header, loc="upper center", cellLoc="center",
@@ -317,30 +297,22 @@ def _mpl_table(ax, header: list[str], rows: list[list[str]]):
 def save_overview_png(path: Path, acc: MetricAccumulator, tests: list[PairedTest],
                       ctx: ReportContext) -> Path:
     """A one-page PNG of the report: the plots, the lesion-metric table and the Dice categories."""
-    plt = _plt()
     lesion, _ = _lesion_and_other(acc)
     n = len(acc.models)
-    fig = plt.figure(figsize=(13, 4.6 + 0.3 * (2 * n + 2)), dpi=110)
+    fig = pyplot().figure(figsize=(13, 4.6 + 0.3 * (2 * n + 2)), dpi=110)
     gs = fig.add_gridspec(3, 2, height_ratios=[4.0, 0.3 * (n + 1) + 0.3, 0.3 * (n + 1)], hspace=0.45)
     for k, metric in enumerate(PLOT_METRICS):
         ax = fig.add_subplot(gs[0, k])
         draw_box_strip(ax, acc, metric, _pairs_to_draw(tests, metric, n))
         ax.set_title(metric_info(metric).title)
-    header, rows = summary_table(acc, lesion, bold="none")
     bests = {m: best_models(acc.summary(), m) for m in lesion}
-    ax = fig.add_subplot(gs[1, :])
-    ax.axis("off")
-    tab = _mpl_table(ax, header, rows)
+    tab = _mpl_table(fig.add_subplot(gs[1, :]), *summary_table(acc, lesion, bold="none"),
+                     "Lesion metrics: mean ± sd [median], best in bold")
     for r, model in enumerate(acc.models, start=1):
         for c, m in enumerate(lesion, start=2):
             if model in bests[m]:
                 tab[r, c].set_text_props(fontweight="bold")
-    ax.set_title("Lesion metrics: mean ± sd [median], best in bold", fontsize=10)
-    header, rows = category_table(acc)
-    ax = fig.add_subplot(gs[2, :])
-    ax.axis("off")
-    _mpl_table(ax, header, rows)
-    ax.set_title("Dice categories: share of cases (count)", fontsize=10)
+    _mpl_table(fig.add_subplot(gs[2, :]), *category_table(acc), "Dice categories: share of cases (count)")
     fig.suptitle(f"lesionsynth evaluate: {ctx.n_truth_cases} truth cases, protocol {ctx.protocol}",
                  fontsize=12)
     return save_figure(fig, path, bbox_inches="tight")
@@ -389,9 +361,5 @@ def report_html(acc: MetricAccumulator, tests: list[PairedTest], ctx: ReportCont
 
 def _cell(v: object) -> str:
     if isinstance(v, float):
-        if math.isnan(v):
-            return "–"
-        if math.isinf(v):
-            return "inf"
-        return f"{v:.4g}"
+        return _fmt(v, "{:.4g}")
     return "" if v is None else str(v)

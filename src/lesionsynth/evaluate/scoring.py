@@ -37,7 +37,6 @@ class LabelVolume:
 
     labels: np.ndarray
     affine: np.ndarray
-    path: Path | None = None
 
     @property
     def binary(self) -> bool:
@@ -61,7 +60,7 @@ def read_labels(path: str | Path) -> LabelVolume:
     if lo < 0 or hi > 32767:
         raise InputError(f"{path}: label values must be in 0..32767, found {lo:g}..{hi:g}")
     dtype = np.uint8 if hi < 256 else np.int16
-    return LabelVolume(labels.astype(dtype), vol.affine, Path(path))
+    return LabelVolume(labels.astype(dtype), vol.affine)
 
 
 def paper_grid(affine: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, int, int]]:
@@ -90,7 +89,7 @@ def to_grid(vol: LabelVolume, affine: np.ndarray, shape: tuple[int, ...]) -> Lab
         data = take_axis_aligned(vol.labels, *axes, shape)
     else:
         data = resample_to_grid(vol.labels.astype(np.int16), vol.affine, affine, shape, mode="nearest")
-    return LabelVolume(np.asarray(data).astype(vol.labels.dtype), np.asarray(affine), vol.path)
+    return LabelVolume(np.asarray(data).astype(vol.labels.dtype), np.asarray(affine))
 
 
 def scoring_grid(truth: LabelVolume, protocol: str = "native") -> tuple[np.ndarray, tuple[int, ...]]:
@@ -100,12 +99,6 @@ def scoring_grid(truth: LabelVolume, protocol: str = "native") -> tuple[np.ndarr
     if protocol == "paper":
         return paper_grid(truth.affine, truth.labels.shape)
     raise ValueError(f"unknown protocol '{protocol}' (choose from {', '.join(PROTOCOLS)})")
-
-
-def align(truth: LabelVolume, pred: LabelVolume, protocol: str = "native") -> tuple[LabelVolume, LabelVolume]:
-    """Bring truth and prediction onto the scoring grid of ``protocol`` (nearest neighbour, via affines)."""
-    aff, shape = scoring_grid(truth, protocol)
-    return to_grid(truth, aff, shape), to_grid(pred, aff, shape)
 
 
 @dataclass
@@ -152,21 +145,16 @@ def score_arrays(truth: LabelVolume, pred: LabelVolume, opts: ScoreOptions) -> d
         "lesion_f1": counts.f1,
     }
     multi = not truth.binary and not pred.binary
-    if opts.tissue_classes:
-        pcd = M.per_class_dice(truth.labels, pred.labels, list(opts.tissue_classes)) if multi else {}
-        for v, n in opts.tissue_classes.items():
-            row[f"dice_{n}"] = pcd.get(v, float("nan"))
+    pcd = M.per_class_dice(truth.labels, pred.labels, list(opts.tissue_classes)) if multi else {}
+    for v, n in opts.tissue_classes.items():
+        row[f"dice_{n}"] = pcd.get(v, float("nan"))
     for v, n in opts.volume_labels.items():
         err = M.volume_error_ml(truth.labels, pred.labels, v, spacing) if multi else float("nan")
         row[f"abs_vol_err_ml_{n}"] = abs(err)
         row[f"vol_err_ml_{n}"] = err
-    notes = []
-    if not t.any():
-        notes.append("empty truth")
-    if not p.any():
-        notes.append("empty prediction")
-    if (opts.tissue_classes or opts.volume_labels) and not multi:
-        notes.append("binary file: no per-class scores")
+    notes = [note for note, applies in (("empty truth", not t.any()), ("empty prediction", not p.any()),
+             ("binary file: no per-class scores", (opts.tissue_classes or opts.volume_labels) and not multi))
+             if applies]
     row.update({
         "truth_ml": M.volume_ml(t, spacing), "pred_ml": M.volume_ml(p, spacing),
         "truth_lesions": counts.n_truth, "pred_lesions": counts.n_pred,
@@ -189,12 +177,9 @@ def score_case(truth_path: Path, pred_paths: dict[str, Path | None], opts: Score
     out = {}
     for model, path in pred_paths.items():
         if path is None:
-            p_al = LabelVolume(np.zeros_like(t_al.labels), t_al.affine, None)
+            row = score_arrays(t_al, LabelVolume(np.zeros_like(t_al.labels), t_al.affine), opts)
+            row["note"] = "; ".join(x for x in ("missing prediction (scored as empty)", str(row["note"])) if x)
         else:
-            p_al = to_grid(read_labels(path), aff, shape)
-        row = score_arrays(t_al, p_al, opts)
-        if path is None:
-            notes = ["missing prediction (scored as empty)", str(row["note"])]
-            row["note"] = "; ".join(x for x in notes if x)
+            row = score_arrays(t_al, to_grid(read_labels(path), aff, shape), opts)
         out[model] = row
     return out

@@ -50,20 +50,16 @@ def _ball(shape: tuple[int, int, int], centre: np.ndarray, radius: float, spacin
     return d2 <= radius * radius
 
 
-def toy_truth(shape: tuple[int, int, int], spacing: np.ndarray, rng: np.random.Generator,
-              n_lesions: int | None = None) -> np.ndarray:
+def toy_truth(shape: tuple[int, int, int], spacing: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A tissue label map (nested ellipsoids) with 1-4 spherical lesions (label 5) in the white matter."""
     grid = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij", sparse=True)
     r = np.sqrt((grid[0] / 0.85) ** 2 + (grid[1] / 0.95) ** 2 + (grid[2] / 0.8) ** 2)
     lab = np.zeros(shape, dtype=np.uint8)
-    lab[r < 0.9] = 4
-    lab[r < 0.8] = 1
-    lab[r < 0.58] = 3
-    lab[r < 0.55] = 2
-    n = int(rng.integers(1, 5)) if n_lesions is None else n_lesions
+    for radius, value in ((0.9, 4), (0.8, 1), (0.58, 3), (0.55, 2)):  # CSF, GM, PV, WM, inwards
+        lab[r < radius] = value
     wm = np.argwhere(r < 0.45)
     extent_mm = float(min(np.asarray(shape) * spacing))
-    for _ in range(n):
+    for _ in range(int(rng.integers(1, 5))):
         c = wm[rng.integers(len(wm))].astype(np.float64)
         rad = rng.uniform(0.03, 0.09) * extent_mm
         lab[_ball(shape, c, rad, spacing) & (lab > 0)] = 5

@@ -84,7 +84,6 @@ def run(args: argparse.Namespace) -> int:
     if args.qc:
         write_volumes(args.out, mine, path=args.qc, columns=["stem", "input", "qc"])
     done = sum(r.status == "done" for r in results)
-    skipped = len(results) - done
-    print(f"lesionsynth predict: {done} done, {skipped} already done (skipped), {len(failures)} failed; "
+    print(f"lesionsynth predict: {done} done, {len(results) - done} already done (skipped), {len(failures)} failed; "
           f"outputs in {args.out}", file=sys.stderr)
     return 1 if failures else 0

@@ -70,12 +70,6 @@ def channel_argmax(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
     return idx
 
 
-def outside_logits(num_classes: int, background_index: int) -> torch.Tensor:
-    fill = torch.zeros(num_classes)
-    fill[background_index] = BACKGROUND_LOGIT
-    return fill
-
-
 class _Source:
     """One modality's (shifted) data, ready to be sampled slab by slab on the output grid."""
 
@@ -141,27 +135,25 @@ def decide(fields: list[LogitField], out_affine: np.ndarray, out_shape: tuple[in
     out_shape = tuple(int(s) for s in out_shape)  # type: ignore[assignment]
     C = int(fields[0].logits.shape[0])
     has_unc = all(f.disagreement is not None for f in fields)
-    fill = outside_logits(C, background_index)
+    fill = torch.zeros(C)
+    fill[background_index] = BACKGROUND_LOGIT
     sources = []
     for f in fields:
         shifted = f.logits.float() - fill.to(f.logits.device)[:, None, None, None]
         if has_unc:
             shifted = torch.cat([shifted, f.disagreement.float()[None]])
         sources.append(_Source(shifted, f.affine, out_affine))
-    channels = C + int(has_unc)
     X, Y, Z = out_shape
     labels = np.zeros(out_shape, dtype=np.uint8 if C <= 256 else np.int16)
     probs = np.zeros((C, *out_shape), dtype=np.float32) if want_probs else None
     unc = np.zeros(out_shape, dtype=np.float32) if has_unc else None
     logits_out = np.zeros((C, *out_shape), dtype=np.float32) if want_logits else None
-    nz = max(1, min(Z, slab_elements // max(channels * X * Y, 1)))
+    nz = max(1, min(Z, slab_elements // max((C + int(has_unc)) * X * Y, 1)))
     for z0 in range(0, Z, nz):
         z1 = min(Z, z0 + nz)
-        acc = None
-        for s in sources:
-            v = s.slab(out_affine, out_shape, z0, z1)
-            acc = v.clone() if acc is None else acc.add_(v.to(acc.device))
-        assert acc is not None
+        acc = sources[0].slab(out_affine, out_shape, z0, z1).clone()
+        for s in sources[1:]:
+            acc.add_(s.slab(out_affine, out_shape, z0, z1).to(acc.device))
         if len(sources) > 1:
             acc /= len(sources)
         lg = acc[:C] + fill.to(acc.device)[:, None, None, None]

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,11 +70,8 @@ def is_bids_root(folder: Path) -> bool:
 
 def bids_images(root: Path) -> list[Path]:
     """``sub-*/[ses-*/]{anat,dwi,perf,func}/*.nii[.gz]`` of a BIDS dataset (not ``derivatives/``)."""
-    found = []
-    for pattern in ("sub-*/{t}/*.nii*", "sub-*/ses-*/{t}/*.nii*"):
-        for t in BIDS_DATATYPES:
-            found.extend(p for p in root.glob(pattern.format(t=t)) if p.is_file() and not p.name.startswith("."))
-    return sorted(found)
+    return sorted(p for pattern in ("sub-*/{t}/*.nii*", "sub-*/ses-*/{t}/*.nii*") for t in BIDS_DATATYPES
+                  for p in root.glob(pattern.format(t=t)) if p.is_file() and not p.name.startswith("."))
 
 
 def bids_entities(path: Path) -> tuple[str, str | None, str] | None:
@@ -91,10 +89,9 @@ def bids_entities(path: Path) -> tuple[str, str | None, str] | None:
 def expand_inputs(inputs: list[str | Path] | str | Path) -> tuple[list[Path], list[Failure]]:
     """Files, folders, glob patterns, BIDS datasets and ``.txt``/``.csv`` lists of paths -> NIfTI files;
     a pattern, folder or list matching nothing is a failure."""
-    items = [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
     files: list[Path] = []
     failures: list[Failure] = []
-    for item in items:
+    for item in _as_list(inputs):
         p = Path(item)
         if p.suffix.lower() in (".txt", ".csv") and p.is_file():
             listed = _read_list(p)
@@ -103,13 +100,9 @@ def expand_inputs(inputs: list[str | Path] | str | Path) -> tuple[list[Path], li
             files.extend(q for q in listed if q not in files)
             continue
         found = bids_images(p) if is_bids_root(p) else find_images([item])
-        p = Path(item)
-        is_pattern = any(c in str(item) for c in "*?[")
-        if not found and (p.is_dir() or is_pattern):
+        if not found and (p.is_dir() or any(c in str(item) for c in "*?[")):
             failures.append(Failure(str(item), "no NIfTI files (.nii, .nii.gz, .mgz) found there"))
-        for f in found:
-            if f not in files:
-                files.append(f)
+        files.extend(f for f in found if f not in files)
     return files, failures
 
 
@@ -125,7 +118,7 @@ def _read_list(path: Path) -> list[Path]:
         cell = line.split(",")[0].strip().strip('"') if path.suffix.lower() == ".csv" else line.strip()
         if not cell or cell.startswith("#"):
             continue
-        q = Path(cell) if Path(cell).is_absolute() else path.parent / cell
+        q = path.parent / cell  # an absolute cell stays as it is
         if i == 0 and path.suffix.lower() == ".csv" and not q.exists():
             continue  # header
         out.append(q)
@@ -137,10 +130,7 @@ def unique_stems(paths: list[Path]) -> list[str]:
     would otherwise share one (``a/t1.nii.gz``, ``b/t1.nii.gz`` -> ``a_t1``, ``b_t1``)."""
     stems = [strip_nifti_suffix(p) for p in paths]
     for depth in range(1, 64):
-        seen: dict[str, int] = {}
-        for s in stems:
-            seen[s] = seen.get(s, 0) + 1
-        dup = {s for s, n in seen.items() if n > 1}
+        dup = {s for s, n in Counter(stems).items() if n > 1}
         if not dup:
             return stems
         for i, p in enumerate(paths):
@@ -258,12 +248,10 @@ def predict_files(
     seg = load_segmenter(model, device) if isinstance(model, (str, Path)) else \
         as_segmenter(model, schema, preprocessing)
     files, failures = expand_inputs(inputs)
-    if not files:
-        for f in failures:
-            _report(f, verbose)
-        raise InputError(f"no input images found in: {' '.join(str(i) for i in _as_list(inputs))}")
     for f in failures:
         _report(f, verbose)
+    if not files:
+        raise InputError(f"no input images found in: {' '.join(str(i) for i in _as_list(inputs))}")
     check_parts(part, num_parts)
     subjects = [(_printable(s), ps) for s, ps in group_subjects(files, ensemble)][part::num_parts]
     out.mkdir(parents=True, exist_ok=True)
@@ -299,9 +287,8 @@ def predict_files(
         except Exception as e:  # one bad scan never aborts the batch: reported, skipped, exit 1
             if debug:
                 raise
-            fail = Failure(str(current), _one_line(e))
-            failures.append(fail)
-            _report(fail, verbose)
+            failures.append(Failure(str(current), _one_line(e)))
+            _report(failures[-1], verbose)
             continue
         rows[stem] = mine[stem] = row
         write_volumes(out, rows if num_parts <= 1 else mine, path=table)

@@ -29,15 +29,8 @@ VOLUMES_CSV = "volumes.csv"
 def output_paths(out_dir: str | Path, stem: str, *, lesion: bool = True, uncertainty: bool = True,
                  probabilities: bool = False) -> dict[str, Path]:
     """Expected output files of one input (``labels`` always, the others as configured)."""
-    d = Path(out_dir)
-    paths = {"labels": d / f"{stem}_labels.nii.gz", "qc": d / f"{stem}_qc.png"}
-    if lesion:
-        paths["lesion"] = d / f"{stem}_lesion.nii.gz"
-    if uncertainty:
-        paths["uncertainty"] = d / f"{stem}_uncertainty.nii.gz"
-    if probabilities:
-        paths["probabilities"] = d / f"{stem}_probabilities.nii.gz"
-    return paths
+    wanted = {"labels": True, "qc": True, "lesion": lesion, "uncertainty": uncertainty, "probabilities": probabilities}
+    return {k: Path(out_dir) / f"{stem}_{k}{'.png' if k == 'qc' else '.nii.gz'}" for k, on in wanted.items() if on}
 
 
 def volume_row(pred: Prediction, inputs: str, stem: str) -> dict[str, str]:
@@ -91,14 +84,11 @@ def write_volumes(out_dir: str | Path, rows: dict[str, dict[str, str]], path: st
         path: write here instead (``--vol FILE``, ``--qc FILE``, a part's table).
         columns: only these columns (default: all).
     """
-    cols: list[str] = []
-    for r in rows.values():
-        cols.extend(k for k in r if k not in cols and (columns is None or k in columns))
+    cols = [k for k in dict.fromkeys(k for r in rows.values() for k in r) if columns is None or k in columns]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, restval="", lineterminator="\n", extrasaction="ignore")
     w.writeheader()
-    for stem in sorted(rows):
-        w.writerow(rows[stem])
+    w.writerows(rows[stem] for stem in sorted(rows))
     path = Path(path) if path is not None else Path(out_dir) / VOLUMES_CSV
     write_text_atomic(path, buf.getvalue())
     return path
@@ -108,9 +98,8 @@ def save_qc(path: Path, image: np.ndarray, pred: Prediction, title: str) -> Path
     """QC figure on the RAS-reoriented grid (exact, so left is left in every figure)."""
     from lesionsynth.viz import save_preview
 
-    img, _ = reorient_to_ras(np.asarray(image, dtype=np.float32), pred.affine)
-    les, _ = reorient_to_ras(pred.lesion, pred.affine)
-    lab, _ = reorient_to_ras(pred.labels, pred.affine)
+    img, les, lab = (reorient_to_ras(a, pred.affine)[0]
+                     for a in (np.asarray(image, dtype=np.float32), pred.lesion, pred.labels))
     return save_preview(path, img, lesion=les if les.any() else None, labels=lab, title=title)
 
 
@@ -127,9 +116,7 @@ def write_outputs(out_dir: str | Path, stem: str, image: np.ndarray, pred: Predi
     if "lesion" in paths:
         save_volume(paths["lesion"], pred.lesion, aff, dtype=np.uint8)
     row = volume_row(pred, inputs, stem)
-    les = ""
-    if "lesion_ml" in row:
-        les = f", lesion {row['lesion_ml']} ml in {row['lesion_count']} component(s)"
+    les = f", lesion {row['lesion_ml']} ml in {row['lesion_count']} component(s)" if "lesion_ml" in row else ""
     save_qc(paths["qc"], image, pred, f"{stem}{les}")
     save_volume(paths["labels"], pred.labels, aff, dtype=np.uint8 if pred.labels.max() < 256 else np.int16)
     return paths, row

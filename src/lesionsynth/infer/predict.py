@@ -72,7 +72,6 @@ class Prediction:
     schema: LabelSchema
 
 
-
 def load_segmenter(path: str | Path, device: str | torch.device | None = None) -> Segmenter:
     """Load a run folder or checkpoint file (see :mod:`lesionsynth.models.checkpoint`)."""
     from lesionsynth.models import load_model
@@ -123,13 +122,11 @@ def modality_logits(seg: Segmenter, image: np.ndarray, affine: np.ndarray,
     fg = prep.foreground if cfg.crop_foreground else None
     window = cfg.window or seg.preprocessing.patch_size or DEFAULT_WINDOW
     box, roi = plan_windows(fg, prep.image.shape, window, seg.divisor, cfg.margin)
-    crop_np, cval = network_input(prep, box, seg.preprocessing.normalisation)
-    crop = torch.from_numpy(crop_np)
-    stitch = _stitch_device(seg.device, seg.schema.num_classes, box)
+    crop, cval = network_input(prep, box, seg.preprocessing.normalisation)
     logits, disagreement = windowed_logits(
-        seg.model, crop, roi, overlap=cfg.overlap, sigma_scale=cfg.sigma_scale, tta=cfg.tta,
-        batch_size=cfg.batch_size, precision=cfg.precision, cval=cval, stitch_device=stitch,
-        progress=cfg.progress)
+        seg.model, torch.from_numpy(crop), roi, overlap=cfg.overlap, sigma_scale=cfg.sigma_scale, tta=cfg.tta,
+        batch_size=cfg.batch_size, precision=cfg.precision, cval=cval, progress=cfg.progress,
+        stitch_device=_stitch_device(seg.device, seg.schema.num_classes, box))
     shift = np.eye(4)
     shift[:3, 3] = [s.start for s in box]
     return LogitField(logits=logits, affine=prep.affine @ shift, disagreement=disagreement)

@@ -116,8 +116,7 @@ def windowed_logits(
         (logits (C, X, Y, Z) float32, flip disagreement (X, Y, Z) in [0, 1] or None without TTA),
         on ``stitch_device``.
     """
-    x = image if image.ndim == 5 else image[None, None]
-    x = x.float()
+    x = (image if image.ndim == 5 else image[None, None]).float()
     dev = model_device(model)
     flips = flip_combinations(tta)
     bs = batch_size or auto_batch_size(dev, roi, len(flips))

@@ -1,6 +1,6 @@
 """Input/output: NIfTI files, atomic writes and resampling through affines."""
 
-from lesionsynth.io.atomic import atomic_path, write_bytes_atomic, write_text_atomic
+from lesionsynth.io.atomic import atomic_path, write_text_atomic
 from lesionsynth.io.nifti import (
     Volume,
     find_images,
@@ -15,5 +15,5 @@ from lesionsynth.io.resample import reorient_to_ras, resample_to_grid, resample_
 __all__ = [
     "Volume", "atomic_path", "find_images", "is_nifti", "load_volume", "reorient_to_ras",
     "resample_to_grid", "resample_to_spacing", "save_volume", "strip_nifti_suffix", "voxel_sizes",
-    "write_bytes_atomic", "write_text_atomic",
+    "write_text_atomic",
 ]

@@ -32,10 +32,6 @@ class Volume:
     def shape(self) -> tuple[int, ...]:
         return tuple(self.data.shape[:3])
 
-    @property
-    def spacing(self) -> np.ndarray:
-        return voxel_sizes(self.affine)
-
 
 def voxel_sizes(affine: np.ndarray) -> np.ndarray:
     """Voxel sizes (mm) along the three array axes."""
@@ -55,8 +51,7 @@ def is_complete_nifti(path: str | Path) -> bool:
     an older version, a synced folder). It decompresses the file: milliseconds for a training case.
     """
     try:
-        img = nib.load(str(path))
-        np.asanyarray(img.dataobj)
+        np.asanyarray(nib.load(str(path)).dataobj)
     except Exception:  # noqa: BLE001 - any failure to read back means: not complete
         return False
     return True
@@ -76,7 +71,6 @@ def load_volume(
     *,
     dtype: type = np.float32,
     allow_4d: bool = False,
-    allow_nan: bool = False,
 ) -> Volume:
     """Read a 3D NIfTI (or MGH) file.
 
@@ -84,7 +78,6 @@ def load_volume(
         path: the image file.
         dtype: numpy dtype of the returned array.
         allow_4d: accept (X, Y, Z, C) data; a trailing singleton axis is always squeezed.
-        allow_nan: accept non-finite values (otherwise an error names the file).
 
     Raises:
         InputError: the file is missing, unreadable, not 3D, or contains NaN/inf.
@@ -108,18 +101,13 @@ def load_volume(
         raise InputError(f"{p}: voxels of type {data.dtype}, expected numbers")
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
-    if data.ndim < 3:
-        raise InputError(f"{p}: expected a 3D volume, got {data.ndim}D data of shape {tuple(data.shape)}")
-    if data.ndim == 4 and not allow_4d:
-        raise InputError(f"{p}: expected a 3D volume, got 4D data of shape {tuple(data.shape)}")
-    if data.ndim > 4:
+    if not 3 <= data.ndim <= (4 if allow_4d else 3):
         raise InputError(f"{p}: expected a 3D volume, got {data.ndim}D data of shape {tuple(data.shape)}")
     if min(data.shape[:3]) < 2:
         raise InputError(f"{p}: expected a 3D volume, got shape {tuple(data.shape)}")
     data = np.asarray(data, dtype=dtype)
-    if not allow_nan and np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
-        n = int((~np.isfinite(data)).sum())
-        raise InputError(f"{p}: contains {n} NaN/inf voxel(s)")
+    if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
+        raise InputError(f"{p}: contains {int((~np.isfinite(data)).sum())} NaN/inf voxel(s)")
     affine = np.asarray(img.affine, dtype=np.float64)
     if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-8:
         raise InputError(f"{p}: invalid (singular or non-finite) affine")
@@ -132,7 +120,6 @@ def save_volume(
     affine: np.ndarray,
     *,
     dtype: type | None = None,
-    header: nib.Nifti1Header | None = None,
 ) -> Path:
     """Write a NIfTI file atomically (temporary file, then rename).
 
@@ -145,7 +132,7 @@ def save_volume(
         else:
             dtype = np.float32
     arr = arr.astype(dtype, copy=False)
-    img = nib.Nifti1Image(arr, np.asarray(affine, dtype=np.float64), header=header)
+    img = nib.Nifti1Image(arr, np.asarray(affine, dtype=np.float64))
     img.set_qform(img.affine, code=1)
     img.set_sform(img.affine, code=1)
     img.header.set_data_dtype(dtype)
@@ -171,10 +158,4 @@ def find_images(inputs: list[str | Path] | str | Path) -> list[Path]:
             out.extend(sorted(Path(q) for q in glob.glob(str(item)) if is_nifti(q)))
         else:
             out.append(p)
-    seen: set[Path] = set()
-    uniq = []
-    for p in out:
-        if p not in seen:
-            seen.add(p)
-            uniq.append(p)
-    return uniq
+    return list(dict.fromkeys(out))

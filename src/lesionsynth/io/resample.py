@@ -11,6 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lesionsynth.io.nifti import voxel_sizes
+
 
 def voxel_map_to_theta(
     vox_out_to_in: np.ndarray | torch.Tensor,
@@ -36,18 +38,6 @@ def voxel_map_to_theta(
         return N
     theta = norm(in_shape) @ M @ torch.linalg.inv(norm(out_shape))
     return theta[:3]
-
-
-def grid_from_voxel_map(
-    vox_out_to_in: np.ndarray | torch.Tensor,
-    in_shape: tuple[int, int, int],
-    out_shape: tuple[int, int, int],
-    device: torch.device | str = "cpu",
-    dtype: torch.dtype = torch.float32,
-) -> torch.Tensor:
-    """Sampling grid of shape (1, X, Y, Z, 3) for ``grid_sample`` from a voxel map."""
-    theta = voxel_map_to_theta(vox_out_to_in, in_shape, out_shape).to(device=device, dtype=dtype)
-    return F.affine_grid(theta[None], [1, 1, *out_shape], align_corners=True)
 
 
 def sample_grid(
@@ -105,7 +95,8 @@ def resample_to_grid(
     out_shape = tuple(int(s) for s in out_shape)
     if np.allclose(M, np.eye(4), atol=1e-6) and in_shape == out_shape:
         return data
-    grid = grid_from_voxel_map(M, in_shape, out_shape, device=t.device)
+    theta = voxel_map_to_theta(M, in_shape, out_shape).to(device=t.device, dtype=torch.float32)
+    grid = F.affine_grid(theta[None], [1, 1, *out_shape], align_corners=True)
     out = sample_grid(t, grid, mode=mode, padding_value=padding_value)
     return out.cpu().numpy() if is_np else out
 
@@ -113,31 +104,30 @@ def resample_to_grid(
 def reorient_to_ras(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Reorder/flip array axes to the closest RAS orientation (exact, no interpolation)."""
     ornt = nib.orientations.io_orientation(affine)
-    target = nib.orientations.axcodes2ornt(("R", "A", "S"))
-    transform = nib.orientations.ornt_transform(ornt, target)
-    spatial = data.shape[:3] if data.ndim >= 3 else data.shape
+    transform = nib.orientations.ornt_transform(ornt, nib.orientations.axcodes2ornt(("R", "A", "S")))
     out = nib.orientations.apply_orientation(data, transform)
-    new_affine = affine @ nib.orientations.inv_ornt_aff(transform, spatial)
-    return np.ascontiguousarray(out), new_affine
+    return np.ascontiguousarray(out), affine @ nib.orientations.inv_ornt_aff(transform, data.shape[:3])
 
 
 def spacing_grid(
-    affine: np.ndarray, shape: tuple[int, int, int], spacing: float | tuple[float, float, float] = 1.0
+    affine: np.ndarray, shape: tuple[int, int, int], spacing: float | tuple[float, float, float] = 1.0,
+    cover: bool = False,
 ) -> tuple[np.ndarray, tuple[int, int, int]]:
-    """An axis-aligned grid of the given spacing covering the same field of view as (affine, shape)."""
-    from lesionsynth.io.nifti import voxel_sizes
+    """A grid of the given spacing, with the axis directions of (affine, shape), centred on its field of view.
 
+    Its outermost voxel centres lie within that field of view, or with ``cover`` on or beyond it.
+    """
     sp = np.broadcast_to(np.asarray(spacing, dtype=np.float64), (3,))
     vs = voxel_sizes(affine)
     extent = vs * (np.asarray(shape) - 1)
-    new_shape = tuple(int(max(1, np.floor(e / s + 1e-6) + 1)) for e, s in zip(extent, sp))
-    direction = np.asarray(affine)[:3, :3] / vs
+    if cover:
+        new_shape = tuple(int(np.ceil(e / s - 1e-6)) + 1 for e, s in zip(extent, sp))
+    else:
+        new_shape = tuple(int(max(1, np.floor(e / s + 1e-6) + 1)) for e, s in zip(extent, sp))
     new = np.eye(4)
-    new[:3, :3] = direction * sp
-    # keep the field of view centred
-    centre_in = np.asarray(affine) @ np.append((np.asarray(shape) - 1) / 2.0, 1.0)
-    centre_new_vox = (np.asarray(new_shape) - 1) / 2.0
-    new[:3, 3] = centre_in[:3] - new[:3, :3] @ centre_new_vox
+    new[:3, :3] = np.asarray(affine)[:3, :3] / vs * sp
+    centre = np.asarray(affine) @ np.append((np.asarray(shape) - 1) / 2.0, 1.0)
+    new[:3, 3] = centre[:3] - new[:3, :3] @ ((np.asarray(new_shape) - 1) / 2.0)
     return new, new_shape
 
 

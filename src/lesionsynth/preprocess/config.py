@@ -32,8 +32,7 @@ class PreprocessConfig:
 
     def __post_init__(self) -> None:
         if self.normalisation not in NORMALISATIONS:
-            raise ConfigError(f"normalisation: {self.normalisation!r} is not one of "
-                              f"{list(NORMALISATIONS)}")
+            raise ConfigError(f"normalisation: {self.normalisation!r} is not one of {list(NORMALISATIONS)}")
         sp = self.spacing if isinstance(self.spacing, tuple) else (self.spacing,)
         if any(s <= 0 for s in sp):
             raise ConfigError(f"spacing: must be positive, got {self.spacing!r}")
@@ -51,8 +50,7 @@ class Preprocessing(PreprocessConfig):
 
     Attributes:
         spacing: working voxel size in mm (isotropic number or three values).
-        normalisation: ``zscore`` (percentile clipping, then z-score; see
-            :func:`lesionsynth.preprocess.normalise_intensity`) or ``none``.
+        normalisation: ``zscore`` (see :func:`lesionsynth.preprocess.normalise_intensity`) or ``none``.
         orientation: axis order the network expects; only ``RAS`` is supported.
         patch_size: training crop size; the default sliding-window size when given.
     """

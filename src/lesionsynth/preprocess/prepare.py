@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from lesionsynth.io import reorient_to_ras, resample_to_grid, voxel_sizes
+from lesionsynth.io.resample import spacing_grid
 from lesionsynth.ops import gaussian_blur
 from lesionsynth.preprocess.config import Preprocessing
 from lesionsynth.preprocess.intensity import normalise_intensity, percentiles
@@ -64,26 +65,16 @@ def working_grid(affine: np.ndarray, shape: tuple[int, int, int], spacing: float
     Otherwise the new grid is centred on the scan and covers its whole field of view (its outermost
     voxel centres lie on or beyond the scan's).
     """
-    sp = np.broadcast_to(np.asarray(spacing, dtype=np.float64), (3,))
-    vs = voxel_sizes(affine)
-    shape = tuple(int(s) for s in shape)
-    if np.all(np.abs(vs - sp) <= tol):
-        return np.asarray(affine, dtype=np.float64), shape  # type: ignore[return-value]
-    extent = vs * (np.asarray(shape) - 1)
-    new_shape = tuple(int(np.ceil(e / s - 1e-6)) + 1 for e, s in zip(extent, sp, strict=True))
-    direction = np.asarray(affine, dtype=np.float64)[:3, :3] / vs
-    new = np.eye(4)
-    new[:3, :3] = direction * sp
-    centre = np.asarray(affine, dtype=np.float64) @ np.append((np.asarray(shape) - 1) / 2.0, 1.0)
-    new[:3, 3] = centre[:3] - new[:3, :3] @ ((np.asarray(new_shape) - 1) / 2.0)
-    return new, new_shape  # type: ignore[return-value]
+    affine = np.asarray(affine, dtype=np.float64)
+    if np.all(np.abs(voxel_sizes(affine) - np.broadcast_to(np.asarray(spacing, dtype=np.float64), (3,))) <= tol):
+        return affine, tuple(int(s) for s in shape)  # type: ignore[return-value]
+    return spacing_grid(affine, shape, spacing, cover=True)
 
 
 def prepare(image: np.ndarray, affine: np.ndarray, preprocessing: Preprocessing | None = None) -> Prepared:
     """Reorient to RAS (exact), reslice to the working spacing (trilinear), find the foreground."""
     pre = preprocessing or Preprocessing()
-    data = np.asarray(image, dtype=np.float32)
-    ras, ras_affine = reorient_to_ras(data, np.asarray(affine, dtype=np.float64))
+    ras, ras_affine = reorient_to_ras(np.asarray(image, dtype=np.float32), np.asarray(affine, dtype=np.float64))
     work_affine, work_shape = working_grid(ras_affine, ras.shape, pre.spacing)
     if work_shape != tuple(ras.shape) or not np.allclose(work_affine, ras_affine, atol=1e-6):
         ras = resample_to_grid(ras, ras_affine, work_affine, work_shape, mode="linear",
@@ -103,6 +94,18 @@ def network_input(prep: Prepared, box: tuple[slice, slice, slice], method: str =
     """
     crop = normalise_intensity(prep.image[box], method)
     return np.ascontiguousarray(crop), float(crop.min())
+
+
+def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
+    """Slices of the bounding box of ``mask`` grown by ``margin`` (clipped to the array); None if empty."""
+    slices = []
+    for ax in range(mask.ndim):
+        other = tuple(i for i in range(mask.ndim) if i != ax)
+        idx = np.flatnonzero(mask.any(axis=other))
+        if idx.size == 0:
+            return None
+        slices.append(slice(max(int(idx[0]) - margin, 0), min(int(idx[-1]) + 1 + margin, mask.shape[ax])))
+    return tuple(slices)
 
 
 def round_up(n: int, divisor: int) -> int:
@@ -134,15 +137,9 @@ def plan_windows(foreground: np.ndarray | None, shape: tuple[int, int, int],
     """
     least = 2 * divisor  # the network's coarsest level keeps >= 2 voxels per axis (instance norm)
     wmax = [max(least, (int(w) // divisor) * divisor) for w in np.broadcast_to(window, (3,))]
-    if foreground is not None and foreground.any():
-        lo, hi = [], []
-        for ax in range(3):
-            other = tuple(a for a in range(3) if a != ax)
-            prof = np.flatnonzero(foreground.any(axis=other))
-            lo.append(max(0, int(prof[0]) - margin))
-            hi.append(min(shape[ax], int(prof[-1]) + 1 + margin))
-    else:
-        lo, hi = [0, 0, 0], list(shape)
+    fg_box = None if foreground is None else bounding_box(foreground, margin)
+    lo = [0, 0, 0] if fg_box is None else [s.start for s in fg_box]
+    hi = list(shape) if fg_box is None else [s.stop for s in fg_box]
     rounded = [max(least, round_up(hi[ax] - lo[ax], divisor)) for ax in range(3)]
     single = (int(np.prod(rounded)) <= int(np.prod(wmax))
               and all(r <= 1.5 * w for r, w in zip(rounded, wmax, strict=True)))
