@@ -12,7 +12,7 @@ registry of those entries. Recording the params of a draw is enough to replay it
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -52,8 +52,3 @@ class Transform:
     params: type
     sample: Callable[..., Any]
     apply: Callable[[Any, Sample], Sample]
-
-
-def params_dict(p: Any) -> dict[str, Any]:
-    """JSON-friendly view of a Params dataclass."""
-    return asdict(p) if is_dataclass(p) else dict(p)

@@ -12,14 +12,14 @@ here.
 
 from __future__ import annotations
 
-from dataclasses import field, make_dataclass
+from dataclasses import asdict, field, make_dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from lesionsynth.augment import bias, blur, flip, gamma, lowres, motion, noise, normalize, skullstrip, spatial
-from lesionsynth.augment.base import Sample, Transform, params_dict
+from lesionsynth.augment.base import Sample, Transform
 from lesionsynth.preprocess.intensity import zscore
 
 REGISTRY: tuple[Transform, ...] = (
@@ -29,7 +29,7 @@ REGISTRY: tuple[Transform, ...] = (
 
 
 def _to_dict(self: Any) -> dict[str, Any]:
-    return {t.name: params_dict(getattr(self, t.name)) for t in REGISTRY}
+    return {t.name: asdict(getattr(self, t.name)) for t in REGISTRY}
 
 
 def _from_dict(cls: type, d: dict[str, Any]) -> Any:

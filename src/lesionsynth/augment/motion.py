@@ -51,7 +51,6 @@ def apply(p: MotionParams, s: Sample) -> Sample:
     if not p.applied:
         return s
     image = s.image
-    dev = image.device
     shape = image.shape[-3:]
     k = torch.fft.fftn(image.float(), dim=(-3, -2, -1))
     # lines (along the phase-encoding axis) acquired after the movement, centre of k-space first
@@ -60,7 +59,7 @@ def apply(p: MotionParams, s: Sample) -> Sample:
     moved = sorted(order[int(p.time * n):])
     factors = []
     for ax in range(3):
-        f = torch.fft.fftfreq(shape[ax], device=dev)
+        f = torch.fft.fftfreq(shape[ax], device=image.device)
         view = [1, 1, 1]
         view[ax] = -1
         factors.append(torch.exp(-2j * torch.pi * f * p.shift_vox[ax]).view(view))

@@ -60,9 +60,8 @@ class SpatialConfig:
         check_at_least("spacing", self.spacing, 0.0, strict=True)
         check_probability("p_affine", self.p_affine)
         check_probability("p_elastic", self.p_elastic)
-        for name in ("rotation_deg", "shear", "translation_mm", "elastic_max_mm", "crop_jitter_mm"):
+        for name in ("rotation_deg", "shear", "translation_mm", "elastic_max_mm", "crop_jitter_mm", "scaling"):
             check_at_least(name, getattr(self, name), 0.0)
-        check_at_least("scaling", self.scaling, 0.0)
         if self.scaling >= 1.0:
             raise ConfigError(f"scaling = {self.scaling} must be < 1 (a relative change of the size)")
         check_at_least("elastic_spacing_mm", self.elastic_spacing_mm, 0.0, strict=True)
@@ -100,13 +99,18 @@ def sample(gen: torch.Generator, cfg: SpatialConfig, affine: object = None) -> S
     return p
 
 
-def _affine_matrix(p: SpatialParams) -> np.ndarray:
-    a, b, c = (math.radians(x) for x in p.rotation_deg)
+def rotation_matrix(angles_deg: list[float]) -> np.ndarray:
+    """The 3x3 rotation ``Rz @ Ry @ Rx`` by ``angles_deg`` (degrees) about the x, y and z axes."""
+    a, b, c = (math.radians(x) for x in angles_deg)
     Rx = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
     Ry = np.array([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
     Rz = np.array([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])
+    return Rz @ Ry @ Rx
+
+
+def _affine_matrix(p: SpatialParams) -> np.ndarray:
     Sh = np.array([[1, p.shear[0], p.shear[1]], [0, 1, p.shear[2]], [0, 0, 1]])
-    return Rz @ Ry @ Rx @ Sh @ np.diag(p.scaling)
+    return rotation_matrix(p.rotation_deg) @ Sh @ np.diag(p.scaling)
 
 
 def output_grid(in_affine: np.ndarray, in_shape: tuple[int, int, int], p: SpatialParams,
@@ -125,8 +129,7 @@ def build_grid(p: SpatialParams, in_affine: np.ndarray, in_shape: tuple[int, int
                device: torch.device | str) -> tuple[torch.Tensor, tuple[int, int, int], np.ndarray]:
     """Sampling grid (1, X, Y, Z, 3) for ``grid_sample``, the output shape and the output affine."""
     sp_in = voxel_sizes(in_affine)
-    shift_vox = np.asarray(p.crop_shift_mm) / sp_in
-    centre = np.asarray(centre_vox, dtype=np.float64) + shift_vox
+    centre = np.asarray(centre_vox, dtype=np.float64) + np.asarray(p.crop_shift_mm) / sp_in
     V, out_shape, out_affine = output_grid(in_affine, in_shape, p, centre)
     sp_out = sp_in * np.diag(V[:3, :3])
     # voxel map: i = c + D^-1 (M (sp_out * (j - (S-1)/2)) + t)
@@ -153,8 +156,7 @@ def build_grid(p: SpatialParams, in_affine: np.ndarray, in_shape: tuple[int, int
         disp = disp * scale[:, None, None, None]
         coarse = coarse + disp.flip(0).permute(1, 2, 3, 0)[None]
     dense = F.interpolate(coarse.permute(0, 4, 1, 2, 3), size=out_shape, mode="trilinear", align_corners=True)
-    grid = dense.permute(0, 2, 3, 4, 1).contiguous()
-    return grid, out_shape, out_affine
+    return dense.permute(0, 2, 3, 4, 1).contiguous(), out_shape, out_affine
 
 
 def apply(p: SpatialParams, s: Sample) -> Sample:
@@ -172,16 +174,14 @@ def apply(p: SpatialParams, s: Sample) -> Sample:
     x = image[None, None] if image.ndim == 3 else image[None]
     # outside the field of view: the mean of the input's corners (background), not replicated edges
     # (replicating a textured border makes streaks)
-    c = 4
-    ends = (slice(0, c), slice(-c, None))
+    ends = (slice(0, 4), slice(-4, None))
     corners = torch.stack([x[..., i, j, k].mean((-3, -2, -1)) for i in ends for j in ends for k in ends]).mean(0)
     pad = corners[..., None, None, None].float()
     out = F.grid_sample(x.float() - pad, grid, mode="bilinear", padding_mode="zeros", align_corners=True) + pad
     out_img = out[0, 0] if image.ndim == 3 else out[0]
     labels, mask = s.labels, s.mask
     if labels is not None or mask is not None:
-        ref = labels if labels is not None else mask
-        packed = torch.zeros(in_shape, device=ref.device) if labels is None else labels.float()  # type: ignore[union-attr]
+        packed = torch.zeros(in_shape, device=mask.device) if labels is None else labels.float()  # type: ignore[union-attr]
         if mask is not None:
             packed = packed + 1024.0 * mask.float()
         lab = F.grid_sample(packed[None, None], grid, mode="nearest", padding_mode="border",

@@ -113,9 +113,7 @@ def write_case(root: str | Path, case_id: str, images: list[np.ndarray] | np.nda
     if isinstance(images, np.ndarray) and images.ndim == 3:
         images = [images]
     img_paths, lab_path = case_files(root, case_id, len(images), split)
-    written = []
-    for arr, p in zip(images, img_paths):
-        written.append(save_volume(p, np.asarray(arr, dtype=np.float32), affine))
+    written = [save_volume(p, np.asarray(arr, dtype=np.float32), affine) for arr, p in zip(images, img_paths)]
     if params is not None:
         p = root / "params" / f"{case_id}.json"
         write_text_atomic(p, json.dumps(params, indent=1, default=_json_default) + "\n")
@@ -133,15 +131,10 @@ def case_done(root: str | Path, case_id: str, n_channels: int = 1, split: str = 
 
 
 def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    return str(o)
+    """numpy/torch scalars and arrays as Python numbers and lists; anything else as text."""
+    if isinstance(o, np.floating):
+        return float(o)  # np.longdouble.tolist() stays a numpy scalar
+    return o.tolist() if hasattr(o, "tolist") else str(o)
 
 
 _CASE_RE = re.compile(r"^(?P<case>.+)_(?P<ch>\d{4})\.nii(\.gz)?$")
@@ -179,14 +172,10 @@ def read_dataset(root: str | Path, split: str = "Tr", require_labels: bool = Tru
     for cid, chans in groups.items():
         if sorted(chans) != list(range(n_ch)):
             raise InputError(f"{img_dir}: case {cid} has channels {sorted(chans)}, expected 0..{n_ch - 1}")
-        lab = root / f"labels{split}" / f"{cid}{FILE_ENDING}"
-        if not lab.is_file():
-            alt = root / f"labels{split}" / f"{cid}.nii"
-            lab = alt if alt.is_file() else lab
-        if not lab.is_file():
-            if require_labels:
-                raise InputError(f"{root}: case {cid} has no label file labels{split}/{cid}{FILE_ENDING}")
-            lab = None
+        lab_dir = root / f"labels{split}"
+        lab = next((f for f in (lab_dir / f"{cid}{FILE_ENDING}", lab_dir / f"{cid}.nii") if f.is_file()), None)
+        if lab is None and require_labels:
+            raise InputError(f"{root}: case {cid} has no label file labels{split}/{cid}{FILE_ENDING}")
         cases.append(Case(cid, [chans[c] for c in range(n_ch)], lab))
     if not cases:
         raise InputError(f"{img_dir}: no cases named CASE_0000.nii.gz")

@@ -48,16 +48,14 @@ def _run_demo(args: argparse.Namespace) -> int:
     return main_demo(DemoOptions(out=args.out, n_heldout=args.n_heldout, train_config=args.config,
                                  epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
                                  seed=args.seed, device=args.device, threads=getattr(args, "threads", None),
-                                 gan_masks=args.gan_masks,
-                                 gan_translator=args.gan_translator, ldm_mask=args.ldm_mask,
-                                 ldm_image=args.ldm_image))
+                                 gan_masks=args.gan_masks, gan_translator=args.gan_translator,
+                                 ldm_mask=args.ldm_mask, ldm_image=args.ldm_image))
 
 
 def _run_experiment(args: argparse.Namespace) -> int:
     from lesionsynth.demo.experiment import load_experiment, run_experiment
 
-    cfg = load_experiment(args.config)
-    out = args.out or Path("experiments") / cfg.name
+    out = args.out or Path("experiments") / load_experiment(args.config).name
     res = run_experiment(args.config, out)
     print(f"experiment report: {Path(res['report']).resolve()}")
     return 0

@@ -139,14 +139,12 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     return cfg
 
 
-
 def train_arm(arm: ArmConfig, out: Path, device: str | None = None) -> Path:
     """Train (or resume) one arm; returns its run folder (or the given model)."""
     if arm.model is not None:
         return Path(arm.model)
     run_dir = out / "arms" / arm.name
-    base = read_yaml(resolve_config_path(arm.train_config))  # type: ignore[arg-type]
-    cfg = deep_update(base, arm.overrides)
+    cfg = deep_update(read_yaml(resolve_config_path(arm.train_config)), arm.overrides)  # type: ignore[arg-type]
     if arm.datasets:
         merged = merge_datasets(arm.datasets, out / "arms" / f"{arm.name}_data", arm.max_cases)
         cfg = deep_update(cfg, {"real": {"path": str(merged)}})
@@ -176,7 +174,7 @@ def merge_datasets(folders: list[str], dest: Path, max_cases: list[int | None] |
         if labels is not None and ds.labels != labels:
             raise InputError(f"{folder}: labels {ds.labels} differ from {folders[0]}'s {labels}")
         labels, channels = ds.labels, ds.channel_names
-        limit = (max_cases or [None] * len(folders))[k] if k < len(max_cases or []) else None
+        limit = max_cases[k] if max_cases and k < len(max_cases) else None
         for case in ds.cases[:limit]:
             for c, img in enumerate(case.images):
                 _link(img, dest / "imagesTr" / f"d{k}_{case.id}_{c:04d}.nii.gz")
@@ -219,8 +217,7 @@ def run_experiment(config_path: str | Path, out: str | Path) -> dict[str, Any]:
     sections: list[tuple[str, str]] = []
     results: dict[str, Any] = {}
     sets = {t.name: t for t in cfg.test_sets}
-    evaluations = [(t.name, t.truth, t.label) for t in cfg.test_sets] + [(e.name, e.truth, e.label)
-                                                                         for e in cfg.ensembles]
+    evaluations = [(t.name, t.truth, t.label) for t in [*cfg.test_sets, *cfg.ensembles]]
     for arm, model in models.items():
         for t in cfg.test_sets:
             predict(t.images, out / "predictions" / arm / t.name, model, **popts)
@@ -251,9 +248,8 @@ def list_cases_images(images: list[str]) -> dict[str, Path]:
     from lesionsynth.evaluate.matching import _CHANNEL_SUFFIX, _WORD_SUFFIX
     from lesionsynth.io.nifti import find_images, strip_nifti_suffix
 
-    files = find_images(images)
     out: dict[str, Path] = {}
-    for f in files:
+    for f in find_images(images):
         s = strip_nifti_suffix(f)
         for pat in (_WORD_SUFFIX, _CHANNEL_SUFFIX):
             s = pat.sub("", s)

@@ -68,11 +68,8 @@ def run_demo(opt: DemoOptions) -> dict:
     generated = _generated_sets(opt, out)
 
     say(f"[2/6] training the '{opt.train_config}' configuration (on-the-fly synthetic data) -> {run_dir}")
-    overrides = {"device": opt.device, "seed": opt.seed}
-    for key in ("epochs", "iterations_per_epoch", "threads"):
-        if getattr(opt, key):
-            overrides[key] = getattr(opt, key)
-    train_or_resume(opt.train_config, run_dir, overrides)
+    overrides = {k: getattr(opt, k) for k in ("epochs", "iterations_per_epoch", "threads") if getattr(opt, k)}
+    train_or_resume(opt.train_config, run_dir, {"device": opt.device, "seed": opt.seed, **overrides})
 
     say("[3/6] building realistic test images (MNI152 T1 + pasted chronic stroke, and a T2-like inversion)")
     cases = make_stroke_images(out / "realistic")
@@ -224,8 +221,7 @@ def _heldout_synth_config(train_config: str, path: Path) -> Path:
 def _cols(rows: list[dict]) -> list[str]:
     want = ["case", "model", "dice", "hd95_mm", "avd_ml", "ald", "lesion_f1", "truth_volume_ml", "pred_volume_ml"]
     have = list(rows[0]) if rows else []
-    cols = [c for c in want if c in have]
-    return cols or have
+    return [c for c in want if c in have] or have
 
 
 def _intro(opt: DemoOptions, seconds: float, generated: list[str]) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from lesionsynth.io.nifti import save_volume
-from lesionsynth.labels.sources import mni_t1_template, mni_tissue_probs
+from lesionsynth.labels.sources import mni_tissue_probs
 from lesionsynth.lesions import ProceduralLesionConfig, apply_procedural, sample_procedural
 from lesionsynth.ops import gaussian_blur
 
@@ -34,8 +34,7 @@ def make_stroke_images(out_dir: str | Path, seed: int = 2024, volume_ml: tuple[f
     Returns the written cases (image path and truth path each).
     """
     out = Path(out_dir)
-    probs, affine, _ = mni_tissue_probs()
-    t1 = mni_t1_template().data.astype(np.float32)
+    probs, affine, t1 = mni_tissue_probs()
     tissue = np.concatenate([probs, np.zeros_like(probs[:1])]).argmax(0)  # schema order bg,gm,wm,pv,csf
     brain = torch.from_numpy((tissue == 2) | (tissue == 1) | (tissue == 3))
     g = torch.Generator().manual_seed(seed)
@@ -51,9 +50,6 @@ def make_stroke_images(out_dir: str | Path, seed: int = 2024, volume_ml: tuple[f
     t2 = np.where(head, hi - t1_les.clip(0, hi), 0.0).astype(np.float32)
     truth = tissue.astype(np.uint8)
     truth[soft > 0.5] = 5
-    cases = []
-    for name, img in (("T1_stroke", t1_les.astype(np.float32)), ("T2like_stroke", t2)):
-        ip = save_volume(out / "images" / f"{name}.nii.gz", img, affine)
-        tp = save_volume(out / "truth" / f"{name}.nii.gz", truth, affine)
-        cases.append(TestCase(name, ip, tp))
-    return cases
+    return [TestCase(name, save_volume(out / "images" / f"{name}.nii.gz", img, affine),
+                     save_volume(out / "truth" / f"{name}.nii.gz", truth, affine))
+            for name, img in (("T1_stroke", t1_les.astype(np.float32)), ("T2like_stroke", t2))]

@@ -18,13 +18,12 @@ from lesionsynth.errors import ConfigError
 TABLES = Path(__file__).parent / "tables"
 
 
-def _table_path(name_or_path: str | Path) -> Path:
+def _read_table(name_or_path: str | Path) -> tuple[dict, str]:
+    """The YAML mapping of a table file or built-in table name, and where it was read from."""
     p = Path(name_or_path)
-    if p.is_file():
-        return p
-    for cand in (TABLES / p, TABLES / f"{p}.yaml"):
+    for cand in (p, TABLES / p, TABLES / f"{p}.yaml"):
         if cand.is_file():
-            return cand
+            return read_yaml(cand), str(cand)
     raise ConfigError(f"{name_or_path}: no such label table (built-in: {', '.join(builtin_tables())})")
 
 
@@ -109,8 +108,7 @@ def load_schema(name_or_path: str | Path | LabelSchema = "tissue") -> LabelSchem
     """Load a schema by built-in name (``tissue``) or YAML path."""
     if isinstance(name_or_path, LabelSchema):
         return name_or_path
-    p = _table_path(name_or_path)
-    return LabelSchema.from_dict(read_yaml(p), where=str(p))
+    return LabelSchema.from_dict(*_read_table(name_or_path))
 
 
 TISSUE = load_schema("tissue")
@@ -173,5 +171,4 @@ def load_mapping(name_or_path: str | Path | LabelMapping = "freesurfer-to-tissue
     """Load a mapping table by built-in name or YAML path."""
     if isinstance(name_or_path, LabelMapping):
         return name_or_path
-    p = _table_path(name_or_path)
-    return LabelMapping.from_dict(read_yaml(p), where=str(p))
+    return LabelMapping.from_dict(*_read_table(name_or_path))

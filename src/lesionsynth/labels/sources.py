@@ -8,14 +8,14 @@ SynthSeg convention), so e.g. skull and scalp get different intensities although
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from lesionsynth.errors import InputError
-from lesionsynth.io.nifti import Volume, load_volume, voxel_sizes
+from lesionsynth.io.nifti import Volume, find_images, load_volume, voxel_sizes
 from lesionsynth.io.resample import resample_to_spacing
 from lesionsynth.labels.schema import TISSUE, LabelMapping, LabelSchema, load_mapping
 
@@ -62,9 +62,8 @@ class LabelMap:
         return t.device
 
     def to(self, device: torch.device | str) -> LabelMap:
-        return LabelMap(self.affine, self.schema, self.gen_to_target, self.gen_names,
-                        None if self.probs is None else self.probs.to(device),
-                        None if self.index is None else self.index.to(device), self.name)
+        return replace(self, probs=None if self.probs is None else self.probs.to(device),
+                       index=None if self.index is None else self.index.to(device))
 
     def target_probs_argmax(self) -> torch.Tensor:
         """Hard target labels (X, Y, Z), int64, in schema classes."""
@@ -82,9 +81,7 @@ class LabelMap:
         return self.target_probs_argmax() != self.schema.background_index
 
 
-# ----------------------------------------------------------------------------------------------------
 # The embedded default: nilearn's MNI152 2009 grey/white matter maps
-# ----------------------------------------------------------------------------------------------------
 
 
 def mni_tissue_probs(pv_threshold: float = 0.25) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -153,9 +150,7 @@ def mni_t1_template() -> Volume:
     return Volume(np.asarray(img.get_fdata(), dtype=np.float32), np.asarray(img.affine, dtype=np.float64))
 
 
-# ----------------------------------------------------------------------------------------------------
 # User label maps
-# ----------------------------------------------------------------------------------------------------
 
 
 def soft_maps(paths: list[str | Path] | str | Path, class_names: list[str] | None = None,
@@ -256,17 +251,8 @@ def load_label_source(spec: str | Path, schema: LabelSchema = TISSUE,
     """
     if str(spec) == "default":
         return [mni_default(resolution=resolution, schema=schema)]
-    p = Path(spec)
-    from lesionsynth.io.nifti import find_images
-
-    files = find_images(p)
+    files = find_images(Path(spec))
     if not files:
-        raise InputError(f"{p}: no NIfTI label maps found")
-    out = []
-    for f in files:
-        vol = load_volume(f, allow_4d=True)
-        if vol.data.ndim == 4:
-            out.append(soft_maps(f, schema=schema, resolution=resolution))
-        else:
-            out.append(hard_labelmap(f, mapping or "freesurfer-to-tissue", resolution=resolution))
-    return out
+        raise InputError(f"{Path(spec)}: no NIfTI label maps found")
+    return [soft_maps(f, schema=schema, resolution=resolution) if load_volume(f, allow_4d=True).data.ndim == 4
+            else hard_labelmap(f, mapping or "freesurfer-to-tissue", resolution=resolution) for f in files]

@@ -56,8 +56,7 @@ class LesionFolder:
         src_affine = vol.affine
         if flip:
             src_affine = np.diag([-1.0, 1.0, 1.0, 1.0]) @ src_affine
-        out = resample_to_grid(torch.from_numpy(m), src_affine, affine, shape, mode="linear")
-        t = (out > 0.5).float()
+        t = (resample_to_grid(torch.from_numpy(m), src_affine, affine, shape, mode="linear") > 0.5).float()
         if cache:
             self._cache[key] = t
         return t

@@ -83,5 +83,4 @@ def paste_lesion(mask: torch.Tensor, brain: torch.Tensor, affine: np.ndarray,
     field = torch.sigmoid(1.5 * field)  # (0, 1), smooth
     fmin, fmax = field.min(), field.max()
     field = (field - fmin) / (fmax - fmin).clamp_min(1e-6)
-    grade = p.grade_min + (1.0 - p.grade_min) * field
-    return alpha, alpha * grade
+    return alpha, alpha * (p.grade_min + (1.0 - p.grade_min) * field)

@@ -7,6 +7,8 @@ box: a crude affine registration that keeps a mask in the same anatomical region
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 
@@ -18,19 +20,14 @@ def world_box(affine: np.ndarray, lo_vox: np.ndarray, hi_vox: np.ndarray) -> tup
     return w.min(1), w.max(1)
 
 
-_MNI_BOX: tuple[np.ndarray, np.ndarray] | None = None
-
-
+@lru_cache(maxsize=1)
 def mni_brain_box() -> tuple[np.ndarray, np.ndarray]:
     """World bounding box of the MNI152 2009 brain (the default label map's non-background voxels)."""
-    global _MNI_BOX
-    if _MNI_BOX is None:
-        from lesionsynth.labels.sources import mni_tissue_probs
+    from lesionsynth.labels.sources import mni_tissue_probs
 
-        probs, affine, _ = mni_tissue_probs()
-        idx = np.argwhere(probs.argmax(0) != 0)
-        _MNI_BOX = world_box(affine, idx.min(0), idx.max(0))
-    return _MNI_BOX
+    probs, affine, _ = mni_tissue_probs()
+    idx = np.argwhere(probs.argmax(0) != 0)
+    return world_box(affine, idx.min(0), idx.max(0))
 
 
 def box_fit(src: tuple[np.ndarray, np.ndarray], dst: tuple[np.ndarray, np.ndarray]) -> np.ndarray:

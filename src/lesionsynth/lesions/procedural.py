@@ -11,13 +11,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from lesionsynth.config import check_interval
 from lesionsynth.errors import ConfigError, InputError
 from lesionsynth.io.nifti import voxel_sizes
-from lesionsynth.ops import smooth_noise
-from lesionsynth.ops import uniform as _uniform
+from lesionsynth.ops import sample_seed, smooth_noise, uniform
 
 
 @dataclass
@@ -75,8 +75,6 @@ def _rotation(angles: list[float]) -> torch.Tensor:
 def sample_procedural(gen: torch.Generator, cfg: ProceduralLesionConfig, region: torch.Tensor,
                       affine) -> ProceduralLesionParams:
     """Draw the parameters of one procedural lesion inside ``region`` (bool (X, Y, Z))."""
-    import numpy as np
-
     coords = region.nonzero()
     if cfg.hemisphere != "any":
         world_x = (torch.as_tensor(np.asarray(affine)[0, :3], dtype=torch.float32)
@@ -86,28 +84,24 @@ def sample_procedural(gen: torch.Generator, cfg: ProceduralLesionConfig, region:
     if len(coords) == 0:
         raise InputError("procedural lesions: the allowed region (brain) is empty")
     n_comp = int(torch.randint(cfg.components[0], cfg.components[1] + 1, (), generator=gen))
-    lo, hi = math.log(cfg.volume_ml[0]), math.log(cfg.volume_ml[1])
-    total = math.exp(_uniform(gen, lo, hi))
+    total = math.exp(uniform(gen, math.log(cfg.volume_ml[0]), math.log(cfg.volume_ml[1])))
     weights = torch.rand(n_comp, generator=gen) + 0.3
     weights = weights / weights.sum()
-    p = ProceduralLesionParams(noise_seed=int(torch.randint(0, 2**31 - 1, (), generator=gen)))
+    p = ProceduralLesionParams(noise_seed=sample_seed(gen))
     for k in range(n_comp):
         idx = int(torch.randint(0, len(coords), (), generator=gen))
         p.volumes_ml.append(total * float(weights[k]))
         p.centres_vox.append([float(c) for c in coords[idx].tolist()])
-        el = _uniform(gen, *cfg.elongation)
-        ax = [1.0, _uniform(gen, 1.0, el), el]
-        p.axes.append(ax)
-        p.rotations.append([_uniform(gen, -math.pi, math.pi) for _ in range(3)])
-        p.roughness.append(_uniform(gen, *cfg.roughness))
-        p.noise_scale_mm.append(_uniform(gen, *cfg.noise_scale_mm))
+        el = uniform(gen, *cfg.elongation)
+        p.axes.append([1.0, uniform(gen, 1.0, el), el])
+        p.rotations.append([uniform(gen, -math.pi, math.pi) for _ in range(3)])
+        p.roughness.append(uniform(gen, *cfg.roughness))
+        p.noise_scale_mm.append(uniform(gen, *cfg.noise_scale_mm))
     return p
 
 
 def apply_procedural(p: ProceduralLesionParams, region: torch.Tensor, affine) -> torch.Tensor:
     """Render drawn parameters into a binary mask (float {0, 1}, region's shape and device)."""
-    import numpy as np
-
     device = region.device
     shape = tuple(region.shape)
     vs = torch.as_tensor(voxel_sizes(np.asarray(affine)), dtype=torch.float32, device=device)
@@ -125,7 +119,8 @@ def apply_procedural(p: ProceduralLesionParams, region: torch.Tensor, affine) ->
         c = [int(round(x)) for x in p.centres_vox[k]]
         lo = [max(0, c[i] - half[i]) for i in range(3)]
         hi = [min(shape[i], c[i] + half[i] + 1) for i in range(3)]
-        sub = region[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        box = tuple(slice(a, b) for a, b in zip(lo, hi))
+        sub = region[box]
         if sub.sum() == 0:
             continue
         grids = torch.meshgrid(*[torch.arange(lo[i], hi[i], device=device, dtype=torch.float32)
@@ -142,6 +137,5 @@ def apply_procedural(p: ProceduralLesionParams, region: torch.Tensor, affine) ->
         n = min(n_vox, int(sub.sum()))
         thr = torch.topk(f.flatten(), n).values[-1]
         blob = (f >= thr) & sub
-        out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = torch.maximum(
-            out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], blob.float())
+        out[box] = torch.maximum(out[box], blob.float())
     return out

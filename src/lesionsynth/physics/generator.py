@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import yaml
 
+from lesionsynth.augment.spatial import rotation_matrix
 from lesionsynth.errors import ConfigError, InputError
 from lesionsynth.io.resample import resample_to_grid
 from lesionsynth.labels.schema import TISSUE
@@ -151,8 +152,7 @@ def load_tissue_table(path: str | None = None) -> dict[str, Any]:
     for key in ("tissues", "lesions", "extracerebral"):
         if not isinstance(data, dict) or not isinstance(data.get(key), dict):
             raise ConfigError(f"{p}: tissue table needs a '{key}' mapping")
-    names = set(data["tissues"])
-    bad = {v for v in data["extracerebral"].values() if v not in names}
+    bad = set(data["extracerebral"].values()) - set(data["tissues"])
     if bad:
         raise ConfigError(f"{p}: extracerebral labels name unknown tissues {sorted(bad)}")
     return data
@@ -182,24 +182,19 @@ class PhysicsGenerator:
         self.cfg.check()
         self.table = load_tissue_table(self.cfg.tissues)
         if label_maps is None:
-            label_maps = []
-            for spec in self.cfg.labels:
-                label_maps.extend(load_label_source(spec, TISSUE, self.cfg.mapping, self.cfg.resolution))
+            label_maps = [lm for spec in self.cfg.labels
+                          for lm in load_label_source(spec, TISSUE, self.cfg.mapping, self.cfg.resolution)]
         if not label_maps:
             raise InputError("no label maps given")
         self.anatomies = [self._prepare(lm) for lm in label_maps]
-        self.lesions: LesionFolder | None = None
-        if self.cfg.lesions != "procedural":
-            self.lesions = LesionFolder(self.cfg.lesions)
+        self.lesions = None if self.cfg.lesions == "procedural" else LesionFolder(self.cfg.lesions)
 
     def _prepare(self, lm: LabelMap) -> _Anatomy:
         lm = lm.to("cpu")
         target = lm.target_probs_argmax()
         s = lm.schema
-        paren = torch.zeros_like(target, dtype=torch.bool)
-        for name in ("grey_matter", "white_matter", "partial_volume"):
-            if name in s.classes:
-                paren |= target == s.index(name)
+        paren_classes = [s.index(n) for n in ("grey_matter", "white_matter", "partial_volume") if n in s.classes]
+        paren = torch.isin(target, torch.tensor(paren_classes, dtype=target.dtype))
         if not paren.any():
             raise InputError(f"{lm.name}: label map has no grey or white matter")
         by_target = {"grey_matter": "gm", "white_matter": "wm", "partial_volume": "pv", "csf": "csf"}
@@ -217,25 +212,17 @@ class PhysicsGenerator:
                 except ValueError:
                     value = -1
                 tissue_of_gen.append(extra.get(value, "muscle"))
-        if lm.index is not None:
-            air = torch.tensor([t == "air" for t in tissue_of_gen])[lm.index]
-            head = ~air
-        else:
-            head = target != s.background_index
+        head = (target != s.background_index if lm.index is None
+                else ~torch.tensor([t == "air" for t in tissue_of_gen])[lm.index])
         idx = head.nonzero()
         lo, hi = idx.min(0).values.numpy(), idx.max(0).values.numpy()
         brain = (target != s.background_index).nonzero()
         fit = fit_to_map(lm.affine, brain.min(0).values.numpy(), brain.max(0).values.numpy(), lm.name)
         return _Anatomy(lm, target, paren, tissue_of_gen, lo, hi, fit if self.cfg.lesion_fit_brain else np.eye(4))
 
-    # ------------------------------------------------------------------------------------------------
     def _draw_props(self, gen: torch.Generator, section: str) -> dict[str, dict[str, float]]:
-        out = {}
-        for name, rng in self.table[section].items():
-            out[name] = {k: uniform(gen, float(v[0]), float(v[1])) for k, v in rng.items()
-                         if isinstance(v, (list, tuple))}
-            out[name].update({k: float(v) for k, v in rng.items() if not isinstance(v, (list, tuple))})
-        return out
+        return {name: {k: uniform(gen, float(v[0]), float(v[1])) if isinstance(v, (list, tuple)) else float(v)
+                       for k, v in rng.items()} for name, rng in self.table[section].items()}
 
     def draw(self, index: int, seed: int = 0, modality: str | None = None, resolution: str | None = None,
              lesion_type: str | None = None) -> dict[str, Any]:
@@ -275,14 +262,11 @@ class PhysicsGenerator:
                                         + RESOLUTIONS.index(resolution)))
         seq_kind = "dwi" if modality == "adc" else modality
         seq = sequences.sample(sgen, seq_kind, csf_t1=tissues["csf"]["t1"])
-        if resolution == "1mm":
-            vox = [1.0, 1.0, 1.0]
-        elif resolution == "2mm":
-            vox = [2.0, 2.0, 2.0]
-        else:
-            ip = uniform(sgen, *cfg.inplane_mm)
-            vox = [ip, ip, ip]
+        if resolution == "thick":
+            vox = [uniform(sgen, *cfg.inplane_mm)] * 3
             vox[int(torch.randint(0, 3, (), generator=sgen))] = uniform(sgen, *cfg.slice_mm)
+        else:
+            vox = [1.0 if resolution == "1mm" else 2.0] * 3
         angles = [uniform(sgen, -cfg.rotation_deg, cfg.rotation_deg) for _ in range(3)]
         snr_rng = cfg.snr_dwi if seq_kind == "dwi" else cfg.snr
         scan = {"modality": modality, "resolution": resolution, "sequence": asdict(seq), "voxel_mm": vox,
@@ -292,7 +276,6 @@ class PhysicsGenerator:
                 "label_map_name": an.lm.name, "lesion": lesion, "tissues": tissues,
                 "texture_seed": texture_seed, "scan": scan}
 
-    # ------------------------------------------------------------------------------------------------
     def _lesion_mask(self, rec: dict[str, Any], an: _Anatomy) -> torch.Tensor:
         les = rec["lesion"]
         if les["source"] == "procedural":
@@ -345,11 +328,7 @@ class PhysicsGenerator:
     def _grids(self, rec: dict[str, Any], an: _Anatomy) -> tuple[np.ndarray, tuple, np.ndarray, tuple]:
         """(intermediate affine, shape) at the fine spacing and (acquisition affine, shape), both oblique."""
         sc = rec["scan"]
-        a, b, c = (math.radians(x) for x in sc["angles_deg"])
-        rx = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
-        ry = np.array([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
-        rz = np.array([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])
-        rot = rz @ ry @ rx
+        rot = rotation_matrix(sc["angles_deg"])
         aff = an.lm.affine
         corners = np.array([[x, y, z, 1.0] for x in (an.head_lo[0], an.head_hi[0])
                             for y in (an.head_lo[1], an.head_hi[1]) for z in (an.head_lo[2], an.head_hi[2])])
@@ -366,8 +345,7 @@ class PhysicsGenerator:
             m[:3, 3] = rot @ lo
             return m, shape
 
-        inter = np.minimum(vox, fine)
-        return (*grid(inter), *grid(vox))
+        return (*grid(np.minimum(vox, fine)), *grid(vox))
 
     def _acquire(self, fine: torch.Tensor, an: _Anatomy, grids: tuple, vox: np.ndarray) -> torch.Tensor:
         """Fine-grid data -> acquisition grid through the slice profile (Gaussian, FWHM = voxel size)."""
@@ -420,10 +398,9 @@ class PhysicsGenerator:
             s0, ref0 = scan(0.0)
             sd = ref1 / sc["snr"]
             n0, n1 = rician(s0, sd), rician(s1, sd)
-            adc = torch.log(n0.clamp_min(1e-6) / n1.clamp_min(1e-6)) / seq.b  # mm^2/s
-            adc = (adc * 1e6).clamp(0, 4000)
-            adc[n0 < 0.15 * ref0] = 0.0                                        # scanners mask the background
-            image = adc
+            image = torch.log(n0.clamp_min(1e-6) / n1.clamp_min(1e-6)) / seq.b  # mm^2/s
+            image = (image * 1e6).clamp(0, 4000)
+            image[n0 < 0.15 * ref0] = 0.0                                        # scanners mask the background
         else:
             s, ref = scan(None)
             image = rician(s, ref / sc["snr"]) * 1000.0

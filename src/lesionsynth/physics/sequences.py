@@ -56,19 +56,15 @@ def signal(p: SequenceParams, pd, t1, t2, adc=0.0, b: float | None = None):
 
     ``b`` overrides the sequence's b-value (DWI only; 0 for the b = 0 image).
     """
-    lib = torch if any(torch.is_tensor(v) for v in (pd, t1, t2, adc)) else math
-    exp = lib.exp
+    exp = (torch if any(torch.is_tensor(v) for v in (pd, t1, t2, adc)) else math).exp
     t1 = t1.clamp_min(1e-3) if torch.is_tensor(t1) else max(t1, 1e-3)
     t2 = t2.clamp_min(1e-3) if torch.is_tensor(t2) else max(t2, 1e-3)
     if p.kind == "t1w":
-        s = pd * (1 - 2 * exp(-p.ti / t1) + exp(-(p.ti + p.td) / t1))
-        return s.abs() if torch.is_tensor(s) else abs(s)
+        return abs(pd * (1 - 2 * exp(-p.ti / t1) + exp(-(p.ti + p.td) / t1)))
     if p.kind == "t2w":
         return pd * (1 - exp(-p.tr / t1)) * exp(-p.te / t2)
     if p.kind == "flair":
-        m = 1 - 2 * exp(-p.ti / t1) + exp(-p.tr / t1)
-        m = m.abs() if torch.is_tensor(m) else abs(m)
-        return pd * m * exp(-p.te / t2)
+        return pd * abs(1 - 2 * exp(-p.ti / t1) + exp(-p.tr / t1)) * exp(-p.te / t2)
     if p.kind == "dwi":
         bval = p.b if b is None else b
         return pd * (1 - exp(-p.tr / t1)) * exp(-p.te / t2) * exp(-bval * 1e-3 * adc)

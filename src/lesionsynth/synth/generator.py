@@ -52,10 +52,8 @@ class SynthConfig:
             (mixes real shapes with procedural ones; 0 = masks only).
         lesion_probability: share of cases that get a lesion.
         lesion_flip: probability of mirroring a real lesion left-right.
-        lesion_fit_brain: lesion masks are in MNI space; on a label map in another space (a subject's
-            native FreeSurfer/SynthSeg map) map them through the scaling and shift that takes the MNI
-            brain's bounding box onto that map's (a crude affine registration), so they land in the
-            same anatomical region. Off: masks are placed by world coordinates as they are.
+        lesion_fit_brain: fit the MNI-space masks to a native label map's brain box (see
+            :mod:`lesionsynth.lesions.placement`); off: masks are placed by world coordinates as they are.
         lesion_random_position: move a real lesion to a random place in the brain (off: keep its
             MNI position, as in the paper).
         procedural: procedural lesion parameters.
@@ -127,25 +125,19 @@ class SynthGenerator:
             raise ConfigError(f"intensity.lesion_contrast_to: {sorted(unknown)} not in schema {self.schema.name} "
                               f"(classes {list(self.schema.classes)})")
         if label_maps is None:
-            label_maps = []
-            for spec in cfg.labels:
-                label_maps.extend(load_label_source(spec, self.schema, cfg.mapping, cfg.resolution))
+            label_maps = [lm for spec in cfg.labels
+                          for lm in load_label_source(spec, self.schema, cfg.mapping, cfg.resolution)]
         if not label_maps:
             raise InputError("no label maps given")
         if cfg.merge_tissue_labels:
             label_maps = [merge_by_target(lm) for lm in label_maps]
         self.anatomies = [self._prepare(lm) for lm in label_maps]
-        self.lesions: LesionFolder | None = None
-        if cfg.lesions != "procedural":
-            self.lesions = LesionFolder(cfg.lesions)
-        if not 0.0 <= cfg.lesion_procedural_prob <= 1.0:
-            raise ConfigError(f"lesion_procedural_prob must be in [0, 1], got {cfg.lesion_procedural_prob}")
+        self.lesions = None if cfg.lesions == "procedural" else LesionFolder(cfg.lesions)
 
     def _prepare(self, lm: LabelMap) -> _Anatomy:
         lm = lm.to(self.device)
         target = lm.target_probs_argmax()
-        bg = self.schema.background_index
-        brain = target != bg
+        brain = target != self.schema.background_index
         if not brain.any():
             raise InputError(f"{lm.name}: label map has no brain (only background)")
         idx = brain.nonzero()
@@ -154,14 +146,11 @@ class SynthGenerator:
         fit = fit_to_map(lm.affine, lo_v, hi_v, lm.name) if self.cfg.lesion_fit_brain else np.eye(4)
         return _Anatomy(lm, target, brain, centre, fit)
 
-    # ------------------------------------------------------------------------------------------------
     def draw(self, index: int, seed: int = 0) -> dict[str, Any]:
         """The full parameter record of case ``index`` of a run seeded with ``seed``."""
         gen = make_generator(case_seed(seed, index))
         a_idx = int(torch.randint(0, len(self.anatomies), (), generator=gen))
         an = self.anatomies[a_idx]
-        rec: dict[str, Any] = {"seed": int(seed), "index": int(index), "label_map": a_idx,
-                               "label_map_name": an.lm.name}
         lesion: dict[str, Any] | None = None
         if bernoulli(gen, self.cfg.lesion_probability):
             procedural = self.lesions is None or (
@@ -179,11 +168,10 @@ class SynthGenerator:
                 lesion = {"source": "file", "file": str(self.lesions.files[i]), "file_index": i,
                           "flip": flip, "move_to_vox": shift}
             lesion["paste"] = asdict(sample_paste(gen, self.cfg.paste))
-        rec["lesion"] = lesion
-        rec["intensity"] = asdict(intensities.sample(gen, self.cfg.intensity, an.lm.num_gen + 1,
-                                                     self._contrast_classes(an.lm)))
-        rec["augment"] = sample_chain(gen, self.cfg.augment, an.lm.affine).to_dict()
-        return rec
+        intensity = intensities.sample(gen, self.cfg.intensity, an.lm.num_gen + 1, self._contrast_classes(an.lm))
+        return {"seed": int(seed), "index": int(index), "label_map": a_idx, "label_map_name": an.lm.name,
+                "lesion": lesion, "intensity": asdict(intensity),
+                "augment": sample_chain(gen, self.cfg.augment, an.lm.affine).to_dict()}
 
     def _contrast_classes(self, lm: LabelMap) -> list[int]:
         """Generation classes the lesion must contrast with: those whose target class is in

@@ -4,10 +4,9 @@ Each generation class k gets a mean ~ U(``mean``) and a standard deviation ~ U(`
 within-class variation is Gaussian noise n with a correlation length (FWHM) ~ U(``texture_fwhm_vox``)
 voxels (one per sample; coarse noise up-sampled), so textures range from white noise to blotches.
 Soft label maps mix the classes voxel-wise (partial volume): ``I = sum_k p_k mu_k + (sum_k p_k sigma_k) n``;
-hard label maps
-(many classes, e.g. FreeSurfer) use ``mu[index] + sigma[index] n``. One texture field is shared by
-all classes: classes barely overlap, so this looks the same as one field per class and costs one
-field instead of one per class.
+hard label maps (many classes, e.g. FreeSurfer) use ``mu[index] + sigma[index] n``. One texture field is
+shared by all classes: classes barely overlap, so this looks the same as one field per class, for the
+cost of one.
 """
 
 from __future__ import annotations
@@ -94,19 +93,15 @@ def _contrasting_mean(gen: torch.Generator, bounds: tuple[float, float], c: floa
     free: list[tuple[float, float]] = []
     start = lo
     for a, b in cuts:
-        if a > start:
-            free.append((start, min(a, hi)))
+        free.append((start, min(a, hi)))  # the gap before this cut; empty gaps are dropped below
         start = max(start, b)
-    if start < hi:
-        free.append((start, hi))
-    free = [(a, b) for a, b in free if b > a]
+    free = [(a, b) for a, b in [*free, (start, hi)] if b > a]
     u = uniform(gen, 0.0, 1.0)
     if not free:  # candidates: the range ends and the midpoints between neighbouring means
         pts = sorted(min(max(m, lo), hi) for m in means)
         cands = [lo, hi] + [(x + y) / 2 for x, y in zip(pts[:-1], pts[1:])]
         return max(cands, key=lambda v: min(abs(v - m) for m in means))
-    total = sum(b - a for a, b in free)
-    t = u * total
+    t = u * sum(b - a for a, b in free)
     for a, b in free:
         if t <= b - a:
             return a + t

@@ -1,13 +1,11 @@
 """The scene steps: lesion and intensities, on the label map's grid, before the corruption chain.
 
-They follow the transform contract of :mod:`lesionsynth.augment.base`: a ``Config`` that checks its
-ranges (:class:`~lesionsynth.lesions.ProceduralLesionConfig`, :class:`~lesionsynth.lesions.PasteConfig`,
-:class:`~lesionsynth.synth.intensities.IntensityConfig`), a JSON-serialisable ``Params`` draw, and an
-``apply(params, sample) -> sample`` that is deterministic given the params. Their sample is a
-:class:`Scene`, a :class:`~lesionsynth.augment.base.Sample` that also carries the label map and the lesion.
-The generator (:meth:`lesionsynth.synth.SynthGenerator.render`) applies, in order: a lesion mask
-(:func:`apply_procedural_lesion`, or a real mask placed by the generator), :func:`apply_paste`,
-:func:`apply_intensity`, then the corruption chain.
+They follow the transform contract of :mod:`lesionsynth.augment.base` (configs
+:class:`~lesionsynth.lesions.ProceduralLesionConfig`, :class:`~lesionsynth.lesions.PasteConfig`,
+:class:`~lesionsynth.synth.intensities.IntensityConfig`) on a :class:`Scene`: a
+:class:`~lesionsynth.augment.base.Sample` that also carries the label map and the lesion.
+:meth:`lesionsynth.synth.SynthGenerator.render` applies, in order: a lesion mask (:func:`apply_procedural_lesion`,
+or a real mask placed by the generator), :func:`apply_paste`, :func:`apply_intensity`, the corruption chain.
 """
 
 from __future__ import annotations
