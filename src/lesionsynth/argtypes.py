@@ -9,35 +9,30 @@ MAX_SEED = 2**63 - 1
 MAX_COUNT = 1_000_000  # cases, masks or maps one command writes; more is a typo, not a dataset
 
 
-def _int(text: str, what: str) -> int:
+def _int(text: str, what: str, low: float, high: float, rule: str) -> int:
+    """``text`` as an integer in [low, high]; otherwise one usage line: ``{rule}, got {text}``."""
     try:
-        return int(text)
+        v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{what} must be a whole number, got '{text}'") from None
+    if not low <= v <= high:
+        raise argparse.ArgumentTypeError(f"{rule}, got {text}")
+    return v
 
 
 def seed(text: str) -> int:
     """A run seed: 0 to 2**63 - 1."""
-    v = _int(text, "seed")
-    if not 0 <= v <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"seed must be in [0, 2**63 - 1], got {text}")
-    return v
+    return _int(text, "seed", 0, MAX_SEED, "seed must be in [0, 2**63 - 1]")
 
 
 def count(text: str) -> int:
     """A number of items to write: 1 to :data:`MAX_COUNT`."""
-    v = _int(text, "count")
-    if not 1 <= v <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_COUNT:,}, got {text}")
-    return v
+    return _int(text, "count", 1, MAX_COUNT, f"must be between 1 and {MAX_COUNT:,}")
 
 
 def positive_int(text: str) -> int:
     """An integer of at least 1 (threads, iterations, sizes)."""
-    v = _int(text, "value")
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return v
+    return _int(text, "value", 1, math.inf, "must be at least 1")
 
 
 def positive_float(text: str) -> float:
@@ -53,10 +48,7 @@ def positive_float(text: str) -> float:
 
 def non_negative_int(text: str) -> int:
     """An integer of at least 0 (indices)."""
-    v = _int(text, "value")
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return v
+    return _int(text, "value", 0, math.inf, "must be 0 or more")
 
 
 def add_set(parser: argparse.ArgumentParser) -> None:

@@ -81,10 +81,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``verb``'s stage module is imported (``None``: every stage; ``""``: none)."""
-    parser = OneLineParser(
-        prog="lesionsynth",
-        description="Synthetic, perfectly labelled brain MRI for lesion segmentation.",
-    )
+    parser = OneLineParser(prog="lesionsynth",
+                           description="Synthetic, perfectly labelled brain MRI for lesion segmentation.")
     parser.add_argument("--version", action="version", version=f"lesionsynth {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = VERBS[verb][0] if verb in VERBS else None
@@ -116,8 +114,7 @@ def _add_common(parser: argparse.ArgumentParser, root: bool = False, name: str =
     known = {s for a in parser._actions for s in a.option_strings}
     default = 0 if root else argparse.SUPPRESS
     if "--verbose" not in known:
-        parser.add_argument("-v", "--verbose", action="count", default=default,
-                            help="more messages (debug)")
+        parser.add_argument("-v", "--verbose", action="count", default=default, help="more messages (debug)")
         parser.add_argument("-q", "--quiet", action="count", default=default,
                             help="warnings and errors only, no progress bars")
     if "--threads" not in known:
@@ -142,7 +139,6 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
-    debug = os.environ.get("LESIONSYNTH_DEBUG") == "1"
     from lesionsynth.log import configure
 
     configure(getattr(args, "verbose", 0) - getattr(args, "quiet", 0), prog=f"lesionsynth {args.command}")
@@ -152,25 +148,25 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         return int(args.func(args) or 0)
-    except LesionsynthError as e:
-        if debug:
-            raise
-        print(f"lesionsynth {args.command}: error: {e}", file=sys.stderr)
-        return e.exit_code
     except KeyboardInterrupt:
         print(f"lesionsynth {args.command}: interrupted", file=sys.stderr)
         return 130
-    except PATH_ERRORS as e:  # an output or input path the user gave cannot be used: a user error
-        if debug:
+    except (LesionsynthError, MemoryError, OSError) as e:
+        if os.environ.get("LESIONSYNTH_DEBUG") == "1":
             raise
+        message, code = _error_line(e)
+        print(f"lesionsynth {args.command}: error: {message}", file=sys.stderr)
+        return code
+
+
+def _error_line(e: BaseException) -> tuple[str, int]:
+    """The one-line message and exit code of an error: 2 for the user's, 1 for the machine's."""
+    if isinstance(e, LesionsynthError):
+        return str(e), e.exit_code
+    if isinstance(e, PATH_ERRORS):  # an output or input path the user gave cannot be used: a user error
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        print(f"lesionsynth {args.command}: error: {where}{e.strerror or type(e).__name__}", file=sys.stderr)
-        return 2
-    except (MemoryError, OSError) as e:  # the machine's problem (disk full, out of memory): exit 1
-        if debug:
-            raise
-        print(f"lesionsynth {args.command}: error: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
+        return f"{where}{e.strerror or type(e).__name__}", 2
+    return f"{type(e).__name__}: {e}", 1  # the machine's problem (disk full, out of memory)
 
 
 if __name__ == "__main__":

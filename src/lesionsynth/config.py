@@ -19,6 +19,11 @@ from lesionsynth.errors import ConfigError
 T = TypeVar("T")
 
 
+# a config's scalar types: how an error names the expected value, and the Python types accepted
+_SCALARS: dict[type, tuple[str, type | tuple[type, ...]]] = {
+    bool: ("true/false", bool), float: ("a number", (int, float)), int: ("an integer", int), str: ("a string", str)}
+
+
 def _convert(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -28,9 +33,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         if value is None and type(None) in args:
             return None
         errors = []
-        for a in args:
-            if a is type(None):
-                continue
+        for a in [a for a in args if a is not type(None)]:
             try:
                 return _convert(a, value, where)
             except ConfigError as e:
@@ -61,22 +64,11 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         if value not in args:
             raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
         return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
+    if tp in _SCALARS:  # bool is an int to Python, but true/false is not a number in a config
+        expected, types_ok = _SCALARS[tp]
+        if not isinstance(value, types_ok) or (tp is not bool and isinstance(value, bool)):
+            raise ConfigError(f"{where}: expected {expected}, got {value!r}")
+        return float(value) if tp is float else value
     return value
 
 
@@ -92,9 +84,7 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") 
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = [k for k in data if k not in fields]
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown key '{unknown[0]}' (valid keys: {', '.join(sorted(fields))})"
-        )
+        raise ConfigError(f"{where}: unknown key '{unknown[0]}' (valid keys: {', '.join(sorted(fields))})")
     kwargs = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()}
     try:
         return cls(**kwargs)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 
 import torch
 
@@ -27,10 +26,7 @@ def resolve_device(name: str | torch.device | None = "auto", local_rank: int = 0
     Raises:
         InputError: one line when the name is not a device or the device is not available here.
     """
-    if isinstance(name, torch.device):
-        spec = str(name)
-    else:
-        spec = str(name if name is not None else "auto").strip().lower()
+    spec = str(name if name is not None else "auto").strip().lower()
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec == "gpu" or spec.startswith("gpu:"):
@@ -48,13 +44,11 @@ def resolve_device(name: str | torch.device | None = "auto", local_rank: int = 0
         if dev.index >= n:
             raise InputError(f"device {name!r}: this machine has {n} CUDA device(s) (cuda:0 to cuda:{n - 1})")
         return dev
-    if dev.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise InputError(f"device {name!r}: Apple MPS is not available on this machine (use cpu or auto)")
-        return dev
-    if dev.type == "cpu":
-        return dev
-    raise InputError(f"device {name!r}: unsupported device type '{dev.type}' (use {CHOICES})")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"device {name!r}: Apple MPS is not available on this machine (use cpu or auto)")
+    if dev.type not in ("cpu", "mps"):
+        raise InputError(f"device {name!r}: unsupported device type '{dev.type}' (use {CHOICES})")
+    return dev
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -72,11 +66,6 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
-@contextlib.contextmanager
-def autocast(device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
     """``torch.autocast`` to ``dtype`` on ``device``, or nothing when ``dtype`` is None."""
-    if dtype is None:
-        yield
-    else:
-        with torch.autocast(device_type=device.type, dtype=dtype):
-            yield
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device_type=device.type, dtype=dtype)

@@ -19,9 +19,6 @@ _STATE = {"quiet": False}
 class _Stderr(logging.StreamHandler):
     """A handler on whatever ``sys.stderr`` is at the time of the record (test capture, redirection)."""
 
-    def __init__(self) -> None:
-        super().__init__(sys.stderr)
-
     @property
     def stream(self):  # type: ignore[override]
         return sys.stderr

@@ -30,23 +30,15 @@ def gaussian_blur(x: torch.Tensor, sigma_vox: float | Sequence[float], method: s
     if method == "fft" or (method == "auto" and t.shape[-3:].numel() >= 64**3):
         out = _fft_blur(t, sig)
     else:
-        kernels = []
-        for s in sig:
-            if s < 0.05:
-                kernels.append(torch.ones(1, device=x.device, dtype=x.dtype))
-            else:
-                k = gaussian_1d(torch.tensor(s), truncated=3.0, approx="sampled", normalize=True)
-                kernels.append(k.to(device=x.device, dtype=x.dtype))
-        out = separable_filtering(t, kernels, mode="replicate")
+        kernels = [torch.ones(1) if s < 0.05 else
+                   gaussian_1d(torch.tensor(s), truncated=3.0, approx="sampled", normalize=True) for s in sig]
+        out = separable_filtering(t, [k.to(device=x.device, dtype=x.dtype) for k in kernels], mode="replicate")
     return out[0, 0] if squeeze else out[0]
 
 
 def _fft_blur(t: torch.Tensor, sig: list[float]) -> torch.Tensor:
     pads = [int(math.ceil(3 * s)) if s >= 0.05 else 0 for s in sig]
-    pad_arg: list[int] = []
-    for r in reversed(pads):
-        pad_arg += [r, r]
-    orig_dtype = t.dtype
+    pad_arg = [r for r in reversed(pads) for _ in range(2)]  # F.pad order: last axis first, both sides
     tp = F.pad(t.float(), pad_arg, mode="replicate") if any(pads) else t.float()
     shape = tp.shape[-3:]
     spec = torch.fft.rfftn(tp, dim=(-3, -2, -1))
@@ -54,14 +46,11 @@ def _fft_blur(t: torch.Tensor, sig: list[float]) -> torch.Tensor:
     for ax, s in enumerate(sig):
         n = shape[ax]
         f = torch.fft.rfftfreq(n, device=t.device) if ax == 2 else torch.fft.fftfreq(n, device=t.device)
-        h = torch.exp(-2.0 * (math.pi * s * f) ** 2)
-        view = [1, 1, 1]
-        view[ax] = -1
-        h = h.view(view)
+        h = torch.exp(-2.0 * (math.pi * s * f) ** 2).view([-1 if a == ax else 1 for a in range(3)])
         transfer = h if transfer is None else transfer * h
     out = torch.fft.irfftn(spec * transfer, s=tuple(shape), dim=(-3, -2, -1))
     sl = tuple(slice(r, r + n) for r, n in zip(pads, t.shape[-3:]))
-    return out[(..., *sl)].to(orig_dtype)
+    return out[(..., *sl)].to(t.dtype)
 
 
 def smooth_noise(shape: Sequence[int], scale_vox: float | Sequence[float], gen: torch.Generator,

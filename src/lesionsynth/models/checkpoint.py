@@ -26,7 +26,7 @@ import torch
 from lesionsynth.config import from_dict
 from lesionsynth.errors import InputError
 from lesionsynth.io.atomic import atomic_path
-from lesionsynth.labels.schema import LabelSchema
+from lesionsynth.labels.schema import TISSUE, LabelSchema
 from lesionsynth.models.unet import ModelConfig, build_unet
 
 
@@ -58,8 +58,7 @@ def resolve_checkpoint(path: str | Path, prefer: str = "best") -> Path:
         if bundled is not None:
             return bundled
     if p.is_dir():
-        order = [prefer, "last" if prefer == "best" else "best"]
-        for name in order:
+        for name in (prefer, "last" if prefer == "best" else "best"):
             for cand in (p / "checkpoints" / f"{name}.pt", p / f"{name}.pt"):
                 if cand.is_file():
                     return cand
@@ -120,10 +119,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"
     """Network (eval mode, on ``device``), its config, label schema and preprocessing dict."""
     ckpt = load_checkpoint(path)
     cfg = from_dict(ModelConfig, ckpt.get("model_config", {}), where="checkpoint.model_config")
-    schema = LabelSchema.from_dict(ckpt["schema"]) if "schema" in ckpt else None
-    if schema is None:
-        from lesionsynth.labels.schema import TISSUE
-        schema = TISSUE
+    schema = LabelSchema.from_dict(ckpt["schema"]) if "schema" in ckpt else TISSUE
     model = build_unet(cfg)
     model.load_state_dict(ckpt["model"])
     model.to(device).eval()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass
 
 import torch
 from monai.networks.nets import UNet
@@ -29,22 +30,9 @@ class ModelConfig:
     @property
     def divisor(self) -> int:
         """Input sizes must be multiples of this (product of the strides)."""
-        d = 1
-        for s in self.strides:
-            d *= s
-        return d
+        return math.prod(self.strides)
 
 
 def build_unet(cfg: ModelConfig) -> torch.nn.Module:
-    """Instantiate the MONAI UNet described by ``cfg``."""
-    return UNet(
-        spatial_dims=3,
-        in_channels=cfg.in_channels,
-        out_channels=cfg.out_channels,
-        channels=tuple(cfg.channels),
-        strides=tuple(cfg.strides),
-        num_res_units=cfg.num_res_units,
-        norm=cfg.norm,
-        act=cfg.act,
-        dropout=cfg.dropout,
-    )
+    """Instantiate the MONAI UNet described by ``cfg`` (its fields are the UNet's keyword arguments)."""
+    return UNet(spatial_dims=3, **asdict(cfg))

@@ -20,8 +20,7 @@ import torch
 
 from lesionsynth import __version__
 from lesionsynth.errors import InputError
-from lesionsynth.io import atomic
-from lesionsynth.models.checkpoint import resolve_checkpoint, save_checkpoint, torch_load
+from lesionsynth.models.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 
 FORMAT = 1
 KINDS = ("segmenter", "mask-gan", "translator", "ldm-autoencoder", "ldm-diffusion")
@@ -57,9 +56,7 @@ def read_run_checkpoint(path: str | Path, kind: str, map_location: str | torch.d
             or of a newer format than this version reads.
     """
     p = resolve_checkpoint(path, prefer=prefer)
-    ckpt = torch_load(p, map_location)
-    if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise InputError(f"{p}: not a lesionsynth checkpoint")
+    ckpt = load_checkpoint(p, map_location)  # a file: resolves to itself
     found = checkpoint_kind(ckpt)
     if found != kind:
         raise InputError(f"{p}: is a {found or 'unknown'} checkpoint, expected a {kind} checkpoint")
@@ -100,9 +97,3 @@ def set_rng_states(states: dict[str, Any]) -> None:
         cuda = states["cuda"]
         if len(cuda) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
-
-
-def remove_stale_temporaries(run_dir: Path) -> list[Path]:
-    """Delete temporary files left by a write that was killed (``checkpoints/.last.*.tmp.pt``, ...)."""
-    return [p for d in (Path(run_dir), Path(run_dir) / "checkpoints")
-            for p in atomic.remove_stale_temporaries(d, recursive=False)]

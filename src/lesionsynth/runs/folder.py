@@ -31,7 +31,7 @@ import yaml
 
 from lesionsynth import __version__
 from lesionsynth.errors import ConfigError, InputError
-from lesionsynth.io.atomic import write_text_atomic
+from lesionsynth.io.atomic import remove_stale_temporaries, write_text_atomic
 
 # keys that may differ between a run and its resumption without changing what is computed
 RUNTIME_KEYS = {"device", "num_workers", "threads", "log_every", "sample_every", "checkpoint_every"}
@@ -45,8 +45,7 @@ def git_revision() -> dict[str, Any] | None:
     """The source tree's git commit and whether it has uncommitted changes, if it is a git checkout."""
     here = Path(__file__).resolve().parent
     try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                             timeout=10)
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
         if rev.returncode != 0:
             return None
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
@@ -70,7 +69,7 @@ def environment(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Provenance of this start of the run."""
     import torch
 
-    info: dict[str, Any] = {
+    return {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "lesionsynth": __version__,
         "git": git_revision(),
@@ -82,9 +81,8 @@ def environment(extra: dict[str, Any] | None = None) -> dict[str, Any]:
         "cuda": torch.version.cuda if torch.cuda.is_available() else None,
         "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         if torch.cuda.is_available() else [],
+        **(extra or {}),
     }
-    info.update(extra or {})
-    return info
 
 
 def _first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
@@ -111,18 +109,6 @@ def recorded_config(run_dir: Path) -> dict[str, Any] | None:
         raise ConfigError(f"{p}: not valid YAML") from None
 
 
-def check_resume_config(run_dir: Path, config: dict[str, Any] | None) -> None:
-    """Refuse to resume with a config that differs from the recorded one (runtime keys excepted); None: the
-    caller takes the recorded config itself."""
-    rec = recorded_config(run_dir) if config is not None else None
-    if rec is None:
-        return
-    diff = _first_difference(rec, config)
-    if diff is not None:
-        raise ConfigError(f"{Path(run_dir) / 'config.yaml'}: the given config differs from the run's at "
-                          f"'{diff}'; resume without --config, or start a new --out folder")
-
-
 def config_for_start(out: str | Path, resume: bool, config: str | Path | None, overrides: dict[str, Any],
                      default: str | Path | None = None) -> dict[str, Any]:
     """The config data a training verb runs with, by one rule for every trainer: with ``--resume`` and no
@@ -144,8 +130,7 @@ def has_trained(run_dir: Path) -> bool:
     """Whether a run folder holds training to protect: a checkpoint or logged iterations. A folder whose
     start failed before the first iteration (e.g. a bad file in ``real.path``) holds neither, so the
     same command can simply be run again once the input is fixed."""
-    ckpts = run_dir / "checkpoints"
-    if ckpts.is_dir() and any(ckpts.glob("*.pt")):
+    if any((run_dir / "checkpoints").glob("*.pt")):  # none when the folder does not exist
         return True
     metrics = run_dir / "metrics.csv"
     try:
@@ -155,7 +140,8 @@ def has_trained(run_dir: Path) -> bool:
 
 
 def check_can_start(run_dir: Path, config: dict[str, Any] | None, resume: bool) -> None:
-    """Refuse to overwrite a run without ``resume``, or to resume it with another config (reads only).
+    """Refuse to overwrite a run without ``resume``, or to resume it with another config than the recorded
+    one, runtime and length keys excepted (reads only; ``config`` None: the caller takes the recorded one).
 
     Raises:
         InputError: the folder holds training and ``resume`` is False.
@@ -166,29 +152,11 @@ def check_can_start(run_dir: Path, config: dict[str, Any] | None, resume: bool) 
         raise ConfigError(f"{run_dir}: exists and is not a folder")
     if not resume and has_trained(run_dir):
         raise InputError(f"{run_dir}: already holds a run; add --resume to continue it or choose another --out")
-    if resume:
-        check_resume_config(run_dir, config)
-
-
-def prepare(run_dir: Path, config: dict[str, Any], resume: bool, extra: dict[str, Any] | None = None) -> None:
-    """Create or re-open a run folder and record config and provenance (call on the main rank only).
-
-    Raises:
-        InputError, ConfigError: see :func:`check_can_start`.
-    """
-    run_dir = Path(run_dir)
-    check_can_start(run_dir, config, resume)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-    runs: list[dict[str, Any]] = []
-    rj = run_dir / "run.json"
-    if rj.is_file():
-        try:
-            runs = list(json.loads(rj.read_text()).get("starts", []))
-        except (json.JSONDecodeError, AttributeError):
-            runs = []
-    runs.append(environment(extra))
-    write_text_atomic(rj, json.dumps({"starts": runs}, indent=1, default=str) + "\n")
+    rec = recorded_config(run_dir) if resume and config is not None else None
+    diff = _first_difference(rec, config) if rec is not None else None
+    if diff is not None:
+        raise ConfigError(f"{run_dir / 'config.yaml'}: the given config differs from the run's at '{diff}'; "
+                          f"resume without --config, or start a new --out folder")
 
 
 class RunFolder:
@@ -214,9 +182,21 @@ class RunFolder:
         return resume and self.last.is_file()
 
     def start(self, config: dict[str, Any], resume: bool, extra: dict[str, Any] | None = None) -> None:
-        """Create or re-open the folder: record config and provenance, remove stale temporary files."""
-        from lesionsynth.runs.checkpoint import remove_stale_temporaries
+        """Create or re-open the folder (main rank only): record the config, append this start's provenance
+        to ``run.json``, remove stale temporary files.
 
-        prepare(self.root, config, resume, extra)
-        if resume:
-            remove_stale_temporaries(self.root)
+        Raises:
+            InputError, ConfigError: see :func:`check_can_start`.
+        """
+        check_can_start(self.root, config, resume)
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.root / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+        rj = self.root / "run.json"
+        try:
+            starts = list(json.loads(rj.read_text()).get("starts", [])) if rj.is_file() else []
+        except (json.JSONDecodeError, AttributeError):
+            starts = []
+        write_text_atomic(rj, json.dumps({"starts": [*starts, environment(extra)]}, indent=1, default=str) + "\n")
+        if resume:  # the temporary files of a write that was killed (checkpoints/.last.*.tmp.pt, ...)
+            for folder in (self.root, self.root / "checkpoints"):
+                remove_stale_temporaries(folder, recursive=False)

@@ -28,15 +28,12 @@ def truncate_csv(path: Path, last_iteration: int) -> None:
     """Keep only the rows of ``path`` with iteration <= ``last_iteration`` (and a complete last line)."""
     if not path.is_file():
         return
-    text = path.read_text()
-    lines = text.splitlines(keepends=True)
+    lines = path.read_text().splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines = lines[:-1]  # a row cut by a kill
     keep = lines[:1] if lines and lines[0].startswith("iteration,") else []
-    for line in lines[len(keep):]:
-        head = line.split(",", 1)[0]
-        if head.isdigit() and int(head) <= last_iteration:
-            keep.append(line)
+    heads = [line.split(",", 1)[0] for line in lines[len(keep):]]
+    keep += [line for line, h in zip(lines[len(keep):], heads) if h.isdigit() and int(h) <= last_iteration]
     write_text_atomic(path, "".join(keep))
 
 

@@ -48,14 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    o: dict[str, Any] = {}
-    for flag, key in (("device", "device"), ("epochs", "epochs"), ("iterations_per_epoch",
-                      "iterations_per_epoch"), ("seed", "seed"), ("num_workers", "num_workers"),
-                      ("threads", "threads"), ("checkpoint_every", "checkpoint_every")):
-        v = getattr(args, flag, None)
-        if v is not None:
-            o[key] = v
-    return deep_update(o, parse_set(args.set))
+    """The config keys this invocation overrides: the flags named like a key, then ``--set``."""
+    keys = ("device", "epochs", "iterations_per_epoch", "seed", "num_workers", "threads", "checkpoint_every")
+    return deep_update({k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}, parse_set(args.set))
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:

@@ -1,20 +1,7 @@
 """Training configuration: typed dataclasses loaded from YAML (unknown keys are errors naming the key).
 
-A config file has these top-level sections (see ``docs/train.md`` and the shipped configs in
-``lesionsynth/configs``)::
-
-    schema: tissue            # label schema: built-in name, YAML path, or an inline mapping
-    model: {...}              # lesionsynth.models.ModelConfig (out_channels follows the schema)
-    synth: {...} | null       # lesionsynth.synth.SynthConfig: on-the-fly synthetic data
-    physics: {...} | null     # lesionsynth.physics.PhysicsConfig: physics-rendered scans instead of synth
-    sources: [...] | null     # SourceConfig list: where each iteration draws its batch, by weight
-    real: {...} | null        # (older) RealDataConfig: an nnU-Net-style folder of real images
-    mix: [1, 1]               # (older) synthetic : real iterations, alternated
-    preprocessing: {...}      # spacing and intensity normalisation (recorded in checkpoints)
-    loss: {...}
-    optim: {...}
-    val: {...}
-    epochs, iterations_per_epoch, batch_size, crop_size, seed, device, amp, ...
+The top-level keys and sections are :class:`TrainConfig`'s; see also ``docs/train.md`` and the shipped
+configs in ``lesionsynth/configs``.
 """
 
 from __future__ import annotations
@@ -260,10 +247,8 @@ class TrainConfig:
             out = []
             if self.synth is not None or self.physics is not None:
                 out.append(SourceConfig("synth" if self.synth is not None else "physics", float(self.mix[0])))
-            if self.real is not None:
-                r = self.real
-                out.append(SourceConfig("folder", float(self.mix[1]), "real", r.path, r.split, r.label_names,
-                                        r.augment, r.cache, r.max_cases))
+            if self.real is not None:  # RealDataConfig's fields are SourceConfig's folder fields
+                out.append(SourceConfig("folder", float(self.mix[1]), "real", **vars(self.real)))
         counts = {k: sum(s.kind == k for s in out) for k in {s.kind for s in out}}
         seen: dict[str, int] = {}
         for s in out:
@@ -384,7 +369,7 @@ def validate_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
         raise ConfigError(f"{where}: no training data: set 'sources', or 'synth' (or 'physics') and/or 'real'")
     positive = {"epochs": cfg.epochs, "iterations_per_epoch": cfg.iterations_per_epoch,
                 "batch_size": cfg.batch_size, "log_every": cfg.log_every,
-                "val.every_epochs": cfg.val.every_epochs}
+                "val.every_epochs": cfg.val.every_epochs, "synth_repeats": cfg.synth_repeats}
     for key, v in positive.items():
         if v < 1:
             raise ConfigError(f"{where}: {key} must be at least 1, got {v}")
@@ -406,8 +391,6 @@ def validate_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
     if cfg.synth_crop_size is not None and any(s < c for s, c in zip(cfg.synth_crop_size, cfg.crop_size)):
         raise ConfigError(f"{where}: synth_crop_size {list(cfg.synth_crop_size)} must be at least crop_size "
                           f"{list(cfg.crop_size)}")
-    if cfg.synth_repeats < 1:
-        raise ConfigError(f"{where}: synth_repeats must be at least 1, got {cfg.synth_repeats}")
     if not 0.0 <= cfg.lesion_crop_prob <= 1.0:
         raise ConfigError(f"{where}: lesion_crop_prob must be in [0, 1], got {cfg.lesion_crop_prob}")
     bad = _non_finite(to_dict(cfg))
@@ -447,8 +430,3 @@ def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None 
 def config_from_dict(data: dict[str, Any], where: str = "config") -> TrainConfig:
     """Build and check a config from plain data (e.g. a run folder's recorded ``config.yaml``)."""
     return validate_config(from_dict(TrainConfig, data, where=where), where=where)
-
-
-def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
-    """Plain-data view (what ``config.yaml`` in a run folder holds)."""
-    return to_dict(cfg)

@@ -60,13 +60,11 @@ class DatasetLabels:
             if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
                 raise InputError(f"{source}: label map has non-integer values")
         values, inverse = np.unique(arr.astype(np.int64), return_inverse=True)
-        out = np.empty(len(values), dtype=np.int64)
-        for i, v in enumerate(values):
-            if int(v) not in self.lut:
-                raise InputError(f"{source}: label value {int(v)} is not in dataset.json labels "
-                                 f"(values: {sorted(self.lut)})")
-            out[i] = self.lut[int(v)]
-        return out[inverse].reshape(arr.shape)
+        unknown = [int(v) for v in values if int(v) not in self.lut]
+        if unknown:
+            raise InputError(f"{source}: label value {unknown[0]} is not in dataset.json labels "
+                             f"(values: {sorted(self.lut)})")
+        return np.array([self.lut[int(v)] for v in values], dtype=np.int64)[inverse].reshape(arr.shape)
 
 
 def map_dataset_labels(labels: dict[str, Any], schema: LabelSchema, rename: dict[str, str] | None = None,
@@ -93,7 +91,7 @@ def map_dataset_labels(labels: dict[str, Any], schema: LabelSchema, rename: dict
     for name, value in labels.items():
         if name == "ignore":
             raise ConfigError(f"{where}: the nnU-Net 'ignore' label is not supported")
-        if isinstance(value, (list, tuple)) or isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):  # a list: region-based
             raise ConfigError(f"{where}: label '{name}' has value {value!r}; region-based labels are not "
                               f"supported, give one integer per name")
         target = rename.get(name, name)
@@ -108,8 +106,7 @@ def map_dataset_labels(labels: dict[str, Any], schema: LabelSchema, rename: dict
     return DatasetLabels(lut=lut, labelled=tuple(labelled))
 
 
-def load_case(case: Case, dl: DatasetLabels, n_channels: int = 1
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def load_case(case: Case, dl: DatasetLabels, n_channels: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A case's image (C, X, Y, Z) float32 and schema labels (X, Y, Z) int64, reoriented to RAS."""
     if len(case.images) < n_channels:
         raise InputError(f"{case.images[0]}: case {case.id} has {len(case.images)} channel(s), the model "
@@ -242,12 +239,10 @@ class RealTrainingSet(Dataset):
         gen = make_generator(case_seed(self.seed, int(k)))
         i = int(torch.randint(0, len(self.folder.cases), (), generator=gen))
         image_np, labels_np, affine = self.case(i)
-        image = torch.from_numpy(image_np)
-        labels = torch.from_numpy(labels_np)
+        image, labels = torch.from_numpy(image_np), torch.from_numpy(labels_np)
         centre = foreground_centre(image)
-        lesion = self.schema.lesion_index
         if bernoulli(gen, self.lesion_crop_prob):
-            idx = (labels == lesion).nonzero()
+            idx = (labels == self.schema.lesion_index).nonzero()
             if len(idx):
                 centre = idx[int(torch.randint(0, len(idx), (), generator=gen))].double().numpy()
         img = image[0] if image.shape[0] == 1 else image
@@ -274,22 +269,20 @@ class ValCase:
     affine: np.ndarray | None = None  # voxel-to-world matrix (None: identity scaled to nothing; RAS grid)
 
 
-def load_val_folder(path: str, split: str, schema: LabelSchema, spacing: float, normalisation: str = "zscore",
-                    rename: dict[str, str] | None = None, max_cases: int | None = None) -> list[ValCase]:
+def load_val_folder(path: str, split: str, schema: LabelSchema, spacing: float, rename: dict[str, str] | None = None,
+                    max_cases: int | None = None) -> list[ValCase]:
     """Validation cases from a folder, on the grid ``lesionsynth predict`` would run them on.
 
     Images go through :func:`lesionsynth.preprocess.prepare` (RAS, ``spacing`` mm; no intensity
     change yet) and labels are resampled (nearest) onto the same grid. The intensity normalisation and
     the windows are applied at validation time by ``predict``'s own function
     (:func:`lesionsynth.infer.predict.predict_volume`), so validation sees exactly what ``predict`` would.
-    ``normalisation`` is kept for the signature; the checkpoint's preprocessing decides.
     Single-channel images only.
     """
-
     folder, dl = open_folder(path, split, schema, rename, max_cases)
     if not dl.labelled[schema.lesion_index]:
         raise ConfigError(f"{folder.root / 'dataset.json'}: validation data must label '{schema.lesion}'")
-    pre = Preprocessing(spacing=float(spacing), normalisation=normalisation)
+    pre = Preprocessing(spacing=float(spacing))
     cases = []
     for c in folder.cases:
         image, labels, affine = load_case(c, dl, 1)

@@ -36,8 +36,7 @@ class DistInfo:
 
 def env_info() -> DistInfo:
     """Rank, world size and local rank from torchrun's environment (single process without it)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return DistInfo(rank=int(os.environ.get("RANK", "0")), world=world,
+    return DistInfo(rank=int(os.environ.get("RANK", "0")), world=int(os.environ.get("WORLD_SIZE", "1")),
                     local_rank=int(os.environ.get("LOCAL_RANK", "0")))
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from lesionsynth.config import to_dict
 from lesionsynth.devices import autocast, autocast_dtype, resolve_device
 from lesionsynth.errors import ConfigError
 from lesionsynth.labels.schema import LabelSchema, load_schema
@@ -32,7 +33,7 @@ from lesionsynth.runs.folder import RunFolder
 from lesionsynth.runs.log import SEGMENTER_COLUMNS, MetricsLog
 from lesionsynth.runs.loop import Intervals, run_iterations
 from lesionsynth.train import ddp
-from lesionsynth.train.config import TrainConfig, config_to_dict
+from lesionsynth.train.config import TrainConfig
 from lesionsynth.train.data import ValCase, load_val_folder
 from lesionsynth.train.losses import MaskedDiceCELoss
 from lesionsynth.train.optim import build_optimizer, build_scaler, set_schedule_length
@@ -95,8 +96,8 @@ def _val_cases(cfg: TrainConfig, schema: LabelSchema, sources: TrainingSources
                ) -> tuple[list[ValCase], torch.Tensor | None]:
     if cfg.val.path is not None:
         rename = next((s.label_names for s in cfg.training_sources() if not s.generated), None)
-        return load_val_folder(cfg.val.path, cfg.val.split, schema, cfg.preprocessing.spacing,
-                               cfg.preprocessing.normalisation, rename, cfg.val.max_cases), None
+        return load_val_folder(cfg.val.path, cfg.val.split, schema, cfg.preprocessing.spacing, rename,
+                               cfg.val.max_cases), None
     if cfg.val.synthetic_cases and sources.synth is not None:
         lut = torch.tensor(schema_lut(load_schema(sources.synth.cfg.schema), schema), dtype=torch.long)
         return synthetic_val_cases(sources.synth, cfg.val.synthetic_cases, cfg.seed), lut
@@ -135,12 +136,11 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, stop_afte
 def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None, progress_bar: bool | None,
            generator, info: ddp.DistInfo, device: torch.device, time_limit_min: float | None) -> TrainResult:
     schema = cfg.label_schema()
-    cfg_dict = config_to_dict(cfg)
+    cfg_dict = to_dict(cfg)  # what the run folder's config.yaml holds
     run = RunFolder(run_dir)
-    last_path, best_path = run.last, run.best
     ckpt = None
     if run.resumable(cfg_dict, resume):  # every rank, before anything is written
-        ckpt = read_run_checkpoint(last_path, "segmenter", device)
+        ckpt = read_run_checkpoint(run.last, "segmenter", device)
         done = checkpoint_iteration(ckpt)
         if done > cfg.total_iterations:
             raise ConfigError(f"{run_dir}: epochs {cfg.epochs} ends at iteration {cfg.total_iterations}, but the "
@@ -159,7 +159,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
     if cfg.init_from and ckpt is None:
         init_weights(model, cfg.model, schema, cfg.init_from)
     if ckpt is not None:
-        progress = load_training_checkpoint(ckpt, last_path, model, optimizer, scheduler, scaler)
+        progress = load_training_checkpoint(ckpt, run.last, model, optimizer, scheduler, scaler)
         del ckpt
         set_schedule_length(optimizer, scheduler, cfg.total_iterations)
     net = model
@@ -167,8 +167,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
 
     total = cfg.total_iterations
     end = total if stop_after is None else min(total, stop_after)
-    loss_fn = MaskedDiceCELoss(schema.background_index, cfg.loss.dice_weight, cfg.loss.ce_weight,
-                               cfg.loss.dice_include_background, cfg.loss.class_weights)
+    loss_fn = MaskedDiceCELoss(schema.background_index, **vars(cfg.loss))  # LossConfig's fields are its arguments
     sources = TrainingSources(cfg, schema, device, info.rank, info.world, progress.iteration, generator)
     val_cases, val_lut = _val_cases(cfg, schema, sources)
     names = [str(s.name) for s in sources.specs] if len(sources.specs) > 1 else []
@@ -178,7 +177,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
 
     def save_last(it: int) -> None:
         if info.is_main:
-            save_training_checkpoint(last_path, net, cfg.model, schema, prep, optimizer, scheduler, scaler,
+            save_training_checkpoint(run.last, net, cfg.model, schema, prep, optimizer, scheduler, scaler,
                                      progress, cfg_dict)
         ddp.barrier(info)
 
@@ -222,7 +221,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
             if cfg.val.path is not None and metrics["lesion_dice"] > progress.best_dice:
                 progress.best_dice, progress.best_iteration = float(metrics["lesion_dice"]), it
                 if info.is_main:
-                    save_best_checkpoint(best_path, net, cfg.model, schema, prep, progress, metrics, cfg_dict)
+                    save_best_checkpoint(run.best, net, cfg.model, schema, prep, progress, metrics, cfg_dict)
         return epoch_done
 
     first = progress.iteration
@@ -237,5 +236,5 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
     finally:
         logger.close()
         sources.close()
-    return TrainResult(run_dir, progress.iteration, last_loss, progress.best_dice, last_path, net,
+    return TrainResult(run_dir, progress.iteration, last_loss, progress.best_dice, run.last, net,
                        progress.iteration - first)

@@ -54,8 +54,7 @@ class MaskedDiceCELoss(nn.Module):
         self.class_weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
         self.dice = DiceLoss(include_background=True, to_onehot_y=True, softmax=True, reduction="none")
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor,
-                labelled: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor | None = None) -> torch.Tensor:
         """Loss of ``logits`` (B, C, X, Y, Z) against ``target`` (B, 1, X, Y, Z) or (B, X, Y, Z).
 
         Args:
@@ -72,12 +71,10 @@ class MaskedDiceCELoss(nn.Module):
             target = target[:, None]
         target = target.long()
         logits = logits.float()
-        bg = self.background
         if labelled is None:
             labelled = torch.ones(B, C, dtype=torch.bool, device=logits.device)
         labelled = labelled.to(device=logits.device, dtype=torch.bool)
-        is_bg = torch.zeros(C, dtype=torch.bool, device=logits.device)
-        is_bg[bg] = True
+        is_bg = torch.arange(C, device=logits.device) == self.background
         full = labelled.all(dim=1, keepdim=True)  # (B, 1)
         loss = logits.new_zeros(())
         if self.ce_weight:

@@ -22,7 +22,7 @@ from lesionsynth.synth.generator import SynthSample
 class CaseRenderer(Protocol):
     """What a generator offers: its schema and case ``i`` as ``(image, labels, affine, params)``."""
 
-    schema: LabelSchema
+    schema: LabelSchema | str  # or a built-in schema's name
 
     def render(self, i: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]: ...
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from lesionsynth.errors import ConfigError
 from lesionsynth.labels.schema import LabelSchema, load_schema
@@ -95,19 +95,6 @@ def random_subcrop(image: torch.Tensor, target: torch.Tensor, size: tuple[int, i
     return image[(slice(None), *sl)], target[sl]
 
 
-class _IndexSampler(Sampler[int]):
-    """Yields the real-data sample indices of iterations ``start..total-1`` in order."""
-
-    def __init__(self, indices: list[int]):
-        self.indices = indices
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
@@ -147,8 +134,8 @@ class TrainingSources:
                 if spec.kind in ("synth", "physics"):
                     self.synth = g
                 self.generated[j] = g
-                src_schema = g.cfg.schema if isinstance(g.cfg.schema, LabelSchema) else load_schema(g.cfg.schema)
-                self._luts[j] = torch.tensor(schema_lut(src_schema, schema), dtype=torch.long, device=device)
+                lut = schema_lut(load_schema(g.cfg.schema), schema)  # g.cfg.schema: a schema or a name
+                self._luts[j] = torch.tensor(lut, dtype=torch.long, device=device)
                 self._before[j] = np.concatenate([[0], np.cumsum(self.schedule == j)])
             else:
                 seed = cfg.seed if cfg.alternates else case_seed(cfg.seed, SOURCE_STREAM + 1 + j)
@@ -171,18 +158,15 @@ class TrainingSources:
             return PhysicsTrainingSource(cfg.physics, size, cfg.preprocessing.spacing)
         from lesionsynth.train.rendered_source import RenderedTrainingSource
 
-        assert spec.checkpoint is not None
+        # a gan / ldm checkpoint, its build settings typed and checked by the config (validate_config)
         if spec.kind == "ldm":
             from lesionsynth.generative.ldm.build import CaseRenderer as LDMCaseRenderer
-            from lesionsynth.generative.ldm.config import SourceBuildConfig
 
-            assert isinstance(spec.build, SourceBuildConfig)
             renderer = LDMCaseRenderer(spec.checkpoint, spec.build, self.device)
         else:
             from lesionsynth.generative.gan.database import BuildConfig
             from lesionsynth.generative.gan.database import CaseRenderer as GANCaseRenderer
 
-            assert spec.build is None or isinstance(spec.build, BuildConfig)
             renderer = GANCaseRenderer(spec.checkpoint, spec.build or BuildConfig(), self.device)
         return RenderedTrainingSource(renderer, size, cfg.preprocessing.spacing)
 
@@ -238,12 +222,12 @@ class TrainingSources:
         return self._cache[(j, k)]
 
     def _loader(self, j: int) -> Iterator[dict]:
+        # the sampler: the sample indices of this source's iterations from ``start`` on, in order
         idx = [k for i in range(self.start, self.cfg.total_iterations) if int(self.schedule[i]) == j
                for k in self.indices(i)]
         nw = self.cfg.num_workers
-        loader = DataLoader(self.folders[j], batch_size=self.cfg.batch_size, sampler=_IndexSampler(idx),
-                            num_workers=nw, pin_memory=self.device.type == "cuda",
-                            worker_init_fn=_worker_init if nw else None,
+        loader = DataLoader(self.folders[j], batch_size=self.cfg.batch_size, sampler=idx, num_workers=nw,
+                            pin_memory=self.device.type == "cuda", worker_init_fn=_worker_init if nw else None,
                             persistent_workers=False, prefetch_factor=2 if nw else None,
                             # its own generator: creating the iterator must not draw from the global
                             # stream (that would shift the dropout masks of the iteration it starts at)

@@ -52,8 +52,8 @@ def save_training_checkpoint(path: Path, model: torch.nn.Module, model_cfg: Mode
                              scheduler: Any, scaler: Any, progress: Progress,
                              train_config: dict[str, Any]) -> Path:
     """Write a full (resumable) checkpoint atomically."""
-    state = model_state(model, model_cfg, schema, preprocessing)
-    state.update({
+    return save_run_checkpoint(path, "segmenter", {
+        **model_state(model, model_cfg, schema, preprocessing),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None else None,
@@ -62,7 +62,6 @@ def save_training_checkpoint(path: Path, model: torch.nn.Module, model_cfg: Mode
         "rng": rng_states(),
         "train_config": train_config,
     })
-    return save_run_checkpoint(path, "segmenter", state)
 
 
 def save_best_checkpoint(path: Path, model: torch.nn.Module, model_cfg: ModelConfig, schema: LabelSchema,

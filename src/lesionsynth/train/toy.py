@@ -26,8 +26,7 @@ def blob_case(rng: np.random.Generator, shape: tuple[int, int, int]) -> tuple[np
         c = centre + (rng.uniform(-0.45, 0.45, 3) * radii)
         rad = rng.uniform(0.12, 0.22) * min(shape)
         d = np.sqrt(((grid - c[:, None, None, None]) ** 2).sum(0))
-        blob = (d < rad) & (head > 0)
-        label[blob] = 1
+        label[(d < rad) & (head > 0)] = 1
     contrast = 1.0 if rng.uniform() < 0.5 else -0.6
     image = image + contrast * label.astype(np.float32) * (1.0 + 0.05 * rng.standard_normal(shape))
     return image.astype(np.float32), label
@@ -67,13 +66,12 @@ def toy_config(real_path: str | Path, **overrides) -> dict:
 
     Keyword arguments replace top-level keys.
     """
-    cfg = {
+    return {
         "schema": {"name": "lesion", "classes": ["background", "lesion"]},
         "model": {"channels": [4, 8, 16], "strides": [2, 2], "dropout": 0.0},
         "real": {"path": str(real_path), "augment": None, "cache": True},
         "optim": {"lr": 3e-3},
         "epochs": 2, "iterations_per_epoch": 10, "crop_size": [16, 16, 16], "lesion_crop_prob": 0.5,
         "num_workers": 0, "log_every": 1, "device": "cpu", "threads": 1, "deterministic": True,
+        **overrides,
     }
-    cfg.update(overrides)
-    return cfg

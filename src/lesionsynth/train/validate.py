@@ -22,12 +22,9 @@ VAL_SEED_OFFSET = 0x7A1D  # held-out synthetic cases use seed + this
 
 def synthetic_val_cases(generator, n: int, seed: int) -> list[ValCase]:
     """``n`` held-out synthetic cases (seed ``seed + VAL_SEED_OFFSET``), on the CPU."""
-    cases = []
-    for j in range(n):
-        s = generator.sample(j, seed + VAL_SEED_OFFSET)
-        cases.append(ValCase(f"synth_{j:04d}", s.image.float().cpu(), s.target.long().cpu(),
-                             np.asarray(s.affine, dtype=np.float64)))
-    return cases
+    samples = (generator.sample(j, seed + VAL_SEED_OFFSET) for j in range(n))
+    return [ValCase(f"synth_{j:04d}", s.image.float().cpu(), s.target.long().cpu(),
+                    np.asarray(s.affine, dtype=np.float64)) for j, s in enumerate(samples)]
 
 
 @torch.no_grad()
@@ -59,8 +56,7 @@ def evaluate(model: torch.nn.Module, cases: list[ValCase], roi_size: tuple[int, 
     from lesionsynth.preprocess import Preprocessing
 
     was_training = model.training
-    pre = dict(preprocessing or {})
-    pre["patch_size"] = tuple(int(r) for r in roi_size)
+    pre = {**(preprocessing or {}), "patch_size": tuple(int(r) for r in roi_size)}
     seg = as_segmenter(model, schema, Preprocessing.from_checkpoint(pre, where="validation"))
     cfg = PredictConfig(overlap=overlap, tta=False, batch_size=sw_batch_size, precision=precision)
     total, count = 0.0, 0
