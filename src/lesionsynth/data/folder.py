@@ -97,9 +97,7 @@ def write_dataset_json(root: str | Path, channel_names: dict[str, str] | list[st
     if isinstance(channel_names, list):
         channel_names = {str(i): n for i, n in enumerate(channel_names)}
     data = {"channel_names": channel_names, "labels": labels, "numTraining": int(num_training),
-            "file_ending": FILE_ENDING}
-    if extra:
-        data.update(extra)
+            "file_ending": FILE_ENDING, **(extra or {})}
     write_text_atomic(Path(root) / "dataset.json", json.dumps(data, indent=2) + "\n")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from lesionsynth import argtypes
@@ -36,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from lesionsynth.demo.run import DemoOptions, main_demo
+    from lesionsynth.demo.run import DemoOptions, run_demo
     from lesionsynth.devices import resolve_device
 
     resolve_device(args.device)  # an unknown or unavailable device fails here, before any work
@@ -45,11 +46,16 @@ def _run_demo(args: argparse.Namespace) -> int:
         if path is not None and not path.exists():
             raise InputError(f"--{flag.replace('_', '-')} {path}: not found (a run folder or checkpoint)")
 
-    return main_demo(DemoOptions(out=args.out, n_heldout=args.n_heldout, train_config=args.config,
-                                 epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
-                                 seed=args.seed, device=args.device, threads=getattr(args, "threads", None),
-                                 gan_masks=args.gan_masks, gan_translator=args.gan_translator,
-                                 ldm_mask=args.ldm_mask, ldm_image=args.ldm_image))
+    try:
+        run_demo(DemoOptions(out=args.out, n_heldout=args.n_heldout, train_config=args.config,
+                             epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
+                             seed=args.seed, device=args.device, threads=getattr(args, "threads", None),
+                             gan_masks=args.gan_masks, gan_translator=args.gan_translator,
+                             ldm_mask=args.ldm_mask, ldm_image=args.ldm_image))
+    except KeyboardInterrupt:
+        print("interrupted; re-run the same command to continue", file=sys.stderr)
+        return 130
+    return 0
 
 
 def _run_experiment(args: argparse.Namespace) -> int:

@@ -15,7 +15,6 @@ Every stage resumes: re-running the demo skips finished work.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,12 +291,3 @@ def _generated_sets(opt: DemoOptions, out: Path) -> list[str]:
     for ln in lines:
         say("      " + ln)
     return lines
-
-
-def main_demo(opt: DemoOptions) -> int:
-    try:
-        run_demo(opt)
-    except KeyboardInterrupt:
-        print("interrupted; re-run the same command to continue", file=sys.stderr)
-        return 130
-    return 0

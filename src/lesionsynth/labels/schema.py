@@ -63,9 +63,7 @@ class LabelSchema:
         try:
             return self.classes.index(name)
         except ValueError:
-            raise ConfigError(
-                f"schema {self.name}: no class '{name}' (classes: {', '.join(self.classes)})"
-            ) from None
+            raise ConfigError(f"schema {self.name}: no class '{name}' (classes: {', '.join(self.classes)})") from None
 
     @property
     def lesion_index(self) -> int | None:
@@ -154,10 +152,8 @@ class LabelMapping:
         for i, v in enumerate(values):
             t = self.table.get(int(v), self.default)
             if t is None:
-                raise ConfigError(
-                    f"{source}: label value {int(v)} is not in the mapping table "
-                    f"(add it to the table's 'map' or set 'default')"
-                )
+                raise ConfigError(f"{source}: label value {int(v)} is not in the mapping table "
+                                  "(add it to the table's 'map' or set 'default')")
             out[i] = t
         return out
 

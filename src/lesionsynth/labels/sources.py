@@ -137,8 +137,7 @@ def mni_default(resolution: float | None = None, schema: LabelSchema = TISSUE,
         t, affine = resample_to_spacing(torch.from_numpy(probs), affine, resolution, mode="linear")
         probs = t.numpy()
     names = ["background", "grey_matter", "white_matter", "partial_volume", "csf"]
-    gen_to_target = [schema.index(n) for n in names]
-    return LabelMap(affine=affine, schema=schema, gen_to_target=gen_to_target, gen_names=names,
+    return LabelMap(affine=affine, schema=schema, gen_to_target=[schema.index(n) for n in names], gen_names=names,
                     probs=torch.from_numpy(np.ascontiguousarray(probs)), name="mni152")
 
 
@@ -237,8 +236,7 @@ def merge_by_target(lm: LabelMap) -> LabelMap:
             targets.append(t)
         remap.append(key_to_new[key])
     index = torch.tensor(remap, dtype=torch.long, device=lm.index.device)[lm.index]
-    return LabelMap(affine=lm.affine, schema=lm.schema, gen_to_target=targets, gen_names=names, index=index,
-                    name=lm.name)
+    return replace(lm, gen_to_target=targets, gen_names=names, index=index)
 
 
 def load_label_source(spec: str | Path, schema: LabelSchema = TISSUE,

@@ -41,7 +41,7 @@ from lesionsynth.lesions import (
     apply_procedural,
     sample_procedural,
 )
-from lesionsynth.lesions.placement import fit_to_map
+from lesionsynth.lesions.placement import fit_to_map, world_box
 from lesionsynth.ops import bernoulli, case_seed, gaussian_blur, make_generator, sample_seed, smooth_noise, uniform
 from lesionsynth.physics import sequences
 from lesionsynth.physics.sequences import SequenceParams
@@ -156,6 +156,10 @@ def load_tissue_table(path: str | None = None) -> dict[str, Any]:
     if bad:
         raise ConfigError(f"{p}: extracerebral labels name unknown tissues {sorted(bad)}")
     return data
+
+
+def _signal(seq: SequenceParams, p: dict[str, float], b: float | None) -> float:
+    return float(sequences.signal(seq, p["pd"], p["t1"], p["t2"], p["adc"], b=b))
 
 
 @dataclass
@@ -293,7 +297,7 @@ class PhysicsGenerator:
     def _tissue_signal(self, rec: dict[str, Any], seq: SequenceParams, b: float | None) -> dict[str, float]:
         out = {}
         for name, p in rec["tissues"].items():
-            s = sequences.signal(seq, p["pd"], p["t1"], p["t2"], p["adc"], b=b)
+            s = _signal(seq, p, b)
             if seq.kind == "dwi":
                 s *= p.get("dwi_pd_scale", 1.0)
             s *= 1.0 - p.get("flow_void", 0.0)
@@ -314,15 +318,10 @@ class PhysicsGenerator:
             tex = smooth_noise(img.shape, 6.0, make_generator(rec["texture_seed"]))
             img = img * (1 + self.cfg.texture * tex)
         lp = rec["lesion"]["props"]
-
-        def les_sig(name: str) -> float:
-            p = lp[name]
-            return float(sequences.signal(seq, p["pd"], p["t1"], p["t2"], p["adc"], b=b))
-
         if rec["lesion"]["type"] == "chronic":
-            lsig = torch.where(core, les_sig("cavity"), les_sig("gliosis"))
+            lsig = torch.where(core, _signal(seq, lp["cavity"], b), _signal(seq, lp["gliosis"], b))
         else:
-            lsig = torch.full_like(img, les_sig("acute"))
+            lsig = torch.full_like(img, _signal(seq, lp["acute"], b))
         return (1 - lesion_w) * img + lesion_w * lsig
 
     def _grids(self, rec: dict[str, Any], an: _Anatomy) -> tuple[np.ndarray, tuple, np.ndarray, tuple]:
@@ -330,11 +329,8 @@ class PhysicsGenerator:
         sc = rec["scan"]
         rot = rotation_matrix(sc["angles_deg"])
         aff = an.lm.affine
-        corners = np.array([[x, y, z, 1.0] for x in (an.head_lo[0], an.head_hi[0])
-                            for y in (an.head_lo[1], an.head_hi[1]) for z in (an.head_lo[2], an.head_hi[2])])
-        world = (aff @ corners.T)[:3]
-        local = rot.T @ world                       # head corners in the rotated frame
-        lo, hi = local.min(1) - 2.0, local.max(1) + 2.0
+        lo, hi = world_box(aff, an.head_lo, an.head_hi, rotation=rot)  # the head's box in the rotated frame
+        lo, hi = lo - 2.0, hi + 2.0
         fine = float(np.abs(aff[:3, :3]).sum(0).min())
         vox = np.asarray(sc["voxel_mm"], dtype=np.float64)
 
