@@ -37,6 +37,20 @@ def test_folder_flip_mirrors_world_x(lesion_dir, tiny_affine):
     assert abs(wx(m) + wx(f)) < 1.5 and abs(wx(m)) > 5
 
 
+def test_folder_cache_keeps_only_the_lesion_box(lesion_dir, tiny_affine):
+    """A cached mask comes back equal and as a new tensor, and the cache holds its bounding box only (a long
+    training run over many masks, flips and label maps once grew to 24 GB caching whole grids)."""
+    lf = LesionFolder(lesion_dir)
+    first = lf.load(0, tiny_affine, (32, 32, 32))
+    again = lf.load(0, tiny_affine, (32, 32, 32))
+    assert torch.equal(first, again) and again.dtype == torch.float32 and again is not first
+    again.zero_()
+    assert torch.equal(lf.load(0, tiny_affine, (32, 32, 32)), first)
+    (box, crop), = lf._cache.values()
+    assert crop.dtype == torch.bool and crop.numel() < first.numel() // 10
+    assert int(crop.sum()) == int(first.sum())
+
+
 def test_empty_folder_is_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no lesion masks"):

@@ -16,7 +16,9 @@ class LesionFolder:
     """A folder (or list) of binary lesion masks.
 
     Masks are read lazily and resampled onto a requested grid through both affines (trilinear, then
-    > 0.5), optionally mirrored left-right in world space (x -> -x). Nothing assumes a shape.
+    > 0.5), optionally mirrored left-right in world space (x -> -x). Nothing assumes a shape. Each mask is
+    cached per grid as its bounding box only (a boolean crop), so a long run over many masks, flips and label
+    maps keeps a few bytes per lesion voxel instead of a whole grid per entry.
 
     Args:
         source: folder, glob pattern or list of files.
@@ -31,7 +33,7 @@ class LesionFolder:
         self.files = find_images(items)
         if not self.files:
             raise InputError(f"{source}: no lesion masks (.nii/.nii.gz) found")
-        self._cache: dict[tuple, torch.Tensor] = {}
+        self._cache: dict[tuple, tuple[tuple[slice, ...], torch.Tensor] | None] = {}
 
     def __len__(self) -> int:
         return len(self.files)
@@ -47,7 +49,7 @@ class LesionFolder:
             affine = np.linalg.inv(placement) @ np.asarray(affine, dtype=np.float64)  # the grid in mask space
         key = (i, flip, tuple(np.round(np.asarray(affine), 4).ravel()), tuple(shape))
         if cache and key in self._cache:
-            return self._cache[key]
+            return _uncrop(self._cache[key], shape)
         vol = load_volume(self.files[i])
         data = vol.data
         if data.max() <= 0:
@@ -58,5 +60,23 @@ class LesionFolder:
             src_affine = np.diag([-1.0, 1.0, 1.0, 1.0]) @ src_affine
         t = (resample_to_grid(torch.from_numpy(m), src_affine, affine, shape, mode="linear") > 0.5).float()
         if cache:
-            self._cache[key] = t
+            self._cache[key] = _crop(t)
         return t
+
+
+def _crop(mask: torch.Tensor) -> tuple[tuple[slice, ...], torch.Tensor] | None:
+    """A {0, 1} mask as (its bounding box, the boolean crop); None when empty."""
+    idx = mask.nonzero()
+    if not len(idx):
+        return None
+    box = tuple(slice(int(lo), int(hi) + 1) for lo, hi in zip(idx.min(0).values, idx.max(0).values))
+    return box, mask[box].bool()
+
+
+def _uncrop(entry: tuple[tuple[slice, ...], torch.Tensor] | None, shape: tuple[int, int, int]) -> torch.Tensor:
+    """The float mask on the whole grid from a :func:`_crop` entry (a new tensor each call)."""
+    t = torch.zeros(tuple(shape), dtype=torch.float32)
+    if entry is not None:
+        box, crop = entry
+        t[box] = crop.float()
+    return t
