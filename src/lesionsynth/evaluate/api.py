@@ -128,14 +128,12 @@ def evaluate_folders(
     opts = ScoreOptions(label=label, protocol=protocol,
                         tissue_classes=_named(tissue, names, "tissue classes"),
                         volume_labels=_named(volume_labels or [], names, "volume labels"))
-    for model, ids in matching.missing.items():
-        if ids:
-            what = "scoring them as empty" if missing == "empty" else "not scored"
-            log.warning(f"{model}: {len(ids)} truth case(s) without prediction ({what}), "
-                        f"e.g. {', '.join(ids[:5])}")
-    for model, ids in matching.extra.items():
-        if ids:
-            log.warning(f"{model}: {len(ids)} prediction(s) without truth (ignored), e.g. {', '.join(ids[:5])}")
+    what = "scoring them as empty" if missing == "empty" else "not scored"
+    for by_model, text in ((matching.missing, f"truth case(s) without prediction ({what})"),
+                           (matching.extra, "prediction(s) without truth (ignored)")):
+        for model, ids in by_model.items():
+            if ids:
+                log.warning(f"{model}: {len(ids)} {text}, e.g. {', '.join(ids[:5])}")
 
     jobs = _jobs(matching, missing, opts)
     results: dict[str, dict] = {}

@@ -24,11 +24,12 @@ So ``sub-01_lesion.nii.gz``, ``sub-01_pred.nii.gz`` and ``sub-01.nii.gz`` in thr
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lesionsynth.errors import InputError
-from lesionsynth.io.nifti import is_nifti, strip_nifti_suffix
+from lesionsynth.io.nifti import find_images, strip_nifti_suffix
 
 _WORD_SUFFIX = re.compile(r"[_-](labels?|lesions?|seg|mask|pred|prediction)$", re.IGNORECASE)
 _CHANNEL_SUFFIX = re.compile(r"_\d{4}$")
@@ -67,7 +68,7 @@ def _strip_common(stems: list[str], pattern: re.Pattern, min_files: int = 1) -> 
 def list_cases(root: str | Path) -> dict[str, Path]:
     """Map case identifier -> label file for one folder (see the module docstring for the rule)."""
     folder = label_folder(root)
-    files = sorted(p for p in folder.iterdir() if p.is_file() and is_nifti(p) and not p.name.startswith("."))
+    files = find_images(folder)
     if not files:
         raise InputError(f"{folder}: no NIfTI files (.nii, .nii.gz) found")
     stems = [strip_nifti_suffix(p) for p in files]
@@ -108,19 +109,25 @@ class Matching:
 
     def problems(self) -> list[str]:
         """One human-readable line per model with missing or extra cases."""
-        lines = []
-        for m in self.preds:
-            if self.missing.get(m):
-                lines.append(f"{m}: {len(self.missing[m])} truth case(s) without prediction: "
-                             + _short(self.missing[m]))
-            if self.extra.get(m):
-                lines.append(f"{m}: {len(self.extra[m])} prediction(s) without truth: "
-                             + _short(self.extra[m]))
-        return lines
+        return problem_lines(self.preds, self.missing, self.extra)
 
 
 def _short(ids: list[str], n: int = 8) -> str:
     return ", ".join(ids[:n]) + (f", ... ({len(ids) - n} more)" if len(ids) > n else "")
+
+
+def problem_lines(models: Iterable[str], missing: dict[str, list[str]], extra: dict[str, list[str]],
+                  ids: Callable[[list[str]], str] = _short, missing_note: str = "", extra_note: str = "",
+                  ) -> list[str]:
+    """Per model, a line for its truth cases without prediction and one for its predictions without truth
+    (``ids`` formats the case list; the notes follow the counts)."""
+    lines = []
+    for m in models:
+        if missing.get(m):
+            lines.append(f"{m}: {len(missing[m])} truth case(s) without prediction{missing_note}: {ids(missing[m])}")
+        if extra.get(m):
+            lines.append(f"{m}: {len(extra[m])} prediction(s) without truth{extra_note}: {ids(extra[m])}")
+    return lines
 
 
 def match_cases(truth: str | Path, preds: dict[str, str | Path]) -> Matching:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from lesionsynth.evaluate.metrics import dice, lesion_wise_f1, per_class_dice
+from lesionsynth.io.atomic import write_csv_atomic
 from lesionsynth.labels.schema import TISSUE
 
 #: (row name, modality, lesion type)
@@ -94,9 +95,7 @@ class OODResult:
 
     def write_csv(self, path: str | Path) -> None:
         """Every scored scan, one row each (written atomically)."""
-        from lesionsynth.evaluate.report import write_csv
-
-        write_csv(Path(path), [f.name for f in fields(OODRow)], [list(astuple(r)) for r in self.rows])
+        write_csv_atomic(path, [f.name for f in fields(OODRow)], [list(astuple(r)) for r in self.rows])
 
 
 def _merge_pv(labels: np.ndarray) -> np.ndarray:

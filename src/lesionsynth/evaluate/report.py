@@ -7,9 +7,7 @@ lowest distances and errors), as in the papers' tables.
 from __future__ import annotations
 
 import base64
-import csv
 import html
-import io
 import math
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
@@ -17,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from lesionsynth.evaluate.accumulator import DICE_FAIR, DICE_GOOD, MetricAccumulator, Stat
+from lesionsynth.evaluate.matching import problem_lines
 from lesionsynth.evaluate.metrics import LESION_METRICS, metric_info
 from lesionsynth.evaluate.stats import PairedTest
-from lesionsynth.io.atomic import write_text_atomic
+from lesionsynth.io.atomic import write_csv_atomic
 from lesionsynth.viz import html_page, html_table, pyplot, save_figure
 
 #: metrics drawn as box/strip plots
@@ -142,37 +141,28 @@ def tests_table(tests: list[PairedTest]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows(["" if (isinstance(v, float) and math.isnan(v)) else (repr(v) if isinstance(v, float) else v)
-                 for v in r] for r in rows)
-    write_text_atomic(path, buf.getvalue())
-
-
 def write_per_case_csv(path: Path, acc: MetricAccumulator, details: list[str]) -> None:
     """One row per case and model; ``inf`` for HD95 failures, empty for undefined values."""
     header = ["case", "model", *acc.metrics, *details]
-    write_csv(path, header, [[r.get(k, "") for k in header] for r in acc.rows])
+    write_csv_atomic(path, header, [[r.get(k, "") for k in header] for r in acc.rows])
 
 
 def write_summary_csv(path: Path, acc: MetricAccumulator) -> None:
     header = ["model", "metric", "n", "n_valid", "failures", "undefined", "mean", "sd", "median", "best"]
     summary = acc.summary()
     bests = {m: best_models(summary, m) for m in acc.metrics}
-    write_csv(path, header, [[model, m, *astuple(st), int(model in bests[m])]
+    write_csv_atomic(path, header, [[model, m, *astuple(st), int(model in bests[m])]
                              for model, stats in summary.items() for m, st in stats.items()])
 
 
 def write_tests_csv(path: Path, tests: list[PairedTest]) -> None:
     header = ["metric", "model_a", "model_b", "n", "median_diff_a_minus_b", "statistic", "p", "stars"]
-    write_csv(path, header, [[*astuple(t), t.stars] for t in tests])
+    write_csv_atomic(path, header, [[*astuple(t), t.stars] for t in tests])
 
 
 def write_categories_csv(path: Path, acc: MetricAccumulator) -> None:
     header = ["model", "n", "n_ge_0.6", "share_ge_0.6", "n_0.3_0.6", "share_0.3_0.6"]
-    write_csv(path, header, [[m, c["n"], c["n_ge_0.6"], c["share_ge_0.6"], c["n_0.3_0.6"], c["share_0.3_0.6"]]
+    write_csv_atomic(path, header, [[m, c["n"], c["n_ge_0.6"], c["share_ge_0.6"], c["n_0.3_0.6"], c["share_0.3_0.6"]]
                              for m, c in acc.dice_categories().items()])
 
 
@@ -207,20 +197,14 @@ def summary_markdown(acc: MetricAccumulator, tests: list[PairedTest], ctx: Repor
 
 
 def _matching_lines(ctx: ReportContext) -> list[str]:
-    lines = []
-    for m in ctx.preds:
-        miss, extra = ctx.missing.get(m, []), ctx.extra.get(m, [])
-        if miss:
-            what = "scored as empty predictions" if ctx.missing_policy == "empty" else "not scored"
-            lines.append(f"{m}: {len(miss)} truth case(s) without prediction ({what}): {', '.join(miss)}")
-        if extra:
-            lines.append(f"{m}: {len(extra)} prediction(s) without truth (ignored): {', '.join(extra)}")
-    return lines
+    what = "scored as empty predictions" if ctx.missing_policy == "empty" else "not scored"
+    return problem_lines(ctx.preds, ctx.missing, ctx.extra, ", ".join, f" ({what})", " (ignored)")
 
 
 # -------------------------------------------------------------------------------------------- plots
 def draw_box_strip(ax, acc: MetricAccumulator, metric: str, tests: list[PairedTest] | None = None) -> None:
-    """Box plot (no fliers) with every case as a jittered point, and significance brackets."""
+    """Box plot (no fliers) with every case as a jittered point, and brackets for the tests of ``metric``
+    (every pair up to 4 models; beyond, the first ``n_models - 1`` tests, to keep plots readable)."""
     models = acc.models
     data = [np.asarray(list(acc.values(m, metric).values()), dtype=np.float64) for m in models]
     data = [v[np.isfinite(v)] for v in data]
@@ -247,6 +231,7 @@ def draw_box_strip(ax, acc: MetricAccumulator, metric: str, tests: list[PairedTe
     span = max(top - lo, 1e-6)
     base, step, h = top + 0.05 * span, 0.09 * span, 0.02 * span
     sel = [t for t in tests or [] if t.metric == metric]
+    sel = sel if len(models) <= 4 else sel[: len(models) - 1]
     pairs = sorted(((models.index(t.a) + 1, models.index(t.b) + 1, t) for t in sel),
                    key=lambda x: (abs(x[1] - x[0]), min(x[0], x[1])))
     placed: list[tuple[int, int, int]] = []  # (left, right, row): short brackets low, no overlaps in a row
@@ -264,17 +249,11 @@ def draw_box_strip(ax, acc: MetricAccumulator, metric: str, tests: list[PairedTe
     ax.set_xlim(0.4, len(models) + 0.6)
 
 
-def _pairs_to_draw(tests: list[PairedTest], metric: str, n_models: int) -> list[PairedTest]:
-    """All pairs for up to 4 models, otherwise neighbours only (to keep plots readable)."""
-    sel = [t for t in tests if t.metric == metric]
-    return sel if n_models <= 4 else sel[: n_models - 1]
-
-
 def save_box_strip(path: Path, acc: MetricAccumulator, metric: str, tests: list[PairedTest]) -> Path:
     """One box/strip plot of ``metric`` per model as PNG (atomic)."""
     n = len(acc.models)
     fig, ax = pyplot().subplots(figsize=(1.3 * n + 1.8, 4.0), dpi=150)
-    draw_box_strip(ax, acc, metric, _pairs_to_draw(tests, metric, n))
+    draw_box_strip(ax, acc, metric, tests)
     ax.set_title(metric_info(metric).title + " per case")
     fig.tight_layout()
     return save_figure(fig, path)
@@ -303,7 +282,7 @@ def save_overview_png(path: Path, acc: MetricAccumulator, tests: list[PairedTest
     gs = fig.add_gridspec(3, 2, height_ratios=[4.0, 0.3 * (n + 1) + 0.3, 0.3 * (n + 1)], hspace=0.45)
     for k, metric in enumerate(PLOT_METRICS):
         ax = fig.add_subplot(gs[0, k])
-        draw_box_strip(ax, acc, metric, _pairs_to_draw(tests, metric, n))
+        draw_box_strip(ax, acc, metric, tests)
         ax.set_title(metric_info(metric).title)
     bests = {m: best_models(acc.summary(), m) for m in lesion}
     tab = _mpl_table(fig.add_subplot(gs[1, :]), *summary_table(acc, lesion, bold="none"),

@@ -84,32 +84,28 @@ class _Source:
             view = data.permute(0, *(1 + a for a in axes))
             dims = [1 + k for k in range(3) if flips[k]]
             self.view = torch.flip(view, dims) if dims else view
-            n = [data.shape[1 + a] for a in axes]
             # output index o_k = view index + offset_k
-            self.offset = [int(-t[k]) if not flips[k] else int(t[k] - (n[k] - 1)) for k in range(3)]
+            self.offset = [int(-t[k]) if not flips[k] else int(t[k] - (self.view.shape[1 + k] - 1)) for k in range(3)]
 
     def slab(self, out_affine: np.ndarray, out_shape: tuple[int, int, int], z0: int, z1: int) -> torch.Tensor:
         shape = (out_shape[0], out_shape[1], z1 - z0)
         if self.exact:
             out = torch.zeros((self.data.shape[0], *shape), dtype=self.data.dtype, device=self.data.device)
-            lo_out = [0, 0, z0]
-            hi_out = [shape[0], shape[1], z1]
             src, dst = [], []
-            for k in range(3):
-                n = self.view.shape[1 + k]
-                a = max(lo_out[k], self.offset[k])
-                b = min(hi_out[k], self.offset[k] + n)
+            for k, (lo, hi) in enumerate(((0, shape[0]), (0, shape[1]), (z0, z1))):
+                a, b = max(lo, self.offset[k]), min(hi, self.offset[k] + self.view.shape[1 + k])
                 if b <= a:
                     return out
                 src.append(slice(a - self.offset[k], b - self.offset[k]))
-                dst.append(slice(a - lo_out[k], b - lo_out[k]))
+                dst.append(slice(a - lo, b - lo))
             out[(slice(None), *dst)] = self.view[(slice(None), *src)]
             return out
-        slab_affine = np.asarray(out_affine, dtype=np.float64) @ _shift(0, 0, z0)
+        slab_affine = np.asarray(out_affine, dtype=np.float64) @ translation(0, 0, z0)
         return resample_to_grid(self.data, self.affine, slab_affine, shape, mode="linear")
 
 
-def _shift(x: float, y: float, z: float) -> np.ndarray:
+def translation(x: float, y: float, z: float) -> np.ndarray:
+    """The 4x4 matrix that shifts voxel indices by ``(x, y, z)``."""
     T = np.eye(4)
     T[:3, 3] = (x, y, z)
     return T

@@ -94,16 +94,15 @@ def expand_inputs(inputs: list[str | Path] | str | Path) -> tuple[list[Path], li
     for item in _as_list(inputs):
         p = Path(item)
         if p.suffix.lower() in (".txt", ".csv") and p.is_file():
-            listed = _read_list(p)
-            if not listed:
+            found = _read_list(p)
+            if not found:
                 failures.append(Failure(str(item), "the list names no files"))
-            files.extend(q for q in listed if q not in files)
-            continue
-        found = bids_images(p) if is_bids_root(p) else find_images([item])
-        if not found and (p.is_dir() or any(c in str(item) for c in "*?[")):
-            failures.append(Failure(str(item), "no NIfTI files (.nii, .nii.gz, .mgz) found there"))
-        files.extend(f for f in found if f not in files)
-    return files, failures
+        else:
+            found = bids_images(p) if is_bids_root(p) else find_images([item])
+            if not found and (p.is_dir() or any(c in str(item) for c in "*?[")):
+                failures.append(Failure(str(item), "no NIfTI files (.nii, .nii.gz, .mgz) found there"))
+        files.extend(found)
+    return list(dict.fromkeys(files)), failures
 
 
 def _read_list(path: Path) -> list[Path]:
@@ -262,7 +261,6 @@ def predict_files(
     expect = dict(lesion=seg.schema.lesion_index is not None, uncertainty=cfg.effective().tta,
                   probabilities=cfg.save_probabilities)
     results: list[FileResult] = []
-    debug = os.environ.get("LESIONSYNTH_DEBUG") == "1"
     bar = tqdm(subjects, desc="predict", unit="scan", file=sys.stderr,
                disable=None if progress else True)
     if not bar.disable:  # on a terminal: a second bar over each scan's windows
@@ -274,18 +272,16 @@ def predict_files(
                                                   for p in expected.values()):
             results.append(FileResult(stem, paths, "skipped", expected, rows[stem]))
             continue
-        current = paths[0]
         try:
             vols = []
-            for p in paths:
-                current = p
-                vols.append(load_volume(p))
+            for current in paths:  # a failure names the file being read, else the first input
+                vols.append(load_volume(current))
             current = paths[0]
             pred = predict_volume(seg, [v.data for v in vols], [v.affine for v in vols], config=cfg)
             written, row = write_outputs(out, stem, vols[0].data, pred,
                                          inputs=_printable(";".join(str(p) for p in paths)))
         except Exception as e:  # one bad scan never aborts the batch: reported, skipped, exit 1
-            if debug:
+            if os.environ.get("LESIONSYNTH_DEBUG") == "1":
                 raise
             failures.append(Failure(str(current), _one_line(e)))
             _report(failures[-1], verbose)

@@ -14,14 +14,14 @@ others, so its presence (with the ``volumes.csv`` row) marks an input as done.
 from __future__ import annotations
 
 import csv
-import io
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
 from lesionsynth.infer.predict import Prediction
-from lesionsynth.io import reorient_to_ras, save_volume, write_text_atomic
+from lesionsynth.io import reorient_to_ras, save_volume
+from lesionsynth.io.atomic import write_csv_atomic
 
 VOLUMES_CSV = "volumes.csv"
 
@@ -85,12 +85,8 @@ def write_volumes(out_dir: str | Path, rows: dict[str, dict[str, str]], path: st
         columns: only these columns (default: all).
     """
     cols = [k for k in dict.fromkeys(k for r in rows.values() for k in r) if columns is None or k in columns]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, restval="", lineterminator="\n", extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows[stem] for stem in sorted(rows))
     path = Path(path) if path is not None else Path(out_dir) / VOLUMES_CSV
-    write_text_atomic(path, buf.getvalue())
+    write_csv_atomic(path, cols, ([rows[stem].get(k, "") for k in cols] for stem in sorted(rows)))
     return path
 
 

@@ -18,7 +18,7 @@ import torch
 from lesionsynth.devices import resolve_device  # noqa: F401  (re-exported: infer.resolve_device)
 from lesionsynth.errors import InputError
 from lesionsynth.infer.config import PredictConfig
-from lesionsynth.infer.decide import LogitField, decide
+from lesionsynth.infer.decide import LogitField, decide, translation
 from lesionsynth.infer.sliding import model_device, windowed_logits
 from lesionsynth.labels.schema import TISSUE, LabelSchema
 from lesionsynth.preprocess import Preprocessing, network_input, plan_windows, prepare
@@ -127,9 +127,8 @@ def modality_logits(seg: Segmenter, image: np.ndarray, affine: np.ndarray,
         seg.model, torch.from_numpy(crop), roi, overlap=cfg.overlap, sigma_scale=cfg.sigma_scale, tta=cfg.tta,
         batch_size=cfg.batch_size, precision=cfg.precision, cval=cval, progress=cfg.progress,
         stitch_device=_stitch_device(seg.device, seg.schema.num_classes, box))
-    shift = np.eye(4)
-    shift[:3, 3] = [s.start for s in box]
-    return LogitField(logits=logits, affine=prep.affine @ shift, disagreement=disagreement)
+    return LogitField(logits=logits, affine=prep.affine @ translation(*(s.start for s in box)),
+                      disagreement=disagreement)
 
 
 def predict_volume(

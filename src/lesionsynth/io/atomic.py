@@ -6,10 +6,13 @@ A reader (or a resumed run) therefore never sees a half-written file, even after
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
+import math
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -67,3 +70,13 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def write_csv_atomic(path: str | Path, header: list[str], rows: Iterable[list]) -> None:
+    """Write a CSV table atomically; a NaN cell is written empty, other floats as ``repr``."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(["" if (isinstance(v, float) and math.isnan(v)) else (repr(v) if isinstance(v, float) else v)
+                 for v in r] for r in rows)
+    write_text_atomic(path, buf.getvalue())

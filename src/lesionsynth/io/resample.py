@@ -25,8 +25,7 @@ def voxel_map_to_theta(
     first and last voxels) with the coordinate order reversed relative to the array axes. This folds
     both conventions into one matrix.
     """
-    M = torch.as_tensor(np.asarray(vox_out_to_in, dtype=np.float64) if not torch.is_tensor(vox_out_to_in)
-                        else vox_out_to_in, dtype=torch.float64)
+    M = torch.as_tensor(vox_out_to_in, dtype=torch.float64)
     def norm(shape: tuple[int, ...]) -> torch.Tensor:
         # voxel -> normalised, with axis reversal (array axis k -> grid coordinate 2 - k)
         N = torch.zeros(4, 4, dtype=torch.float64)

@@ -108,10 +108,6 @@ def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
     return tuple(slices)
 
 
-def round_up(n: int, divisor: int) -> int:
-    return int(-(-int(n) // divisor) * divisor)
-
-
 def plan_windows(foreground: np.ndarray | None, shape: tuple[int, int, int],
                  window: int | tuple[int, int, int], divisor: int, margin: int = 4
                  ) -> tuple[tuple[slice, slice, slice], tuple[int, int, int]]:
@@ -140,7 +136,7 @@ def plan_windows(foreground: np.ndarray | None, shape: tuple[int, int, int],
     fg_box = None if foreground is None else bounding_box(foreground, margin)
     lo = [0, 0, 0] if fg_box is None else [s.start for s in fg_box]
     hi = list(shape) if fg_box is None else [s.stop for s in fg_box]
-    rounded = [max(least, round_up(hi[ax] - lo[ax], divisor)) for ax in range(3)]
+    rounded = [max(least, -(-int(hi[ax] - lo[ax]) // divisor) * divisor) for ax in range(3)]  # rounded up
     single = (int(np.prod(rounded)) <= int(np.prod(wmax))
               and all(r <= 1.5 * w for r, w in zip(rounded, wmax, strict=True)))
     box, roi = [], []
