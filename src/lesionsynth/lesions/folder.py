@@ -10,6 +10,7 @@ import torch
 from lesionsynth.errors import InputError
 from lesionsynth.io.nifti import find_images, load_volume
 from lesionsynth.io.resample import resample_to_grid
+from lesionsynth.preprocess.prepare import bounding_box
 
 
 class LesionFolder:
@@ -66,11 +67,8 @@ class LesionFolder:
 
 def _crop(mask: torch.Tensor) -> tuple[tuple[slice, ...], torch.Tensor] | None:
     """A {0, 1} mask as (its bounding box, the boolean crop); None when empty."""
-    idx = mask.nonzero()
-    if not len(idx):
-        return None
-    box = tuple(slice(int(lo), int(hi) + 1) for lo, hi in zip(idx.min(0).values, idx.max(0).values))
-    return box, mask[box].bool()
+    box = bounding_box(mask.numpy() > 0)
+    return None if box is None else (box, mask[box].bool())
 
 
 def _uncrop(entry: tuple[tuple[slice, ...], torch.Tensor] | None, shape: tuple[int, int, int]) -> torch.Tensor:
