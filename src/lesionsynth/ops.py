@@ -111,3 +111,13 @@ def uniform(gen: torch.Generator, lo: float, hi: float) -> float:
 def bernoulli(gen: torch.Generator, p: float) -> bool:
     """True with probability ``p``."""
     return bool(torch.rand((), generator=gen, device=gen.device).item() < p)
+
+
+def rotation_matrix(angles_deg: list[float]) -> np.ndarray:
+    """The 3x3 rotation ``Rz @ Ry @ Rx`` by ``angles_deg`` (degrees) about the x, y and z axes (float64;
+    the spatial augmentation, the physics scanner grids and the procedural lesions' orientations)."""
+    a, b, c = (math.radians(x) for x in angles_deg)
+    Rx = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
+    Ry = np.array([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
+    Rz = np.array([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])
+    return Rz @ Ry @ Rx

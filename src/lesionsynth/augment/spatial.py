@@ -21,7 +21,7 @@ from lesionsynth.config import check_at_least, check_probability
 from lesionsynth.errors import ConfigError
 from lesionsynth.io.nifti import voxel_sizes
 from lesionsynth.io.resample import voxel_map_to_theta
-from lesionsynth.ops import bernoulli, sample_seed, uniform
+from lesionsynth.ops import bernoulli, rotation_matrix, sample_seed, uniform
 
 
 @dataclass
@@ -97,15 +97,6 @@ def sample(gen: torch.Generator, cfg: SpatialConfig, affine: object = None) -> S
         p.elastic_seed = sample_seed(gen)
     p.crop_shift_mm = [uniform(gen, -cfg.crop_jitter_mm, cfg.crop_jitter_mm) for _ in range(3)]
     return p
-
-
-def rotation_matrix(angles_deg: list[float]) -> np.ndarray:
-    """The 3x3 rotation ``Rz @ Ry @ Rx`` by ``angles_deg`` (degrees) about the x, y and z axes."""
-    a, b, c = (math.radians(x) for x in angles_deg)
-    Rx = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
-    Ry = np.array([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
-    Rz = np.array([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])
-    return Rz @ Ry @ Rx
 
 
 def _affine_matrix(p: SpatialParams) -> np.ndarray:

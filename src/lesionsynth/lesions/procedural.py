@@ -17,7 +17,7 @@ import torch
 from lesionsynth.config import check_interval
 from lesionsynth.errors import ConfigError, InputError
 from lesionsynth.io.nifti import voxel_sizes
-from lesionsynth.ops import sample_seed, smooth_noise, uniform
+from lesionsynth.ops import rotation_matrix, sample_seed, smooth_noise, uniform
 
 
 @dataclass
@@ -62,14 +62,6 @@ class ProceduralLesionParams:
     roughness: list[float] = field(default_factory=list)
     noise_scale_mm: list[float] = field(default_factory=list)
     noise_seed: int = 0
-
-
-def _rotation(angles: list[float]) -> torch.Tensor:
-    a, b, c = angles
-    Rx = torch.tensor([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
-    Ry = torch.tensor([[math.cos(b), 0, math.sin(b)], [0, 1, 0], [-math.sin(b), 0, math.cos(b)]])
-    Rz = torch.tensor([[math.cos(c), -math.sin(c), 0], [math.sin(c), math.cos(c), 0], [0, 0, 1]])
-    return (Rz @ Ry @ Rx).float()
 
 
 def sample_procedural(gen: torch.Generator, cfg: ProceduralLesionConfig, region: torch.Tensor,
@@ -126,7 +118,7 @@ def apply_procedural(p: ProceduralLesionParams, region: torch.Tensor, affine) ->
         grids = torch.meshgrid(*[torch.arange(lo[i], hi[i], device=device, dtype=torch.float32)
                                  for i in range(3)], indexing="ij")
         d = torch.stack([(g - float(x)) * v for g, x, v in zip(grids, p.centres_vox[k], vs)], -1)
-        R = _rotation(p.rotations[k]).to(device)
+        R = torch.from_numpy(rotation_matrix([math.degrees(x) for x in p.rotations[k]])).float().to(device)
         ax = torch.as_tensor(p.axes[k], device=device)
         ax = ax / ax.prod() ** (1 / 3)
         q = (d @ R) / ax

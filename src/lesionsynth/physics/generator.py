@@ -29,7 +29,6 @@ import numpy as np
 import torch
 import yaml
 
-from lesionsynth.augment.spatial import rotation_matrix
 from lesionsynth.errors import ConfigError, InputError
 from lesionsynth.io.resample import resample_to_grid
 from lesionsynth.labels.schema import TISSUE
@@ -42,7 +41,16 @@ from lesionsynth.lesions import (
     sample_procedural,
 )
 from lesionsynth.lesions.placement import fit_to_map, world_box
-from lesionsynth.ops import bernoulli, case_seed, gaussian_blur, make_generator, sample_seed, smooth_noise, uniform
+from lesionsynth.ops import (
+    bernoulli,
+    case_seed,
+    gaussian_blur,
+    make_generator,
+    rotation_matrix,
+    sample_seed,
+    smooth_noise,
+    uniform,
+)
 from lesionsynth.physics import sequences
 from lesionsynth.physics.sequences import SequenceParams
 
