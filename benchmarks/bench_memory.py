@@ -70,6 +70,8 @@ def run_arm(arm: str, config: str, iterations: int, threads: int, every: int) ->
         if proc.returncode != 0:
             raise SystemExit(f"{arm}: training failed (exit {proc.returncode}): {err.strip().splitlines()[-1:]}")
     wall = time.perf_counter() - t0
+    if not samples:
+        raise SystemExit(f"{arm}: no metrics row was written while the run lasted; use more --iterations")
     its, mb = np.array([s[0] for s in samples], float), np.array([s[1] for s in samples], float)
     slope = float(np.polyfit(its, mb, 1)[0]) if len(set(its.tolist())) > 1 else float("nan")
     return {"first": float(mb[0]), "peak": float(mb.max()), "slope": slope, "wall": wall}
