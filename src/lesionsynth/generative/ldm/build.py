@@ -9,8 +9,6 @@ the batch size and an interrupted build resumes where it stopped (finished cases
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from lesionsynth.errors import InputError
 from lesionsynth.generative.ldm.config import SourceBuildConfig
 from lesionsynth.generative.ldm.models import ImageLDM, MaskLDM, check_compatible, load_image_ldm, load_mask_ldm
 from lesionsynth.generative.ldm.preview import save_grid
-from lesionsynth.io.atomic import remove_stale_temporaries, write_text_atomic
+from lesionsynth.io.atomic import remove_stale_temporaries, write_csv_atomic
 from lesionsynth.io.nifti import save_volume
 from lesionsynth.log import tqdm
 from lesionsynth.ops import case_seed, make_generator, uniform
@@ -77,15 +75,6 @@ class CaseRenderer:
         return imgs[0].numpy(), maps[0].numpy().astype(np.uint8), self.mask.affine, params[0]
 
 
-def csv_text(rows: list[dict]) -> str:
-    """``rows`` as CSV text, the keys of the first row as the header."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
-
-
 def sample_to_folder(mask: MaskLDM, out: str | Path, condition: float | tuple[float, float], n: int,
                      guidance: float | None = None,
                      seed: int = 0, steps: int | None = None, batch_size: int | None = None,
@@ -123,7 +112,7 @@ def sample_to_folder(mask: MaskLDM, out: str | Path, condition: float | tuple[fl
         rows.append({"index": i, "seed": seeds[i], "condition": conditions[i], "guidance": g,
                      "ratio": float(ratio[i]), "c_gen": float(mask.condition.normalise(float(ratio[i]))),
                      "volume_ml": float(vol[i])})
-    write_text_atomic(out / "samples.csv", csv_text(rows))
+    write_csv_atomic(out / "samples.csv", list(rows[0]), [list(r.values()) for r in rows])
     save_grid(out / "samples.png", maps.numpy(), None if imgs is None else imgs.numpy(),
               [f"{r['volume_ml']:.1f} ml" for r in rows], focus=mask.condition.index,
               suptitle=f"{title}, G={g:g}")

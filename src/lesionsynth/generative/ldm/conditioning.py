@@ -21,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lesionsynth.generative.ldm.build import csv_text
 from lesionsynth.generative.ldm.models import MaskLDM
-from lesionsynth.io.atomic import write_text_atomic
+from lesionsynth.io.atomic import write_csv_atomic, write_text_atomic
 from lesionsynth.ops import case_seed
 
 
@@ -56,7 +55,7 @@ def check_conditioning(ldm: MaskLDM, out: str | Path, conditions: Sequence[float
                   "c_gen": float(cond.normalise(ratio[k])), "volume_ml": float(vol[k])} for k in range(n)]
     summary = _summarise(rows, guidances, conditions)
     summary.update(n=n, seed=seed, steps=steps or ldm.cfg.sampling.steps, condition=asdict(cond))
-    write_text_atomic(out / "conditioning.csv", csv_text(rows))
+    write_csv_atomic(out / "conditioning.csv", list(rows[0]), [list(r.values()) for r in rows])
     write_text_atomic(out / "conditioning.md", markdown_table(summary))
     write_text_atomic(out / "conditioning.json", json.dumps(summary, indent=1) + "\n")
     plot(out / "conditioning.png", summary)
