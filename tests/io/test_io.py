@@ -124,3 +124,14 @@ def test_dataset_json_that_is_not_an_object_is_one_line(tmp_path, text):
     (tmp_path / "dataset.json").write_text(text)
     with pytest.raises(InputError, match="dataset.json"):
         read_dataset(tmp_path)
+
+
+def test_image_ndim_reads_the_header_only(tmp_path):
+    from lesionsynth.io.nifti import image_ndim
+
+    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6, 3), np.float32), np.eye(4)), tmp_path / "soft.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6, 1), np.float32), np.eye(4)), tmp_path / "single.nii.gz")
+    (tmp_path / "junk.nii.gz").write_bytes(b"not an image")
+    assert image_ndim(tmp_path / "soft.nii.gz") == 4
+    assert image_ndim(tmp_path / "single.nii.gz") == 3  # trailing singleton dropped, as load_volume does
+    assert image_ndim(tmp_path / "junk.nii.gz") == 0

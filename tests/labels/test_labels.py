@@ -93,3 +93,22 @@ def test_merging_tissue_labels_keeps_targets_and_background_labels(tmp_path, tin
     assert lm.num_gen == 6 and merged.num_gen == 5  # 3 and 42 share one grey-matter class
     assert torch.equal(lm.target_probs_argmax(), merged.target_probs_argmax())
     assert merged.gen_names.count("grey_matter") == 1 and {"0", "515"} <= set(merged.gen_names)
+
+
+def test_label_source_folder_mixes_soft_and_hard_maps(tmp_path):
+    from lesionsynth.errors import InputError
+    from lesionsynth.labels.sources import load_label_source
+
+    probs = np.zeros((8, 8, 8, 4), np.float32)
+    probs[..., 1] = 1.0  # all white matter
+    (tmp_path / "maps").mkdir()
+    save_nifti(tmp_path / "maps" / "a_soft.nii.gz", probs, np.eye(4))
+    hard = np.zeros((8, 8, 8), np.int16)
+    hard[2:6, 2:6, 2:6] = 2  # FreeSurfer left cerebral white matter
+    save_nifti(tmp_path / "maps" / "b_hard.nii.gz", hard, np.eye(4))
+    soft_map, hard_map = load_label_source(tmp_path / "maps")
+    assert soft_map.probs is not None and soft_map.index is None
+    assert hard_map.index is not None and hard_map.probs is None
+    (tmp_path / "maps" / "c_junk.nii.gz").write_bytes(b"not an image")
+    with pytest.raises(InputError, match="c_junk.nii.gz: cannot read"):
+        load_label_source(tmp_path / "maps")

@@ -57,6 +57,18 @@ def is_complete_nifti(path: str | Path) -> bool:
     return True
 
 
+def image_ndim(path: str | Path) -> int:
+    """Dimensions of an image file's data from its header alone (trailing singleton axes dropped, as
+    :func:`load_volume` does); 0 when the header cannot be read (:func:`load_volume` then says why)."""
+    try:
+        shape = tuple(nib.load(str(path)).shape)
+    except Exception:  # noqa: BLE001 - reported by load_volume
+        return 0
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    return len(shape)
+
+
 def strip_nifti_suffix(path: str | Path) -> str:
     """File name without its image suffix (``case_001.nii.gz`` -> ``case_001``)."""
     name = Path(path).name

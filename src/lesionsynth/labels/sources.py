@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from lesionsynth.errors import InputError
-from lesionsynth.io.nifti import Volume, find_images, load_volume, voxel_sizes
+from lesionsynth.io.nifti import Volume, find_images, image_ndim, load_volume, voxel_sizes
 from lesionsynth.io.resample import resample_to_spacing
 from lesionsynth.labels.schema import TISSUE, LabelMapping, LabelSchema, load_mapping
 
@@ -252,5 +252,5 @@ def load_label_source(spec: str | Path, schema: LabelSchema = TISSUE,
     files = find_images(Path(spec))
     if not files:
         raise InputError(f"{Path(spec)}: no NIfTI label maps found")
-    return [soft_maps(f, schema=schema, resolution=resolution) if load_volume(f, allow_4d=True).data.ndim == 4
+    return [soft_maps(f, schema=schema, resolution=resolution) if image_ndim(f) == 4
             else hard_labelmap(f, mapping or "freesurfer-to-tissue", resolution=resolution) for f in files]
