@@ -28,18 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_ood import SHARED  # noqa: E402
+from procstat import rss_mb  # noqa: E402
+
 ARMS = {"default": {}, "mmap-threshold": {"MALLOC_MMAP_THRESHOLD_": str(1 << 20)}}
-
-
-def _rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
 
 
 def _iteration(metrics: Path) -> int:
@@ -62,7 +55,7 @@ def run_arm(arm: str, config: str, iterations: int, threads: int, every: int) ->
                                 env={**os.environ, **ARMS[arm]})
         samples: list[tuple[int, float]] = []
         while proc.poll() is None:
-            rss, it = _rss_mb(proc.pid), _iteration(out / "metrics.csv")
+            rss, it = rss_mb(proc.pid), _iteration(out / "metrics.csv")
             if rss is not None and it > 0:
                 samples.append((it, rss))
             time.sleep(1.0)

@@ -51,6 +51,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from procstat import rss_mb  # noqa: E402
+
 ROWS = ["lower-bound", "lesionsynth", "monai", "torchio", "cornucopia", "cornucopia-o1"]
 
 # The lesionsynth defaults (SynthConfig / AugmentConfig) every row is matched to.
@@ -450,11 +453,8 @@ def _sync(device: torch.device) -> None:
 
 def _rss_mb() -> float:
     """Current resident set size (Linux /proc; falls back to the peak from getrusage elsewhere)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    rss = rss_mb()
+    return rss if rss is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 class _RssPeak:
