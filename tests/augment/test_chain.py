@@ -53,3 +53,31 @@ def test_augment_config_pickles_for_data_loader_workers():
     cfg = AugmentConfig()
     cfg.flip.p = 0.25
     assert pickle.loads(pickle.dumps(cfg)) == cfg
+
+
+def _label_fit_r2(img: torch.Tensor, lab: torch.Tensor) -> float:
+    """Share of the image's variance a constant per label explains."""
+    res = sum(float(((img[lab == c] - img[lab == c].mean()) ** 2).sum()) for c in lab.unique())
+    return 1.0 - res / float(((img - img.mean()) ** 2).sum())
+
+
+def test_every_geometric_step_moves_image_and_labels_together():
+    """Affine, elastic, crop and flips on every axis, intensity corruption off: the image (made from the
+    labels) stays in register with the returned labels on every draw, and a mis-registration (the
+    labels flipped or shifted by a voxel or two) explains it worse."""
+    lab = _labels()
+    cfg = AugmentConfig()
+    cfg.spatial.crop_size = (28, 28, 28)
+    cfg.spatial.p_affine = cfg.spatial.p_elastic = 1.0
+    for name in ("bias", "gamma", "motion", "lowres", "noise", "blur", "skullstrip"):
+        getattr(cfg, name).p = 0.0
+    cfg.flip.p = 0.5
+    for seed in range(6):
+        p = sample_chain(torch.Generator().manual_seed(seed), cfg, np.eye(4))
+        img, out_lab, _ = apply_chain(p, cfg, lab.float() * 50, lab, np.eye(4))
+        img = img[0] if img.ndim == 4 else img
+        r2 = _label_fit_r2(img, out_lab)
+        assert r2 > 0.8, (seed, r2)
+        worse = [_label_fit_r2(img, out_lab.flip(a)) for a in range(3)]
+        worse += [_label_fit_r2(img, out_lab.roll(s, a)) for a in range(3) for s in (-2, 2)]
+        assert max(worse) < r2 - 0.05, (seed, r2, worse)
