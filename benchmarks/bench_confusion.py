@@ -10,6 +10,7 @@ Two tables (rows: truth, columns: predicted, each row a share of the true class'
 Usage (repository root, ``../shared/data`` present)::
 
     python benchmarks/bench_confusion.py --model stroke-2mm --subjects 0 2 --synth-cases 4
+    python benchmarks/bench_confusion.py --model RUN --subjects --synth-cases 8   # own generator only
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def table(counts: np.ndarray, names: list[str], title: str) -> str:
     lines = [title, "", "| truth \\ predicted | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     lines += [f"| {names[a]} | " + " | ".join(f"{x:.2f}" for x in share[a]) + " |"
               for a in range(len(names)) if counts[a].sum() > 0]
+    dice = 2 * np.diag(counts) / (counts.sum(0) + counts.sum(1)).clip(1)
+    lines += ["", "Dice: " + ", ".join(f"{names[a]} {dice[a]:.2f}" for a in range(len(names)) if counts[a].sum() > 0)]
     return "\n".join(lines)
 
 
@@ -40,7 +43,8 @@ def confusion(truth: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="stroke-2mm", help="bundled name, run folder or checkpoint")
-    ap.add_argument("--subjects", type=int, nargs="+", default=[0, 2], help="OOD subjects (default 0 2)")
+    ap.add_argument("--subjects", type=int, nargs="*", default=[0, 2],
+                    help="OOD subjects (default 0 2; none: the own-generator table only)")
     ap.add_argument("--synth-cases", type=int, default=4, help="own-generator cases (default 4; 0: none)")
     ap.add_argument("--protocols", nargs="+", default=None, help="OOD protocol names (default: all of bench_ood's)")
     ap.add_argument("--config", default="bundled-cpu", help="training config whose generator is used")
@@ -66,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     fast = PredictConfig(fast=True)
     print(f"model `{args.model}`, fast predictions (no flips)\n")
     gen = PhysicsGenerator(heldout_config(SHARED)[0])
-    for name, modality, ltype in PROTOCOLS:
+    for name, modality, ltype in PROTOCOLS if args.subjects else []:
         if args.protocols and name not in args.protocols:
             continue
         counts = np.zeros((n, n))

@@ -146,3 +146,32 @@ def test_tissue_min_contrast(tiny_labelmap):
     for i in range(20):
         m = g.draw(i, 0)["intensity"]["means"][1:-1]  # GM, WM, PV, CSF
         assert min(abs(a - b) for j, a in enumerate(m) for b in m[:j]) >= 40.0
+
+
+def test_class_means_restrict_named_classes_and_leave_the_others_draws_unchanged(tiny_labelmap):
+    """A fixed T1-like contrast (a curriculum's first stage): the named classes' means fall in their
+    ranges, the lesion's too (also under the minimum-contrast rule), the other classes draw as without
+    the key, and an unknown class name is one clear error."""
+    from lesionsynth.errors import ConfigError
+
+    plain = SynthGenerator(tiny_cfg(), label_maps=[tiny_labelmap])
+    cfg = tiny_cfg()
+    cfg.intensity.class_means = {"grey_matter": (100.0, 110.0), "white_matter": (160.0, 170.0),
+                                 "lesion": (200.0, 255.0)}
+    cfg.intensity.lesion_min_contrast = 60.0
+    cfg.intensity.lesion_contrast_to = ["grey_matter", "white_matter"]
+    g = SynthGenerator(cfg, label_maps=[tiny_labelmap])
+    names = [tiny_labelmap.schema.classes[t] for t in tiny_labelmap.gen_to_target]
+    for i in range(10):
+        m, m0 = g.draw(i, 0)["intensity"]["means"], plain.draw(i, 0)["intensity"]["means"]
+        for k, n in enumerate(names):
+            lo, hi = cfg.intensity.class_means.get(n, (None, None))
+            if lo is None:
+                assert m[k] == m0[k], n
+            else:
+                assert lo <= m[k] <= hi, (n, m[k])
+        assert 200.0 <= m[-1] <= 255.0 and m[-1] - max(m[k] for k, n in enumerate(names)
+                                                      if n in ("grey_matter", "white_matter")) >= 60.0 - 1e-6
+    cfg.intensity.class_means = {"grey": (0.0, 1.0)}
+    with pytest.raises(ConfigError, match="class_means"):
+        SynthGenerator(cfg, label_maps=[tiny_labelmap])

@@ -120,10 +120,12 @@ class SynthGenerator:
         self.schema: LabelSchema = load_schema(cfg.schema)
         if self.schema.lesion_index is None:
             raise InputError(f"schema {self.schema.name}: the synthetic generator needs a lesion class")
-        unknown = set(cfg.intensity.lesion_contrast_to or []) - set(self.schema.classes)
-        if unknown:
-            raise ConfigError(f"intensity.lesion_contrast_to: {sorted(unknown)} not in schema {self.schema.name} "
-                              f"(classes {list(self.schema.classes)})")
+        for key, names in (("lesion_contrast_to", cfg.intensity.lesion_contrast_to or []),
+                           ("class_means", list(cfg.intensity.class_means))):
+            unknown = set(names) - set(self.schema.classes)
+            if unknown:
+                raise ConfigError(f"intensity.{key}: {sorted(unknown)} not in schema {self.schema.name} "
+                                  f"(classes {list(self.schema.classes)})")
         if label_maps is None:
             label_maps = [lm for spec in cfg.labels
                           for lm in load_label_source(spec, self.schema, cfg.mapping, cfg.resolution)]
@@ -168,7 +170,8 @@ class SynthGenerator:
                 lesion = {"source": "file", "file": str(self.lesions.files[i]), "file_index": i,
                           "flip": flip, "move_to_vox": shift}
             lesion["paste"] = asdict(sample_paste(gen, self.cfg.paste))
-        intensity = intensities.sample(gen, self.cfg.intensity, an.lm.num_gen + 1, self._contrast_classes(an.lm))
+        intensity = intensities.sample(gen, self.cfg.intensity, an.lm.num_gen + 1, self._contrast_classes(an.lm),
+                                       self._mean_ranges(an.lm))
         return {"seed": int(seed), "index": int(index), "label_map": a_idx, "label_map_name": an.lm.name,
                 "lesion": lesion, "intensity": asdict(intensity),
                 "augment": sample_chain(gen, self.cfg.augment, an.lm.affine).to_dict()}
@@ -183,6 +186,12 @@ class SynthGenerator:
         else:
             wanted = {lm.schema.index(n) for n in names}
         return [k for k, t in enumerate(lm.gen_to_target) if t in wanted]
+
+    def _mean_ranges(self, lm: LabelMap) -> list[tuple[float, float]]:
+        """The mean range of every generation class (by its target class's name) and of the lesion, last."""
+        ic = self.cfg.intensity
+        names = [lm.schema.classes[t] for t in lm.gen_to_target] + [self.schema.lesion]
+        return [tuple(ic.class_means.get(n, ic.mean)) for n in names]
 
     def _lesion(self, les: dict[str, Any], an: _Anatomy, s: Scene) -> Scene:
         """The scene with the record's lesion mask: procedural, or a real mask placed on this map."""

@@ -32,7 +32,12 @@ class IntensityConfig:
     look like CSF, as a chronic infarct does in T1 and T2.
     tissue_min_contrast: draw the non-background classes' means in turn, each at least this far from
     those drawn before it (same rule); 0 = off. For label maps with few classes (the MNI default):
-    every tissue boundary is then visible, which a small budget learns faster."""
+    every tissue boundary is then visible, which a small budget learns faster.
+    class_means: per schema class name (``lesion`` for the lesion), the range its mean is drawn from
+    instead of ``mean``; the minimum-contrast rules then draw within that range. Empty (default): every
+    class uses ``mean``, the paper's setting. A curriculum's first stage can fix one contrast (e.g.
+    T1-like: ``{grey_matter: [100, 120], white_matter: [160, 180], csf: [30, 50]}``) that a later stage
+    frees; the draws of a case keep their order, so a class left out draws exactly as without it."""
 
     mean: tuple[float, float] = (0.0, 255.0)
     std: tuple[float, float] = (0.0, 16.0)
@@ -40,6 +45,7 @@ class IntensityConfig:
     lesion_min_contrast: float = 0.0
     lesion_contrast_to: list[str] | None = None
     tissue_min_contrast: float = 0.0
+    class_means: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_interval("mean", self.mean)
@@ -47,6 +53,8 @@ class IntensityConfig:
         check_interval("texture_fwhm_vox", self.texture_fwhm_vox, 0.0)
         check_at_least("lesion_min_contrast", self.lesion_min_contrast, 0.0)
         check_at_least("tissue_min_contrast", self.tissue_min_contrast, 0.0)
+        for name, pair in self.class_means.items():
+            check_interval(f"class_means.{name}", pair)
 
 
 @dataclass
@@ -60,7 +68,8 @@ class IntensityParams:
 
 
 def sample(gen: torch.Generator, cfg: IntensityConfig, n_classes: int,
-           contrast_to: list[int] | None = None) -> IntensityParams:
+           contrast_to: list[int] | None = None,
+           ranges: list[tuple[float, float]] | None = None) -> IntensityParams:
     """Draw the class intensities.
 
     Args:
@@ -69,17 +78,23 @@ def sample(gen: torch.Generator, cfg: IntensityConfig, n_classes: int,
         n_classes: generation classes + 1 (the lesion, last).
         contrast_to: generation classes the lesion must contrast with under ``lesion_min_contrast``
             (default: all but class 0, the background).
+        ranges: the range of each class's mean (``n_classes`` pairs; default: ``cfg.mean`` for all), from
+            ``cfg.class_means`` by the caller, who knows the classes' names.
     """
+    if ranges is None:
+        ranges = [cfg.mean] * n_classes
+    if len(ranges) != n_classes:
+        raise ValueError(f"intensities.sample: {len(ranges)} mean ranges for {n_classes} classes")
     p = IntensityParams()
-    for _ in range(n_classes):
-        p.means.append(uniform(gen, *cfg.mean))
+    for k in range(n_classes):
+        p.means.append(uniform(gen, *ranges[k]))
         p.stds.append(uniform(gen, *cfg.std))
     if cfg.tissue_min_contrast > 0:
         for k in range(2, n_classes - 1):
-            p.means[k] = _contrasting_mean(gen, cfg.mean, cfg.tissue_min_contrast, p.means[1:k])
+            p.means[k] = _contrasting_mean(gen, ranges[k], cfg.tissue_min_contrast, p.means[1:k])
     others = list(range(1, n_classes - 1)) if contrast_to is None else list(contrast_to)
     if cfg.lesion_min_contrast > 0 and others:
-        p.means[-1] = _contrasting_mean(gen, cfg.mean, cfg.lesion_min_contrast, [p.means[k] for k in others])
+        p.means[-1] = _contrasting_mean(gen, ranges[-1], cfg.lesion_min_contrast, [p.means[k] for k in others])
     p.fwhm_vox = uniform(gen, *cfg.texture_fwhm_vox)
     p.seed = sample_seed(gen)
     return p
