@@ -116,7 +116,7 @@ def test_guidance_combines_both_halves(kind):
     """eps(G) = eps_u + G (eps_c - eps_u) for a batch of 3, with the condition (incl. seg) duplicated."""
     ldm = _mask_ldm() if kind == "mask" else _image_ldm()
     den = ldm.denoiser
-    x = torch.randn(3, 2, *ldm.cfg.latent_shape)
+    x = torch.randn(3, 2, *ldm.cfg.latent_shape, generator=torch.Generator().manual_seed(0))
     t = torch.tensor([5, 40, 90])
     cond = torch.tensor([0.1, 0.5, 0.9]) if kind == "mask" else one_hot(_toy_labels(3), K)
     with torch.no_grad():
@@ -124,8 +124,10 @@ def test_guidance_combines_both_halves(kind):
         ec = den(x, t, cond, torch.zeros(3, dtype=torch.bool))
         g3 = guided_eps(den, x, t, cond, 3.0)
         g1 = guided_eps(den, x, t, cond, 1.0)
-    torch.testing.assert_close(g3, eu + 3.0 * (ec - eu), atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(g1, ec, atol=1e-5, rtol=1e-4)
+    # the guided pass runs both halves as one batch of 6: float sums differ from two batches of 3 by ~1e-6,
+    # and guidance 3 amplifies that up to ~4x (seen: 1.1e-5 at one voxel of 6000 with an unseeded x)
+    torch.testing.assert_close(g3, eu + 3.0 * (ec - eu), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(g1, ec, atol=3e-5, rtol=1e-4)
     assert not torch.allclose(g3, g1, atol=1e-5)
 
 
