@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resolutions", nargs="+", default=["1mm", "thick"], choices=["1mm", "2mm", "thick"])
     ap.add_argument("--fast", action="store_true", help="no flips, overlap 0.25 (predict --fast)")
     ap.add_argument("--no-ensemble", action="store_true")
+    ap.add_argument("--fusion", nargs="+", default=["logits"], choices=["logits", "probs", "union"],
+                    help="ensemble fusion(s) to score (predict --fusion); several: one row each, same network "
+                         "passes")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu", help="where the network runs: cpu (default), cuda, auto, ...")
     ap.add_argument("--shared", default=str(SHARED), help="shared data folder (default: ../shared/data)")
@@ -64,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     seg = load_segmenter(args.model, device=args.device)
     pc = PredictConfig(fast=args.fast)
     res = run_ood(gen, seg, range(args.subjects), args.resolutions, seed=args.seed, config=pc,
-                  ensemble=not args.no_ensemble, progress=lambda s: print(s, file=sys.stderr, flush=True))
+                  ensemble=not args.no_ensemble, fusions=args.fusion,
+                  progress=lambda s: print(s, file=sys.stderr, flush=True))
     wall = time.perf_counter() - t0
     head = (f"OOD benchmark: model `{args.model}`, {where}, seed {args.seed}, "
             f"{'fast (no flips)' if args.fast else '8 flips'}, network on {next(seg.model.parameters()).device}, "

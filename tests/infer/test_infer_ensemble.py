@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -116,3 +118,57 @@ def test_cli_ensemble_of_an_nnunet_folder_writes_one_output_per_case(tmp_path):
     rows = {r.split(",")[0]: r for r in (out / "volumes.csv").read_text().splitlines()[1:]}
     assert "caseA_0000.nii.gz;" in rows["caseA"] and "caseA_0001.nii.gz" in rows["caseA"]
     assert "caseB" not in rows["caseA"].split(",", 1)[1]
+
+
+def test_probs_fusion_averages_probabilities_and_union_adds_every_modality_lesion():
+    A = make_affine(SHAPE, spacing=2.0, flip_x=True, rot=(0.0, 8.0, 0.0))
+    flair, _ = toy_scan(A, SHAPE, "flair", noise=0.01)
+    t1, _ = toy_scan(A, SHAPE, "t1", noise=0.01, seed=1)
+    model, _ = tiny_unet(seed=2)
+    pre = {"spacing": 2.0}
+    li = TISSUE.lesion_index
+    cfg = PredictConfig(save_probabilities=True, tta=False)
+    per = [predict_volume(model, im, A, config=cfg, preprocessing=pre) for im in (flair, t1)]
+    mean = (per[0].probs + per[1].probs) / 2
+    ens = predict_volume(model, [flair, t1], A, config=replace(cfg, fusion="probs"), preprocessing=pre,
+                         return_logits=True)
+    np.testing.assert_allclose(ens.probs, mean, atol=1e-5)
+    np.testing.assert_array_equal(ens.labels, mean.argmax(0))
+    np.testing.assert_allclose(np.exp(ens.logits), mean, atol=1e-5)
+    uni = predict_volume(model, [flair, t1], A, config=replace(cfg, fusion="union"), preprocessing=pre)
+    anyone = (per[0].labels == li) | (per[1].labels == li)
+    np.testing.assert_array_equal(uni.lesion, anyone | (mean.argmax(0) == li))
+    np.testing.assert_array_equal(uni.labels[~anyone], mean.argmax(0)[~anyone])
+    np.testing.assert_allclose(uni.probs, mean, atol=1e-5)
+
+
+def test_union_is_a_superset_of_every_member_and_fusion_ignores_one_scan():
+    """With a lesion-happy network the union is larger than the probability mean's lesion."""
+    A = make_affine(SHAPE, spacing=2.0)
+    flair, _ = toy_scan(A, SHAPE, "flair", noise=0.01)
+    t1, _ = toy_scan(A, SHAPE, "t1", noise=0.01, seed=1)
+    model, _ = tiny_unet(seed=5)
+    with torch.no_grad():  # bias the lesion output so that some voxels of each scan are lesion
+        conv = [m for m in model.modules() if isinstance(m, torch.nn.Conv3d | torch.nn.ConvTranspose3d)][-1]
+        conv.bias[TISSUE.lesion_index] += 0.6
+    pre = {"spacing": 2.0}
+    cfg = PredictConfig(tta=False)
+    per = [predict_volume(model, im, A, config=cfg, preprocessing=pre).lesion for im in (flair, t1)]
+    assert per[0].any() and per[1].any() and not np.array_equal(per[0], per[1])
+    uni = predict_volume(model, [flair, t1], A, config=replace(cfg, fusion="union"), preprocessing=pre).lesion
+    prob = predict_volume(model, [flair, t1], A, config=replace(cfg, fusion="probs"), preprocessing=pre).lesion
+    assert (uni >= per[0]).all() and (uni >= per[1]).all() and (uni >= prob).all()
+    assert uni.sum() > prob.sum()
+    for fusion in ("probs", "union"):  # one scan: the fusion changes nothing
+        one = predict_volume(model, flair, A, config=replace(cfg, fusion=fusion), preprocessing=pre)
+        np.testing.assert_array_equal(one.lesion, per[0])
+
+
+def test_fusion_names_are_checked():
+    from lesionsynth.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="predict.fusion"):
+        PredictConfig(fusion="max")
+    with pytest.raises(SystemExit) as e:  # argparse: one usage line, exit 2
+        main(["predict", "-i", "x.nii.gz", "-o", "o", "--fusion", "max"])
+    assert e.value.code == 2

@@ -116,7 +116,8 @@ def score_scan(truth_labels: np.ndarray, truth_lesion: np.ndarray, pred_labels: 
 
 def run_ood(generator, segmenter, subjects: Iterable[int], resolutions: Iterable[str] = ("1mm", "thick"),
             seed: int = 0, config=None, ensemble: bool = True, protocols=PROTOCOLS,
-            progress: Callable[[str], None] | None = None, keep: Callable | None = None) -> OODResult:
+            progress: Callable[[str], None] | None = None, keep: Callable | None = None,
+            fusions: Iterable[str] | None = None) -> OODResult:
     """Score ``segmenter`` on physics-rendered scans of ``subjects``.
 
     Args:
@@ -130,12 +131,20 @@ def run_ood(generator, segmenter, subjects: Iterable[int], resolutions: Iterable
         protocols: (name, modality, lesion type) rows.
         progress: called with a line after each scan.
         keep: called as ``keep(name, sample, prediction)`` for each scan (e.g. to save figures).
+        fusions: ensemble fusions to score (default: ``config.fusion``); with more than one, each
+            ensemble row is named ``ensemble TYPE (FUSION)``. The ensembles reuse the single scans'
+            network outputs, so extra fusions cost only the fusion.
 
     Returns:
         An :class:`OODResult`.
     """
-    from lesionsynth.infer.predict import predict_volume
+    from dataclasses import replace
 
+    from lesionsynth.infer import PredictConfig
+    from lesionsynth.infer.predict import fuse_fields, modality_fields
+
+    cfg = config or PredictConfig()
+    fusions = list(fusions) if fusions is not None else [cfg.fusion]
     out = OODResult()
 
     def score(subject: int, name: str, res: str, truth, pred, t0: float) -> None:
@@ -148,13 +157,15 @@ def run_ood(generator, segmenter, subjects: Iterable[int], resolutions: Iterable
 
     for s in subjects:
         for res in resolutions:
-            scans = {}
+            scans, logits, secs = {}, {}, {}
             for name, modality, ltype in protocols:
                 t0 = time.perf_counter()
                 smp = generator.sample(s, seed, modality, res, ltype)
-                pred = predict_volume(segmenter, smp.image, smp.affine, config=config)
+                t1 = time.perf_counter()
+                logits[name] = modality_fields(segmenter, [smp.image], [smp.affine], cfg)[0]
+                scans[name], secs[name] = smp, time.perf_counter() - t1
+                pred = fuse_fields(segmenter, [logits[name]], smp.affine, smp.image.shape, cfg)
                 score(s, name, res, smp, pred, t0)
-                scans[name] = smp
                 if keep is not None:
                     keep(f"{s:03d}_{res}_{name.replace(' ', '-')}", smp, pred)
             if not ensemble:
@@ -162,8 +173,12 @@ def run_ood(generator, segmenter, subjects: Iterable[int], resolutions: Iterable
             for ltype, names in ENSEMBLES.items():
                 if not all(n in scans for n in names):
                     continue
-                t0 = time.perf_counter()
-                pred = predict_volume(segmenter, [scans[n].image for n in names], [scans[n].affine for n in names],
-                                      config=config)
-                score(s, f"ensemble {ltype}", res, scans[names[0]], pred, t0)
+                first = scans[names[0]]
+                for fusion in fusions:
+                    # timed as predict would be: the members' network passes plus this fusion
+                    t0 = time.perf_counter() - sum(secs[n] for n in names)
+                    pred = fuse_fields(segmenter, [logits[n] for n in names], first.affine, first.image.shape,
+                                       replace(cfg, fusion=fusion))
+                    label = f"ensemble {ltype}" + (f" ({fusion})" if len(fusions) > 1 else "")
+                    score(s, label, res, first, pred, t0)
     return out

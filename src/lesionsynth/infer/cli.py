@@ -9,6 +9,7 @@ from lesionsynth import argtypes
 from lesionsynth.devices import PRECISIONS
 from lesionsynth.errors import InputError
 from lesionsynth.infer.config import PredictConfig
+from lesionsynth.infer.decide import FUSIONS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,6 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="average the logits of each subject's co-registered modalities: nnU-Net "
                         "CASE_0000/CASE_0001... files are grouped per case; plain files are the modalities "
                         "of ONE subject; outputs are named after, and on the grid of, its first input")
+    p.add_argument("--fusion", choices=list(FUSIONS), default="logits",
+                   help="with --ensemble, how the modalities are combined: logits (mean of logits, "
+                        "default), probs (mean of probabilities), union (mean of probabilities, and lesion "
+                        "wherever any one modality finds lesion)")
     p.add_argument("--save-probabilities", action="store_true",
                    help="also write {stem}_probabilities.nii.gz (X, Y, Z, classes)")
     p.add_argument("--overwrite", action="store_true", help="recompute inputs whose outputs exist")
@@ -71,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = PredictConfig(window=args.window, overlap=args.overlap, tta=not args.no_tta, fast=args.fast,
                         crop_foreground=not args.no_crop, batch_size=args.batch_size,
-                        precision=args.precision, save_probabilities=args.save_probabilities)
+                        precision=args.precision, save_probabilities=args.save_probabilities,
+                        fusion=args.fusion)
     from lesionsynth.pretrained import DEFAULT_MODEL
 
     results, failures = predict_files(args.input, args.out, args.model or DEFAULT_MODEL, config=cfg,

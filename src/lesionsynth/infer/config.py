@@ -11,6 +11,7 @@ import numpy as np
 from lesionsynth.config import from_dict
 from lesionsynth.devices import PRECISIONS
 from lesionsynth.errors import ConfigError
+from lesionsynth.infer.decide import FUSIONS
 
 
 @dataclass
@@ -32,6 +33,8 @@ class PredictConfig:
             free memory on CUDA.
         precision: ``auto`` (bf16/fp16 autocast on CUDA, fp32 on CPU), ``fp32``, ``bf16`` or ``fp16``.
         save_probabilities: also return/write class probabilities.
+        fusion: how an ensemble's modalities are combined (``logits``, ``probs`` or ``union``; see
+            :data:`lesionsynth.infer.decide.FUSIONS`); no effect on one scan.
         progress: a progress bar over the windows of each scan (``predict`` turns it on on a terminal).
     """
 
@@ -45,6 +48,7 @@ class PredictConfig:
     batch_size: int | None = None
     precision: str = "auto"
     save_probabilities: bool = False
+    fusion: str = "logits"
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -58,6 +62,8 @@ class PredictConfig:
             raise ConfigError(f"predict.margin: must be >= 0, got {self.margin}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"predict.batch_size: must be >= 1, got {self.batch_size}")
+        if self.fusion not in FUSIONS:
+            raise ConfigError(f"predict.fusion: {self.fusion!r} is not one of {list(FUSIONS)}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"predict.precision: {self.precision!r} is not one of {list(PRECISIONS)}")
 

@@ -1,10 +1,10 @@
 """From network logits on working grids to probabilities and labels on the scan's own grid.
 
 Logits (and the flip disagreement) are resliced trilinearly through the affines onto the output grid,
-averaged over modalities (ensembling), and only then turned into probabilities (softmax) and labels
-(argmax). When the output grid is the working grid up to axis permutations/flips and whole-voxel shifts
-(e.g. a 1 mm scan in any axis orientation), the reslicing is exact index copying instead of
-interpolation. The output is produced in slabs along its last axis, so memory stays bounded by the
+fused over modalities (ensembling, see :data:`FUSIONS`), and only then turned into probabilities
+(softmax) and labels (argmax). When the output grid is the working grid up to axis permutations/flips
+and whole-voxel shifts (e.g. a 1 mm scan in any axis orientation), the reslicing is exact index copying
+instead of interpolation. The output is produced in slabs along its last axis, so memory stays bounded by the
 working-grid logits plus one slab, whatever the output resolution.
 
 Outside the box the network was run on, the logits are those of certain background
@@ -23,6 +23,11 @@ from lesionsynth.io.resample import exact_index_map
 
 BACKGROUND_LOGIT = 20.0
 SLAB_ELEMENTS = 1 << 25  # floats per slab (128 MB in float32)
+FUSIONS: dict[str, str] = {
+    "logits": "mean of the modalities' logits (a normalised geometric mean of their probabilities)",
+    "probs": "mean of the modalities' probabilities",
+    "union": "mean of the probabilities, and lesion wherever any one modality's own label is lesion",
+}
 
 
 @dataclass
@@ -113,8 +118,9 @@ def translation(x: float, y: float, z: float) -> np.ndarray:
 
 def decide(fields: list[LogitField], out_affine: np.ndarray, out_shape: tuple[int, int, int], *,
            background_index: int = 0, want_probs: bool = False, want_logits: bool = False,
-           slab_elements: int = SLAB_ELEMENTS) -> Decision:
-    """Reslice logits onto the output grid, average modalities, softmax and argmax.
+           slab_elements: int = SLAB_ELEMENTS, fusion: str = "logits",
+           lesion_index: int | None = None) -> Decision:
+    """Reslice logits onto the output grid, fuse modalities, softmax and argmax.
 
     Args:
         fields: per-modality logits (all with the same classes).
@@ -124,10 +130,17 @@ def decide(fields: list[LogitField], out_affine: np.ndarray, out_shape: tuple[in
         want_probs: also return the probabilities.
         want_logits: also return the averaged logits (for tests and research; memory C x output).
         slab_elements: memory bound of one output slab (elements).
+        fusion: how several modalities are combined, one of :data:`FUSIONS` (one modality: no effect).
+            With ``probs``/``union`` the returned logits are the log of the fused probabilities.
+        lesion_index: the lesion class (``union`` only).
 
     Returns:
         A :class:`Decision`.
     """
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {list(FUSIONS)}, got {fusion!r}")
+    if fusion == "union" and lesion_index is None:
+        raise ValueError("fusion 'union' needs a schema with a lesion class")
     out_shape = tuple(int(s) for s in out_shape)  # type: ignore[assignment]
     C = int(fields[0].logits.shape[0])
     has_unc = all(f.disagreement is not None for f in fields)
@@ -147,17 +160,49 @@ def decide(fields: list[LogitField], out_affine: np.ndarray, out_shape: tuple[in
     nz = max(1, min(Z, slab_elements // max((C + int(has_unc)) * X * Y, 1)))
     for z0 in range(0, Z, nz):
         z1 = min(Z, z0 + nz)
-        acc = sources[0].slab(out_affine, out_shape, z0, z1).clone()
-        for s in sources[1:]:
-            acc.add_(s.slab(out_affine, out_shape, z0, z1).to(acc.device))
-        if len(sources) > 1:
-            acc /= len(sources)
-        lg = acc[:C] + fill.to(acc.device)[:, None, None, None]
-        labels[..., z0:z1] = channel_argmax(lg, 0).cpu().numpy().astype(labels.dtype)
+        if fusion == "logits" or len(sources) == 1:
+            acc = sources[0].slab(out_affine, out_shape, z0, z1).clone()
+            for s in sources[1:]:
+                acc.add_(s.slab(out_affine, out_shape, z0, z1).to(acc.device))
+            if len(sources) > 1:
+                acc /= len(sources)
+            lg = acc[:C] + fill.to(acc.device)[:, None, None, None]
+            lab = channel_argmax(lg, 0)
+            p = torch.softmax(lg, 0) if probs is not None else None
+        else:
+            acc, p, votes = _fuse_probabilities(sources, out_affine, out_shape, z0, z1, fill,
+                                                lesion_index if fusion == "union" else None)
+            lab = channel_argmax(p, 0)
+            if votes is not None:
+                lab[votes] = lesion_index
+            lg = torch.log(p.clamp_min(1e-12))
+        labels[..., z0:z1] = lab.cpu().numpy().astype(labels.dtype)
         if probs is not None:
-            probs[..., z0:z1] = torch.softmax(lg, 0).cpu().numpy()
+            probs[..., z0:z1] = p.cpu().numpy()
         if logits_out is not None:
             logits_out[..., z0:z1] = lg.cpu().numpy()
         if unc is not None:
             unc[..., z0:z1] = acc[C].clamp(0, 1).cpu().numpy()
     return Decision(labels=labels, probs=probs, disagreement=unc, logits=logits_out)
+
+
+def _fuse_probabilities(sources: list[_Source], out_affine: np.ndarray, out_shape: tuple[int, int, int],
+                        z0: int, z1: int, fill: torch.Tensor, lesion_index: int | None
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """One slab: (mean of the sources' data, mean of their softmax, voxels any source labels lesion)."""
+    acc = p = votes = None
+    for s in sources:
+        d = s.slab(out_affine, out_shape, z0, z1)
+        if acc is None:
+            acc, fill = d.clone(), fill.to(d.device)
+        else:
+            d = d.to(acc.device)
+            acc.add_(d)
+        lg = d[:fill.shape[0]] + fill[:, None, None, None]
+        pi = torch.softmax(lg, 0)
+        p = pi if p is None else p.add_(pi)
+        if lesion_index is not None:
+            v = channel_argmax(lg, 0) == lesion_index
+            votes = v if votes is None else votes.logical_or_(v)
+    n = len(sources)
+    return acc.div_(n), p.div_(n), votes

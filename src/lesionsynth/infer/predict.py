@@ -131,6 +131,48 @@ def modality_logits(seg: Segmenter, image: np.ndarray, affine: np.ndarray,
                       disagreement=disagreement)
 
 
+def modality_fields(seg: Segmenter, images: list[np.ndarray], affines: list[np.ndarray],
+                    config: PredictConfig | None = None) -> list[LogitField]:
+    """Check a subject's scan(s) and run the network on each (the first half of :func:`predict_volume`).
+
+    Args:
+        seg: the segmenter.
+        images: (X, Y, Z) arrays, one per modality.
+        affines: one voxel-to-world matrix per image.
+        config: :class:`PredictConfig`.
+
+    Returns:
+        One :class:`LogitField` per image, to be fused by :func:`fuse_fields`.
+    """
+    if not images:
+        raise InputError("no image given")
+    if len(affines) != len(images):
+        raise InputError(f"{len(images)} images but {len(affines)} affines")
+    affines = [np.asarray(a, dtype=np.float64) for a in affines]
+    for a in affines:
+        if a.shape != (4, 4) or not np.isfinite(a).all() or abs(np.linalg.det(a[:3, :3])) < 1e-8:
+            raise InputError("invalid affine (expected a finite, non-singular 4x4 matrix)")
+    return [modality_logits(seg, im, a, config) for im, a in zip(images, affines, strict=True)]
+
+
+def fuse_fields(seg: Segmenter, fields: list[LogitField], affine: np.ndarray, shape: tuple[int, ...],
+                config: PredictConfig | None = None, return_logits: bool = False) -> Prediction:
+    """Fuse modality logits (``config.fusion``) onto the grid ``(affine, shape)`` and decide the labels
+    (the second half of :func:`predict_volume`)."""
+    cfg = config or PredictConfig()
+    li = seg.schema.lesion_index
+    if cfg.fusion == "union" and li is None and len(fields) > 1:
+        raise InputError(f"fusion 'union' needs a lesion class; schema '{seg.schema.name}' has none")
+    out_shape = tuple(int(s) for s in shape)
+    affine = np.asarray(affine, dtype=np.float64)
+    dec = decide(fields, affine, out_shape, background_index=seg.schema.background_index,
+                 want_probs=cfg.save_probabilities, want_logits=return_logits,
+                 fusion=cfg.fusion if len(fields) > 1 else "logits", lesion_index=li)
+    lesion = (dec.labels == li).astype(np.uint8) if li is not None else np.zeros(out_shape, dtype=np.uint8)
+    return Prediction(labels=dec.labels, lesion=lesion, probs=dec.probs, uncertainty=dec.disagreement,
+                      logits=dec.logits, affine=affine, schema=seg.schema)
+
+
 def predict_volume(
     model: Segmenter | torch.nn.Module,
     image: np.ndarray | list[np.ndarray],
@@ -147,13 +189,13 @@ def predict_volume(
     Args:
         model: a :class:`Segmenter` (from :func:`load_segmenter`) or a bare network.
         image: (X, Y, Z) array, or a list of co-registered modalities of one subject (ensembling:
-            their logits are averaged on the first image's grid before the softmax).
+            their logits are fused on the first image's grid, see ``PredictConfig.fusion``).
         affine: voxel-to-world matrix, or one per image.
         schema: label schema (bare networks only; default ``tissue``).
-        config: :class:`PredictConfig` (windows, TTA, fast mode, probabilities).
+        config: :class:`PredictConfig` (windows, TTA, fast mode, probabilities, fusion).
         preprocessing: bare networks only (default: 1 mm, ``zscore``).
         divisor: bare networks only (default: from a MONAI UNet's strides, else 1).
-        return_logits: also return the averaged logits on the output grid.
+        return_logits: also return the fused logits on the output grid.
 
     Returns:
         A :class:`Prediction` on the (first) image's grid.
@@ -161,20 +203,6 @@ def predict_volume(
     seg = as_segmenter(model, schema, preprocessing, divisor)
     cfg = config or PredictConfig()
     images = list(image) if isinstance(image, (list, tuple)) else [image]
-    if not images:
-        raise InputError("no image given")
     affines = list(affine) if isinstance(affine, (list, tuple)) else [affine] * len(images)
-    if len(affines) != len(images):
-        raise InputError(f"{len(images)} images but {len(affines)} affines")
-    affines = [np.asarray(a, dtype=np.float64) for a in affines]
-    for a in affines:
-        if a.shape != (4, 4) or not np.isfinite(a).all() or abs(np.linalg.det(a[:3, :3])) < 1e-8:
-            raise InputError("invalid affine (expected a finite, non-singular 4x4 matrix)")
-    fields = [modality_logits(seg, im, a, cfg) for im, a in zip(images, affines, strict=True)]
-    out_shape = tuple(np.asarray(images[0]).shape)
-    dec = decide(fields, affines[0], out_shape, background_index=seg.schema.background_index,
-                 want_probs=cfg.save_probabilities, want_logits=return_logits)
-    li = seg.schema.lesion_index
-    lesion = (dec.labels == li).astype(np.uint8) if li is not None else np.zeros(out_shape, dtype=np.uint8)
-    return Prediction(labels=dec.labels, lesion=lesion, probs=dec.probs, uncertainty=dec.disagreement,
-                      logits=dec.logits, affine=affines[0], schema=seg.schema)
+    fields = modality_fields(seg, images, affines, cfg)
+    return fuse_fields(seg, fields, affines[0], np.asarray(images[0]).shape, cfg, return_logits)
