@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resolutions", nargs="+", default=["1mm", "thick"], choices=["1mm", "2mm", "thick"])
     ap.add_argument("--fast", action="store_true", help="no flips, overlap 0.25 (predict --fast)")
     ap.add_argument("--no-ensemble", action="store_true")
-    ap.add_argument("--fusion", nargs="+", default=["logits"], choices=["logits", "probs", "union"],
+    ap.add_argument("--fusion", nargs="+", default=["probs"], choices=["logits", "probs", "union"],
                     help="ensemble fusion(s) to score (predict --fusion); several: one row each, same network "
                          "passes")
     ap.add_argument("--threads", type=int, default=None)

@@ -1,4 +1,4 @@
-"""Multi-modal ensembling: logits of co-registered modalities are averaged before the softmax."""
+"""Multi-modal ensembling: co-registered modalities fused by their logits, probabilities or lesion union."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def test_ensemble_equals_mean_of_per_modality_logits_same_grid():
     flair, _ = toy_scan(A, SHAPE, "flair", noise=0.01)
     t1, _ = toy_scan(A, SHAPE, "t1", noise=0.01, seed=1)
     model, _ = tiny_unet(seed=2)
-    cfg = PredictConfig(save_probabilities=True)
+    cfg = PredictConfig(save_probabilities=True, fusion="logits")
     pre = {"spacing": 2.0}  # work on the 2 mm grid itself: fast
     per = [predict_volume(model, im, A, config=cfg, preprocessing=pre, return_logits=True) for im in (flair, t1)]
     ens = predict_volume(model, [flair, t1], A, config=cfg, preprocessing=pre, return_logits=True)
@@ -49,7 +49,7 @@ def test_ensemble_of_modalities_on_different_grids_lands_on_the_first_grid():
     flair, _ = toy_scan(A1, SHAPE, "flair")
     t1, _ = toy_scan(A2, s2, "t1")
     seg = as_segmenter(tiny_unet(seed=4)[0], TISSUE)
-    cfg = PredictConfig(tta=False)
+    cfg = PredictConfig(tta=False, fusion="logits")
     ens = predict_volume(seg, [flair, t1], [A1, A2], config=cfg, return_logits=True)
     assert ens.labels.shape == SHAPE and np.array_equal(ens.affine, A1)
     f1, f2 = modality_logits(seg, flair, A1, cfg), modality_logits(seg, t1, A2, cfg)
@@ -130,8 +130,8 @@ def test_probs_fusion_averages_probabilities_and_union_adds_every_modality_lesio
     cfg = PredictConfig(save_probabilities=True, tta=False)
     per = [predict_volume(model, im, A, config=cfg, preprocessing=pre) for im in (flair, t1)]
     mean = (per[0].probs + per[1].probs) / 2
-    ens = predict_volume(model, [flair, t1], A, config=replace(cfg, fusion="probs"), preprocessing=pre,
-                         return_logits=True)
+    assert cfg.fusion == "probs"  # the default
+    ens = predict_volume(model, [flair, t1], A, config=cfg, preprocessing=pre, return_logits=True)
     np.testing.assert_allclose(ens.probs, mean, atol=1e-5)
     np.testing.assert_array_equal(ens.labels, mean.argmax(0))
     np.testing.assert_allclose(np.exp(ens.logits), mean, atol=1e-5)

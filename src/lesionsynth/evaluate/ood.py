@@ -3,7 +3,7 @@
 The test bed is :class:`lesionsynth.physics.PhysicsGenerator`: each *subject* (anatomy + lesion) is scanned
 as the protocols below, at each asked resolution, and the segmenter's lesion and tissue maps are scored on
 the scan's own grid. The chronic lesion protocols are T1w, T2w and FLAIR; the acute ones FLAIR, DWI
-(b = 1000) and ADC. An ensemble row per lesion type averages a subject's modalities (``predict
+(b = 1000) and ADC. An ensemble row per lesion type fuses a subject's modalities (``predict
 --ensemble``) and is scored on the first modality's grid.
 
 Tissue Dice merges the partial-volume class into grey matter on both sides (label-map truths from

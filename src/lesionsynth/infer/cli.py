@@ -41,12 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fast", action="store_true",
                    help="no flips and window overlap 0.25 (about 8x faster; no uncertainty map)")
     p.add_argument("--ensemble", action="store_true",
-                   help="average the logits of each subject's co-registered modalities: nnU-Net "
+                   help="fuse each subject's co-registered modalities (see --fusion): nnU-Net "
                         "CASE_0000/CASE_0001... files are grouped per case; plain files are the modalities "
                         "of ONE subject; outputs are named after, and on the grid of, its first input")
-    p.add_argument("--fusion", choices=list(FUSIONS), default="logits",
-                   help="with --ensemble, how the modalities are combined: logits (mean of logits, "
-                        "default), probs (mean of probabilities), union (mean of probabilities, and lesion "
+    p.add_argument("--fusion", choices=list(FUSIONS), default="probs",
+                   help="with --ensemble, how the modalities are combined: probs (mean of probabilities, "
+                        "default), logits (mean of logits), union (mean of probabilities, and lesion "
                         "wherever any one modality finds lesion)")
     p.add_argument("--save-probabilities", action="store_true",
                    help="also write {stem}_probabilities.nii.gz (X, Y, Z, classes)")

@@ -33,8 +33,10 @@ class PredictConfig:
             free memory on CUDA.
         precision: ``auto`` (bf16/fp16 autocast on CUDA, fp32 on CPU), ``fp32``, ``bf16`` or ``fp16``.
         save_probabilities: also return/write class probabilities.
-        fusion: how an ensemble's modalities are combined (``logits``, ``probs`` or ``union``; see
-            :data:`lesionsynth.infer.decide.FUSIONS`); no effect on one scan.
+        fusion: how an ensemble's modalities are combined (``probs``, ``logits`` or ``union``; see
+            :data:`lesionsynth.infer.decide.FUSIONS`); no effect on one scan. ``probs`` (nnU-Net's
+            ensembling) is the default: on the OOD benchmark it never collapsed where ``logits`` did
+            (``benchmarks/results/ensemble-fusion.md``).
         progress: a progress bar over the windows of each scan (``predict`` turns it on on a terminal).
     """
 
@@ -48,7 +50,7 @@ class PredictConfig:
     batch_size: int | None = None
     precision: str = "auto"
     save_probabilities: bool = False
-    fusion: str = "logits"
+    fusion: str = "probs"
     progress: bool = False
 
     def __post_init__(self) -> None:

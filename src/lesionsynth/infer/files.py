@@ -227,7 +227,7 @@ def predict_files(
         out_dir: output folder (created).
         model: run folder or checkpoint path, or a loaded :class:`Segmenter` / network.
         config: :class:`PredictConfig`.
-        ensemble: average the logits of a subject's co-registered modalities and write one set of
+        ensemble: fuse a subject's co-registered modalities (``config.fusion``) and write one set of
             outputs on its first input's grid (see :func:`group_subjects`: nnU-Net ``CASE_XXXX`` files
             are grouped per case; plain files are one subject's modalities).
         device: for a model path: ``cpu``, ``cuda[:N]`` or None/``auto``.

@@ -58,7 +58,8 @@ class Prediction:
         probs: (C, X, Y, Z) float32 class probabilities, or None unless asked for.
         uncertainty: (X, Y, Z) float32 fraction of the 8 flips whose label disagrees with the
             consensus, or None without TTA.
-        logits: (C, X, Y, Z) float32 modality-averaged logits, or None unless asked for.
+        logits: (C, X, Y, Z) float32 fused logits (log of the fused probabilities with ``probs``/``union``
+            fusion), or None unless asked for.
         affine: the output grid's voxel-to-world matrix.
         schema: label schema of ``labels``.
     """
