@@ -128,7 +128,7 @@ def decide(fields: list[LogitField], out_affine: np.ndarray, out_shape: tuple[in
         out_shape: output grid shape.
         background_index: class whose logit is high outside the fields' boxes.
         want_probs: also return the probabilities.
-        want_logits: also return the averaged logits (for tests and research; memory C x output).
+        want_logits: also return the fused logits (for tests and research; memory C x output).
         slab_elements: memory bound of one output slab (elements).
         fusion: how several modalities are combined, one of :data:`FUSIONS` (one modality: no effect).
             With ``probs``/``union`` the returned logits are the log of the fused probabilities.
