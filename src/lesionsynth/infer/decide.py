@@ -139,7 +139,7 @@ def decide(fields: list[LogitField], out_affine: np.ndarray, out_shape: tuple[in
     """
     if fusion not in FUSIONS:
         raise ValueError(f"fusion must be one of {list(FUSIONS)}, got {fusion!r}")
-    if fusion == "union" and lesion_index is None:
+    if fusion == "union" and lesion_index is None and len(fields) > 1:
         raise ValueError("fusion 'union' needs a schema with a lesion class")
     out_shape = tuple(int(s) for s in out_shape)  # type: ignore[assignment]
     C = int(fields[0].logits.shape[0])

@@ -168,7 +168,7 @@ def fuse_fields(seg: Segmenter, fields: list[LogitField], affine: np.ndarray, sh
     affine = np.asarray(affine, dtype=np.float64)
     dec = decide(fields, affine, out_shape, background_index=seg.schema.background_index,
                  want_probs=cfg.save_probabilities, want_logits=return_logits,
-                 fusion=cfg.fusion if len(fields) > 1 else "logits", lesion_index=li)
+                 fusion=cfg.fusion, lesion_index=li)
     lesion = (dec.labels == li).astype(np.uint8) if li is not None else np.zeros(out_shape, dtype=np.uint8)
     return Prediction(labels=dec.labels, lesion=lesion, probs=dec.probs, uncertainty=dec.disagreement,
                       logits=dec.logits, affine=affine, schema=seg.schema)
