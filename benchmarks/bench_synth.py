@@ -52,7 +52,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_ops import blur_shifted  # noqa: E402
 from procstat import rss_mb  # noqa: E402
+
+from lesionsynth.augment.skullstrip import _max_filter  # noqa: E402
 
 ROWS = ["lower-bound", "lesionsynth", "monai", "torchio", "cornucopia", "cornucopia-o1"]
 
@@ -131,37 +134,6 @@ class _Ticker:
         t = time.perf_counter()
         self.times[name] = self.times.get(name, 0.0) + t - self.t
         self.t = t
-
-
-def _blur_shifted(x: torch.Tensor, sigma: list[float]) -> torch.Tensor:
-    """Separable Gaussian blur of (1, 1, X, Y, Z), edges replicated, as sums of shifted slices.
-
-    For the short kernels of sigma <= 1 voxel this is as fast as the FFT route on CPU and 5x faster
-    than ``conv3d`` with 1D kernels (measured on 192^3, 2 threads).
-    """
-    for ax, s in enumerate(sigma):
-        if s < 0.05:
-            continue
-        rad = max(1, int(math.ceil(3 * s)))
-        w = torch.exp(-0.5 * (torch.arange(-rad, rad + 1, dtype=torch.float64) / s) ** 2)
-        w = (w / w.sum()).tolist()
-        pad = [0] * 6
-        pad[2 * (2 - ax)] = pad[2 * (2 - ax) + 1] = rad
-        xp = F.pad(x, pad, mode="replicate")
-        n = x.shape[2 + ax]
-        out = xp.narrow(2 + ax, 0, n) * w[0]
-        for j in range(1, 2 * rad + 1):
-            out.add_(xp.narrow(2 + ax, j, n), alpha=w[j])
-        x = out
-    return x
-
-
-def _max_filter(m: torch.Tensor, r: int) -> torch.Tensor:
-    for ax in range(3):
-        k, pad = [1, 1, 1], [0, 0, 0]
-        k[ax], pad[ax] = 2 * r + 1, r
-        m = F.max_pool3d(m, k, stride=1, padding=pad)
-    return m
 
 
 def make_lower_bound(lm, probs: torch.Tensor, hard: torch.Tensor, size: int, device: torch.device,
@@ -257,7 +229,7 @@ def make_lower_bound(lm, probs: torch.Tensor, hard: torch.Tensor, size: int, dev
         x.add_(noise, alpha=_u(r, 39, 0, NOISE_REL) * float(hi - lo))
         del noise
         tick("noise")
-        x = _blur_shifted(x, [_u(r, 40 + a, 0, BLUR_SIGMA) for a in range(3)])
+        x = blur_shifted(x[0, 0], [_u(r, 40 + a, 0, BLUR_SIGMA) for a in range(3)])[None, None]
         tick("blur")
         x = torch.where(mask, x, x.amin())
         tick("skullstrip")
