@@ -67,13 +67,42 @@ def resolve_checkpoint(path: str | Path, prefer: str = "best") -> Path:
                      f"or a .pt checkpoint)")
 
 
-def export_model(checkpoint: str | Path, out: str | Path, half: bool = True) -> Path:
+def export_model(checkpoint: str | Path | list[str | Path], out: str | Path, half: bool = True) -> Path:
     """Write the inference part of a checkpoint (network, config, schema, preprocessing) with fp16
-    weights, atomically: what a bundled ``pretrained/NAME.pt`` holds."""
-    ck = load_checkpoint(checkpoint)
-    state = {k: (v.half() if half and torch.is_floating_point(v) else v) for k, v in ck["model"].items()}
+    weights, atomically: what a bundled ``pretrained/NAME.pt`` holds.
+
+    Args:
+        checkpoint: one checkpoint (file, run folder or bundled name), or several of the same network and
+            schema, whose weights are then averaged uniformly (stochastic weight averaging of, e.g., the
+            ends of warm-restart cycles of one training run; Izmailov et al. 2018).
+        out: the file to write.
+        half: store floating-point weights as fp16.
+
+    Raises:
+        InputError: one line when a checkpoint cannot be read or the checkpoints do not fit together.
+    """
+    sources = list(checkpoint) if isinstance(checkpoint, (list, tuple)) else [checkpoint]
+    if not sources:
+        raise InputError("export: no checkpoint given")
+    cks = [load_checkpoint(c) for c in sources]
+    ck = cks[-1]
+    for other, src in zip(cks[:-1], sources[:-1]):
+        for key in ("model_config", "schema", "preprocessing"):
+            if other.get(key) != ck.get(key):
+                raise InputError(f"export: {src} differs from {sources[-1]} in its {key}; only checkpoints of "
+                                 f"the same network, schema and preprocessing can be averaged")
+        if other["model"].keys() != ck["model"].keys():
+            raise InputError(f"export: {src} and {sources[-1]} hold different weights")
+    state = {}
+    for k, v in ck["model"].items():
+        if torch.is_floating_point(v):
+            v = torch.stack([c["model"][k].double() for c in cks]).mean(0)
+            v = v.half() if half else v.float()
+        state[k] = v
     keep = {k: ck[k] for k in ("model_config", "schema", "preprocessing") if k in ck}
-    meta = {"iteration": int(ck.get("iteration", -1)), "source": Path(checkpoint).name}
+    meta: dict[str, Any] = {"iteration": int(ck.get("iteration", -1)), "source": Path(str(sources[-1])).name}
+    if len(sources) > 1:
+        meta["averaged"] = [str(s) for s in sources]
     return save_checkpoint(out, {"model": state, **keep, "meta": meta})
 
 
