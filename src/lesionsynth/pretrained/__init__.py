@@ -3,7 +3,8 @@
 Each bundled model is ``NAME.pt`` (inference-only checkpoint, fp16 weights) with a model card
 ``NAME.md`` beside it. ``lesionsynth predict`` uses :data:`DEFAULT_MODEL` when no ``--model`` is given,
 and ``--model NAME`` accepts any bundled name; ``lesionsynth models`` lists them.
-A training checkpoint becomes a bundled model with :func:`lesionsynth.models.export_model`.
+A training checkpoint (or the average of several) becomes a bundled model with
+:func:`lesionsynth.models.export_model` (`python tools/export_model.py CKPT... -o NAME.pt`).
 """
 
 from __future__ import annotations
