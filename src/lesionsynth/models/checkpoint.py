@@ -96,8 +96,8 @@ def export_model(checkpoint: str | Path | list[str | Path], out: str | Path, hal
     state = {}
     for k, v in ck["model"].items():
         if torch.is_floating_point(v):
-            v = torch.stack([c["model"][k].double() for c in cks]).mean(0)
-            v = v.half() if half else v.float()
+            mean = torch.stack([c["model"][k].double() for c in cks]).mean(0)
+            v = mean.to(torch.float16 if half else v.dtype)
         state[k] = v
     keep = {k: ck[k] for k in ("model_config", "schema", "preprocessing") if k in ck}
     meta: dict[str, Any] = {"iteration": int(ck.get("iteration", -1)), "source": Path(str(sources[-1])).name}
