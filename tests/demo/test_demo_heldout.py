@@ -17,3 +17,35 @@ def test_heldout_cases_use_the_training_generator(tmp_path):
     before = path.stat().st_mtime_ns
     _heldout_synth_config("tiny-cpu", path)  # unchanged: not rewritten
     assert path.stat().st_mtime_ns == before
+
+
+def test_the_demo_trains_under_its_time_budget(tmp_path, monkeypatch):
+    """``demo`` passes its training time budget (``--train-minutes``, default 14) to ``train`` as
+    ``time_budget_min``; ``--no-train-budget`` trains the config's full length."""
+    import pytest
+
+    from lesionsynth.demo import run as demo_run
+    from lesionsynth.demo import stages
+    from lesionsynth.demo.cli import register
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def fake_train(config, run_dir, overrides=None):
+        seen.append(overrides)
+        raise Stop
+
+    monkeypatch.setattr(stages, "train_or_resume", fake_train)
+    monkeypatch.setattr("lesionsynth.synth.build_dataset", lambda *a, **k: None)
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    cases = ((["demo"], 14.0), (["demo", "--train-minutes", "3"], 3.0), (["demo", "--no-train-budget"], None))
+    for argv, budget in cases:
+        args = parser.parse_args([*argv, "--out", str(tmp_path)])
+        with pytest.raises(Stop):
+            demo_run.run_demo(demo_run.DemoOptions(out=tmp_path, train_minutes=args.train_minutes))
+        assert seen[-1].get("time_budget_min") == budget

@@ -78,6 +78,34 @@ def test_a_time_limit_stops_with_a_checkpoint_and_resume_finishes_exactly(tmp_pa
     _assert_same_state(reference / "checkpoints" / "last.pt", run / "checkpoints" / "last.pt")
 
 
+def test_a_time_budget_shortens_the_run_to_whole_epochs_and_refits_the_schedule(tmp_path, blobs, reference):
+    """``time_budget_min``: a budget spent by the first epoch ends the run there, with the learning rate
+    decayed to 0 at its new last iteration; a resumed run keeps that length. A budget the run fits in
+    changes nothing."""
+    run = tmp_path / "short"
+    res = train(config_from_dict(_config(blobs, time_budget_min=1e-6)), run, progress_bar=False)
+    assert (res.iterations, res.planned_iterations) == (8, 8)
+    ck = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    assert ck["progress"]["iteration"] == 8 and ck["progress"]["planned_iterations"] == 8
+    assert ck["train_seconds"] > 0
+    assert ck["optimizer"]["param_groups"][0]["lr"] == 0.0  # the poly schedule ends at iteration 8
+    again = train(config_from_dict(_config(blobs, time_budget_min=1e-6)), run, resume=True, progress_bar=False)
+    assert (again.iterations, again.iterations_run) == (8, 0)
+    r = _run_cli(["--out", str(tmp_path / "cli"), "--config", str(_yaml(tmp_path, blobs)), "--time-budget", "1e-6"])
+    assert r.returncode == 0 and "trained 8 iterations" in r.stdout and "fitted the run to 8 of 24" in r.stdout, \
+        r.stdout + r.stderr
+    roomy = tmp_path / "roomy"
+    res = train(config_from_dict(_config(blobs, time_budget_min=600.0)), roomy, progress_bar=False)
+    assert (res.iterations, res.planned_iterations) == (24, 24)
+    _assert_same_state(reference / "checkpoints" / "last.pt", roomy / "checkpoints" / "last.pt")
+
+
+def _yaml(tmp_path, blobs):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(_config(blobs)))
+    return path
+
+
 def _run_cli(args, **kw):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, "-m", "lesionsynth", "train", *args], env=env, capture_output=True,

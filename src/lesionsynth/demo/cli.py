@@ -19,6 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=argtypes.positive_int, default=None, help="override the training epochs")
     p.add_argument("--iterations-per-epoch", type=argtypes.positive_int, default=None,
                    help="override iterations per epoch")
+    p.add_argument("--train-minutes", type=argtypes.positive_float, default=14.0, metavar="MIN",
+                   help="time budget of the training stage: on a slow machine the run is fitted to fewer whole "
+                        "epochs, its schedule re-fitted, so that the demo stays within 20 minutes on 2 cores "
+                        "(default 14; the tiny-cpu config's 2700 iterations take about 14 min on 2 cores)")
+    p.add_argument("--no-train-budget", dest="train_minutes", action="store_const", const=None,
+                   help="train the config's full length, however long it takes")
     p.add_argument("--seed", type=argtypes.seed, default=0)
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N or mps (default: cpu)")
     p.add_argument("--gan-masks", type=Path, default=None, help="mask-GAN checkpoint (optional)")
@@ -49,7 +55,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     try:
         run_demo(DemoOptions(out=args.out, n_heldout=args.n_heldout, train_config=args.config,
                              epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
-                             seed=args.seed, device=args.device, threads=getattr(args, "threads", None),
+                             train_minutes=args.train_minutes, seed=args.seed, device=args.device,
+                             threads=getattr(args, "threads", None),
                              gan_masks=args.gan_masks, gan_translator=args.gan_translator,
                              ldm_mask=args.ldm_mask, ldm_image=args.ldm_image))
     except KeyboardInterrupt:

@@ -31,6 +31,7 @@ class DemoOptions:
     train_config: str = "tiny-cpu"
     epochs: int | None = None
     iterations_per_epoch: int | None = None
+    train_minutes: float | None = 14.0  # training's time budget (None: the config's full length)
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None
@@ -68,6 +69,8 @@ def run_demo(opt: DemoOptions) -> dict:
 
     say(f"[2/6] training the '{opt.train_config}' configuration (on-the-fly synthetic data) -> {run_dir}")
     overrides = {k: getattr(opt, k) for k in ("epochs", "iterations_per_epoch", "threads") if getattr(opt, k)}
+    if opt.train_minutes:  # on a slow machine, fewer whole epochs (schedule re-fitted) keep the demo in time
+        overrides["time_budget_min"] = opt.train_minutes
     train_or_resume(opt.train_config, run_dir, {"device": opt.device, "seed": opt.seed, **overrides})
 
     say("[3/6] building realistic test images (MNI152 T1 + pasted chronic stroke, and a T2-like inversion)")

@@ -4,7 +4,7 @@ Per iteration ``it`` (1-based): ``step(it)`` (a trainer draws every random numbe
 seeded by ``case_seed`` from its seed and the step, so a resumed run continues exactly as an uninterrupted
 one), then, at their intervals and at the end, a metrics row, ``after(it)`` (e.g. validation), ``preview(it)``
 and ``save(it)``. With a time limit the loop stops after the iteration that crosses it and writes a checkpoint;
-``--resume`` continues from it.
+``--resume`` continues from it. A trainer may also shorten its run while it goes (``end``: a time budget).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def run_iterations(run: RunFolder, start: int, total: int, every: Intervals, ste
                    log: MetricsLog | None = None,
                    summarise: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
                    after: Callable[[int], bool] | None = None,
-                   agree: Callable[[bool], bool] | None = None) -> int:
+                   agree: Callable[[bool], bool] | None = None,
+                   end: Callable[[], int] | None = None) -> int:
     """Train from iteration ``start`` to ``total``; returns the last completed iteration.
 
     Args:
@@ -60,6 +61,9 @@ def run_iterations(run: RunFolder, start: int, total: int, every: Intervals, ste
         after: called after each iteration's row; returning True asks for a checkpoint now.
         agree: with a time limit, makes every process take the same decision to stop (data-parallel
             training: true when any rank is out of time); asked at metrics rows only.
+        end: read after each iteration's ``after``: the iteration the run now ends at, if below ``total``
+            (a run fitted to a time budget); the loop checkpoints and stops there. Must agree across
+            processes.
 
     Raises:
         ConfigError: ``total`` is below the iterations the run has already done.
@@ -90,6 +94,10 @@ def run_iterations(run: RunFolder, start: int, total: int, every: Intervals, ste
                 bar.set_postfix(postfix(row) if postfix else {"loss": f"{next(iter(row.values()), 0):.4f}"})
                 window = []
             wanted = after(it) if after is not None else False
+            if end is not None and end() < total:
+                total = max(it, end())
+                bar.total = total
+                bar.refresh()
             if _due(it, every.sample_every, total) or out_of_time:
                 preview(it)
             if wanted or _due(it, every.checkpoint_every, total) or out_of_time:

@@ -42,6 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="stop after N iterations in total (with a checkpoint); resume later with --resume")
     p.add_argument("--time-limit", type=argtypes.positive_float, metavar="MIN",
                    help="stop (with a checkpoint) after this many minutes of training; --resume continues")
+    p.add_argument("--time-budget", dest="time_budget_min", type=argtypes.positive_float, metavar="MIN",
+                   help="override time_budget_min: fit the whole run into this many minutes, in whole epochs, "
+                        "with its learning-rate schedule re-fitted to end there (unlike --time-limit, the run "
+                        "is then finished)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show the progress bar (default: only on a terminal)")
     p.set_defaults(func=run)
@@ -49,7 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The config keys this invocation overrides: the flags named like a key, then ``--set``."""
-    keys = ("device", "epochs", "iterations_per_epoch", "seed", "num_workers", "threads", "checkpoint_every")
+    keys = ("device", "epochs", "iterations_per_epoch", "seed", "num_workers", "threads", "checkpoint_every",
+            "time_budget_min")
     return deep_update({k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}, parse_set(args.set))
 
 
@@ -79,8 +84,12 @@ def run(args: argparse.Namespace) -> int:
         if res.iterations_run == 0:
             print(f"nothing to do: {res.run_dir} has already trained {res.iterations} iterations{best}")
         else:
-            stopped = (f" (stopped at the time limit; --resume continues to {cfg.total_iterations})"
-                       if res.iterations < min(cfg.total_iterations, args.stop_after or cfg.total_iterations) else "")
+            end = res.planned_iterations or cfg.total_iterations
+            stopped = (f" (stopped at the time limit; --resume continues to {end})"
+                       if res.iterations < min(end, args.stop_after or end) else "")
+            if res.planned_iterations and res.planned_iterations < cfg.total_iterations:
+                stopped += (f" (the time budget of {cfg.time_budget_min:g} min fitted the run to "
+                            f"{res.planned_iterations} of {cfg.total_iterations} iterations)")
             print(f"trained {res.iterations} iterations into {res.run_dir} (last loss {res.last_loss:.4f}{best})"
                   f"{stopped}")
     return 0

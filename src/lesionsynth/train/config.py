@@ -204,6 +204,11 @@ class TrainConfig:
         deterministic: ask torch for deterministic algorithms (bitwise-reproducible runs on CPU).
         init_from: start from these weights instead of random ones (a bundled model name, run folder or
             checkpoint with the same network and classes); the optimiser and schedule start afresh.
+        time_budget_min: fit the run into this many minutes of training (null: no budget): at each epoch's
+            end the measured speed decides how many whole epochs still fit, the run is shortened to them
+            and its poly schedule re-fitted to end there (:mod:`lesionsynth.train.budget`); never more
+            than ``epochs``, at least one epoch. The ``demo`` uses it to stay within its time on slow
+            machines.
     """
 
     schema: str | dict[str, Any] = "tissue"
@@ -233,6 +238,7 @@ class TrainConfig:
     threads: int | None = None
     deterministic: bool = False
     init_from: str | None = None
+    time_budget_min: float | None = None
 
     @property
     def total_iterations(self) -> int:
@@ -400,6 +406,8 @@ def validate_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
         raise ConfigError(f"{where}: optim.lr must be positive, got {cfg.optim.lr}")
     if cfg.threads is not None and cfg.threads < 1:
         raise ConfigError(f"{where}: threads must be at least 1 (or null: torch's default), got {cfg.threads}")
+    if cfg.time_budget_min is not None and cfg.time_budget_min <= 0:
+        raise ConfigError(f"{where}: time_budget_min must be positive (or null: no budget), got {cfg.time_budget_min}")
     if not 0 <= cfg.seed < 2**63:
         raise ConfigError(f"{where}: seed must be in [0, 2**63 - 1], got {cfg.seed}")
     if cfg.optim.grad_clip is not None and cfg.optim.grad_clip <= 0:

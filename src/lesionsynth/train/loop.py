@@ -33,6 +33,7 @@ from lesionsynth.runs.folder import RunFolder
 from lesionsynth.runs.log import SEGMENTER_COLUMNS, MetricsLog
 from lesionsynth.runs.loop import Intervals, run_iterations
 from lesionsynth.train import ddp
+from lesionsynth.train.budget import fit_to_budget
 from lesionsynth.train.config import TrainConfig
 from lesionsynth.train.data import ValCase, load_val_folder
 from lesionsynth.train.losses import MaskedDiceCELoss
@@ -61,6 +62,7 @@ class TrainResult:
     last_checkpoint: Path
     model: torch.nn.Module
     iterations_run: int = 0  # iterations trained by this call (0: a resumed run that had already finished)
+    planned_iterations: int = 0  # the iteration the run ends at (its epochs, or fewer under a time budget)
 
 
 def train_step(model: torch.nn.Module, batch: Batch, loss_fn: MaskedDiceCELoss, optimizer: torch.optim.Optimizer,
@@ -158,14 +160,21 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
     progress = Progress()
     if cfg.init_from and ckpt is None:
         init_weights(model, cfg.model, schema, cfg.init_from)
+    resumed = ckpt is not None
+    seconds_before = 0.0  # training wall time of earlier sessions of this run
     if ckpt is not None:
         progress = load_training_checkpoint(ckpt, run.last, model, optimizer, scheduler, scaler)
+        seconds_before = float(ckpt.get("train_seconds", 0.0))
         del ckpt
-        set_schedule_length(optimizer, scheduler, cfg.total_iterations)
+    # a run a time budget shortened keeps that length on resume (unless the budget was removed)
+    total = cfg.total_iterations
+    if cfg.time_budget_min is not None and progress.planned_iterations:
+        total = max(min(total, progress.planned_iterations), progress.iteration)
+    if resumed:
+        set_schedule_length(optimizer, scheduler, total)
     net = model
     model = ddp.wrap(model, info, device)
 
-    total = cfg.total_iterations
     end = total if stop_after is None else min(total, stop_after)
     loss_fn = MaskedDiceCELoss(schema.background_index, **vars(cfg.loss))  # LossConfig's fields are its arguments
     sources = TrainingSources(cfg, schema, device, info.rank, info.world, progress.iteration, generator)
@@ -175,10 +184,12 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
                         enabled=info.is_main, tensorboard=True)
     prep = cfg.preprocessing.record(cfg.crop_size)
 
+    clock = [seconds_before, seconds_before, time.perf_counter()]  # [run's seconds, before this session, start]
+
     def save_last(it: int) -> None:
         if info.is_main:
             save_training_checkpoint(run.last, net, cfg.model, schema, prep, optimizer, scheduler, scaler,
-                                     progress, cfg_dict)
+                                     progress, cfg_dict, seconds=clock[0])
         ddp.barrier(info)
 
     clip = cfg.optim.grad_clip if cfg.optim.grad_clip is not None else math.inf
@@ -189,7 +200,24 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
         batch = sources.batch(i)
         loss, gn = train_step(model, batch, loss_fn, optimizer, scheduler, scaler, dtype, clip)
         progress.iteration = it
+        clock[0] = clock[1] + time.perf_counter() - clock[2]
         return {"loss": loss, "grad_norm": gn, "source": batch.source}
+
+    def fit_budget(it: int) -> None:
+        """At an epoch's end, shorten the run to the whole epochs that still fit its time budget."""
+        nonlocal total, end
+        if cfg.time_budget_min is None or it % cfg.iterations_per_epoch or it >= total:
+            return
+        # the mean over processes, so that every rank takes the same decision
+        seconds = ddp.all_reduce_sum([clock[0]], info, device)[0] / info.world
+        fitted = fit_to_budget(it, total, seconds, 60.0 * cfg.time_budget_min, cfg.iterations_per_epoch)
+        if fitted < total:
+            total, progress.planned_iterations = fitted, fitted
+            end = min(end, total)
+            set_schedule_length(optimizer, scheduler, total)
+            if info.is_main:
+                _log.info(f"time budget {cfg.time_budget_min:g} min: {seconds / it:.3f} s/iteration, the run now "
+                          f"ends at iteration {total} (of {cfg.total_iterations}); schedule re-fitted")
 
     last_loss = float("nan")
     t_window = time.perf_counter()
@@ -209,6 +237,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
 
     def validate(it: int) -> bool:
         """Validation when due (``best.pt`` before ``last.pt``); True at the end of an epoch (a checkpoint)."""
+        fit_budget(it)
         epoch_done = it % cfg.iterations_per_epoch == 0
         epoch = it // cfg.iterations_per_epoch  # completed epochs
         if epoch_done and val_cases and (epoch % cfg.val.every_epochs == 0 or it == total):
@@ -232,9 +261,10 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
                            save_last, lambda it: None, "train",
                            lambda row: {"loss": f"{row['loss']:.4f}", "lr": f"{row['lr']:.2e}"},
                            time_limit_min, info.is_main and progress_bar, log=logger, summarise=summarise,
-                           after=validate, agree=lambda flag: ddp.any_rank(flag, info, device))
+                           after=validate, agree=lambda flag: ddp.any_rank(flag, info, device),
+                           end=lambda: end)
     finally:
         logger.close()
         sources.close()
     return TrainResult(run_dir, progress.iteration, last_loss, progress.best_dice, run.last, net,
-                       progress.iteration - first)
+                       progress.iteration - first, total)

@@ -2,7 +2,8 @@
 
 ``checkpoints/last.pt`` (kind ``segmenter``, :mod:`lesionsynth.runs.checkpoint`) holds the inference part
 (:func:`lesionsynth.models.model_state`) plus ``optimizer``, ``scheduler``, ``scaler``, ``progress``
-(iteration counter, best validation Dice), ``rng`` (torch CPU and CUDA, numpy and Python states) and the
+(iteration counter, best validation Dice, the length a time budget fitted the run to), ``train_seconds``
+(training wall time so far), ``rng`` (torch CPU and CUDA, numpy and Python states) and the
 resolved ``train_config``.
 
 Bitwise resume does not rely on restoring stream states, though they are restored: every random draw
@@ -35,11 +36,13 @@ class Progress:
         iteration: completed optimiser steps.
         best_dice: best validation lesion Dice so far (-1: none yet).
         best_iteration: iteration of the best checkpoint.
+        planned_iterations: the iteration a time budget has shortened the run to (0: not shortened).
     """
 
     iteration: int = 0
     best_dice: float = -1.0
     best_iteration: int = -1
+    planned_iterations: int = 0
 
 
 def seed_iteration(seed: int, iteration: int, rank: int, world: int) -> None:
@@ -50,8 +53,10 @@ def seed_iteration(seed: int, iteration: int, rank: int, world: int) -> None:
 def save_training_checkpoint(path: Path, model: torch.nn.Module, model_cfg: ModelConfig, schema: LabelSchema,
                              preprocessing: dict[str, Any], optimizer: torch.optim.Optimizer,
                              scheduler: Any, scaler: Any, progress: Progress,
-                             train_config: dict[str, Any]) -> Path:
-    """Write a full (resumable) checkpoint atomically."""
+                             train_config: dict[str, Any], seconds: float = 0.0) -> Path:
+    """Write a full (resumable) checkpoint atomically; ``seconds``: the run's training wall time so far,
+    over all its sessions (the clock of a time budget; kept out of ``progress``, which is the same for an
+    interrupted and an uninterrupted run)."""
     return save_run_checkpoint(path, "segmenter", {
         **model_state(model, model_cfg, schema, preprocessing),
         "optimizer": optimizer.state_dict(),
@@ -61,6 +66,7 @@ def save_training_checkpoint(path: Path, model: torch.nn.Module, model_cfg: Mode
         "iteration": progress.iteration,
         "rng": rng_states(),
         "train_config": train_config,
+        "train_seconds": float(seconds),
     })
 
 
