@@ -66,3 +66,8 @@ def test_ood_scores_a_segmenter_per_protocol_and_resolution(tiny_labelmap):
     p[1] = 3
     s = score_scan(t, t == 5, p, p == 5, 0.001)
     assert s["lesion_dice"] == 1.0 and s["lesion_f1"] == 1.0 and s["gm_dice"] == 1.0 and s["wm_dice"] == 1.0
+    # predicted lesion where the truth is background (outside the brain) is counted apart
+    q = p.copy()
+    q[0, :2] = 5  # 12 voxels of background called lesion
+    s = score_scan(t, t == 5, q, q == 5, 0.001)
+    assert s["outside_ml"] == 12 * 0.001 and s["pred_ml"] == (36 + 12) * 0.001 and s["lesion_dice"] < 1

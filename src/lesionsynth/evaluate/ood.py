@@ -40,7 +40,9 @@ ENSEMBLES: dict[str, tuple[str, ...]] = {
 
 @dataclass
 class OODRow:
-    """Scores of one scan (or ensemble)."""
+    """Scores of one scan (or ensemble); volumes in ml, ``outside_ml`` the predicted lesion outside the
+    brain (where the truth is background: scalp, skull, face, neck), a false positive no lesion shape
+    explains."""
 
     subject: int
     protocol: str
@@ -52,6 +54,7 @@ class OODRow:
     csf_dice: float
     truth_ml: float
     pred_ml: float
+    outside_ml: float
     seconds: float
 
 
@@ -106,12 +109,14 @@ def _merge_pv(labels: np.ndarray) -> np.ndarray:
 
 def score_scan(truth_labels: np.ndarray, truth_lesion: np.ndarray, pred_labels: np.ndarray,
                pred_lesion: np.ndarray, voxel_ml: float) -> dict[str, float]:
-    """Lesion Dice and lesion-wise F1, tissue Dice (PV merged into GM), volumes in ml."""
+    """Lesion Dice and lesion-wise F1, tissue Dice (PV merged into GM), volumes in ml (truth, prediction, and
+    predicted lesion outside the truth's brain)."""
     t, p = _merge_pv(truth_labels), _merge_pv(pred_labels)
     gm, wm, csf = per_class_dice(t, p, [TISSUE.index(n) for n in ("grey_matter", "white_matter", "csf")]).values()
     tl, pl = truth_lesion.astype(bool), pred_lesion.astype(bool)
     return {"lesion_dice": dice(tl, pl), "lesion_f1": lesion_wise_f1(tl, pl), "gm_dice": gm, "wm_dice": wm,
-            "csf_dice": csf, "truth_ml": float(tl.sum()) * voxel_ml, "pred_ml": float(pl.sum()) * voxel_ml}
+            "csf_dice": csf, "truth_ml": float(tl.sum()) * voxel_ml, "pred_ml": float(pl.sum()) * voxel_ml,
+            "outside_ml": float((pl & (t == TISSUE.background_index)).sum()) * voxel_ml}
 
 
 def run_ood(generator, segmenter, subjects: Iterable[int], resolutions: Iterable[str] = ("1mm", "thick"),
@@ -153,7 +158,8 @@ def run_ood(generator, segmenter, subjects: Iterable[int], resolutions: Iterable
         out.rows.append(OODRow(subject, name, res, seconds=time.perf_counter() - t0, **sc))
         if progress:
             progress(f"subject {subject} {res:5s} {name:14s} lesion Dice {sc['lesion_dice']:.3f} "
-                     f"F1 {sc['lesion_f1']:.3f} ({sc['truth_ml']:.0f} ml truth, {sc['pred_ml']:.0f} ml pred)")
+                     f"F1 {sc['lesion_f1']:.3f} ({sc['truth_ml']:.0f} ml truth, {sc['pred_ml']:.0f} ml pred, "
+                     f"{sc['outside_ml']:.0f} outside the brain)")
 
     for s in subjects:
         for res in resolutions:
