@@ -54,6 +54,7 @@ def run_demo(opt: DemoOptions) -> dict:
     from lesionsynth.demo.testimages import make_stroke_images
     from lesionsynth.evaluate import evaluate_folders
     from lesionsynth.synth import build_dataset, load_synth_config
+    from lesionsynth.train.config import load_train_config
 
     t0 = time.time()
     out = opt.out
@@ -71,7 +72,12 @@ def run_demo(opt: DemoOptions) -> dict:
     overrides = {k: getattr(opt, k) for k in ("epochs", "iterations_per_epoch", "threads") if getattr(opt, k)}
     if opt.train_minutes:  # on a slow machine, fewer whole epochs (schedule re-fitted) keep the demo in time
         overrides["time_budget_min"] = opt.train_minutes
-    train_or_resume(opt.train_config, run_dir, {"device": opt.device, "seed": opt.seed, **overrides})
+    overrides = {"device": opt.device, "seed": opt.seed, **overrides}
+    trained = train_or_resume(opt.train_config, run_dir, overrides)
+    full = load_train_config(opt.train_config, overrides).total_iterations
+    if trained.planned_iterations < full:
+        say(f"      trained {trained.planned_iterations} of {full} iterations: the {opt.train_minutes:g}-minute time "
+            f"budget fitted the run to this machine's speed (--no-train-budget trains the full length)")
 
     say("[3/6] building realistic test images (MNI152 T1 + pasted chronic stroke, and a T2-like inversion)")
     cases = make_stroke_images(out / "realistic")

@@ -8,15 +8,15 @@ from typing import Any
 from lesionsynth.errors import LesionsynthError
 
 
-def train_or_resume(config: str | Path, run_dir: Path, overrides: dict[str, Any] | None = None) -> Path:
+def train_or_resume(config: str | Path, run_dir: Path, overrides: dict[str, Any] | None = None):
     """Train ``config`` (a path or shipped name, with ``overrides``) into ``run_dir``, resuming from its
-    ``last.pt`` when there is one (finished runs return at once); returns ``run_dir``."""
+    ``last.pt`` when there is one (finished runs return at once); returns the
+    :class:`lesionsynth.train.loop.TrainResult`."""
     from lesionsynth.train.config import load_train_config
     from lesionsynth.train.loop import train
 
     cfg = load_train_config(config, overrides or {})
-    train(cfg, run_dir, resume=(run_dir / "checkpoints" / "last.pt").is_file())
-    return run_dir
+    return train(cfg, run_dir, resume=(run_dir / "checkpoints" / "last.pt").is_file())
 
 
 def predict(inputs: list[str | Path], out: Path, model: str | Path | None = None, *, device: str = "cpu",
