@@ -37,7 +37,7 @@ from lesionsynth.io.atomic import remove_stale_temporaries, write_text_atomic
 RUNTIME_KEYS = {"device", "num_workers", "threads", "log_every", "sample_every", "checkpoint_every"}
 # keys a resumed run may change: the run's length (the segmenter's poly schedule is re-fitted to the new
 # end from the current iteration on; run.json records each start's arguments)
-RESUME_CHANGEABLE_KEYS = {"epochs", "iterations"}
+RESUME_CHANGEABLE_KEYS = {"epochs", "iterations", "time_budget_min"}
 LIBRARIES = ["torch", "monai", "numpy", "scipy", "nibabel", "nilearn", "pyyaml", "tqdm", "tensorboard"]
 
 
