@@ -49,3 +49,26 @@ def test_the_demo_trains_under_its_time_budget(tmp_path, monkeypatch):
         with pytest.raises(Stop):
             demo_run.run_demo(demo_run.DemoOptions(out=tmp_path, train_minutes=args.train_minutes))
         assert seen[-1].get("time_budget_min") == budget
+
+
+def test_the_demo_says_when_the_budget_shortened_training(tmp_path, monkeypatch, capsys):
+    import types
+
+    import pytest
+
+    from lesionsynth.demo import run as demo_run
+    from lesionsynth.demo import stages
+
+    class Stop(Exception):
+        pass
+
+    def after_training(*a, **k):
+        raise Stop
+
+    monkeypatch.setattr(stages, "train_or_resume",
+                        lambda *a, **k: types.SimpleNamespace(planned_iterations=450, iterations=450))
+    monkeypatch.setattr("lesionsynth.synth.build_dataset", lambda *a, **k: None)
+    monkeypatch.setattr("lesionsynth.demo.testimages.make_stroke_images", after_training)
+    with pytest.raises(Stop):
+        demo_run.run_demo(demo_run.DemoOptions(out=tmp_path, train_minutes=3.0))
+    assert "trained 450 of 2700 iterations: the 3-minute time budget" in capsys.readouterr().out
