@@ -66,7 +66,8 @@ def test_the_demo_says_when_the_budget_shortened_training(tmp_path, monkeypatch,
         raise Stop
 
     monkeypatch.setattr(stages, "train_or_resume",
-                        lambda *a, **k: types.SimpleNamespace(planned_iterations=450, iterations=450))
+                        lambda *a, **k: types.SimpleNamespace(planned_iterations=450, iterations=450,
+                                                                config_iterations=2700))
     monkeypatch.setattr("lesionsynth.synth.build_dataset", lambda *a, **k: None)
     monkeypatch.setattr("lesionsynth.demo.testimages.make_stroke_images", after_training)
     with pytest.raises(Stop):

@@ -84,7 +84,7 @@ def test_a_time_budget_shortens_the_run_to_whole_epochs_and_refits_the_schedule(
     changes nothing."""
     run = tmp_path / "short"
     res = train(config_from_dict(_config(blobs, time_budget_min=1e-6)), run, progress_bar=False)
-    assert (res.iterations, res.planned_iterations) == (8, 8)
+    assert (res.iterations, res.planned_iterations, res.config_iterations) == (8, 8, 24)
     ck = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
     assert ck["progress"]["iteration"] == 8 and ck["progress"]["planned_iterations"] == 8
     assert ck["train_seconds"] > 0
@@ -99,7 +99,7 @@ def test_a_time_budget_shortens_the_run_to_whole_epochs_and_refits_the_schedule(
         r.stdout + r.stderr
     roomy = tmp_path / "roomy"
     res = train(config_from_dict(_config(blobs, time_budget_min=600.0)), roomy, progress_bar=False)
-    assert (res.iterations, res.planned_iterations) == (24, 24)
+    assert (res.iterations, res.planned_iterations, res.config_iterations) == (24, 24, 24)
     _assert_same_state(reference / "checkpoints" / "last.pt", roomy / "checkpoints" / "last.pt")
 
 

@@ -54,7 +54,6 @@ def run_demo(opt: DemoOptions) -> dict:
     from lesionsynth.demo.testimages import make_stroke_images
     from lesionsynth.evaluate import evaluate_folders
     from lesionsynth.synth import build_dataset, load_synth_config
-    from lesionsynth.train.config import load_train_config
 
     t0 = time.time()
     out = opt.out
@@ -74,10 +73,10 @@ def run_demo(opt: DemoOptions) -> dict:
         overrides["time_budget_min"] = opt.train_minutes
     overrides = {"device": opt.device, "seed": opt.seed, **overrides}
     trained = train_or_resume(opt.train_config, run_dir, overrides)
-    full = load_train_config(opt.train_config, overrides).total_iterations
-    if trained.planned_iterations < full:
-        say(f"      trained {trained.planned_iterations} of {full} iterations: the {opt.train_minutes:g}-minute time "
-            f"budget fitted the run to this machine's speed (--no-train-budget trains the full length)")
+    if trained.planned_iterations < trained.config_iterations:
+        say(f"      trained {trained.planned_iterations} of {trained.config_iterations} iterations: the "
+            f"{opt.train_minutes:g}-minute time budget fitted the run to this machine's speed "
+            f"(--no-train-budget trains the full length)")
 
     say("[3/6] building realistic test images (MNI152 T1 + pasted chronic stroke, and a T2-like inversion)")
     cases = make_stroke_images(out / "realistic")

@@ -63,6 +63,7 @@ class TrainResult:
     model: torch.nn.Module
     iterations_run: int = 0  # iterations trained by this call (0: a resumed run that had already finished)
     planned_iterations: int = 0  # the iteration the run ends at (its epochs, or fewer under a time budget)
+    config_iterations: int = 0  # the config's full length (epochs x iterations per epoch)
 
 
 def train_step(model: torch.nn.Module, batch: Batch, loss_fn: MaskedDiceCELoss, optimizer: torch.optim.Optimizer,
@@ -267,4 +268,4 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
         logger.close()
         sources.close()
     return TrainResult(run_dir, progress.iteration, last_loss, progress.best_dice, run.last, net,
-                       progress.iteration - first, total)
+                       progress.iteration - first, total, cfg.total_iterations)
