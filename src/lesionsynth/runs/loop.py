@@ -94,8 +94,9 @@ def run_iterations(run: RunFolder, start: int, total: int, every: Intervals, ste
                 bar.set_postfix(postfix(row) if postfix else {"loss": f"{next(iter(row.values()), 0):.4f}"})
                 window = []
             wanted = after(it) if after is not None else False
-            if end is not None and end() < total:
-                total = max(it, end())
+            new_end = end() if end is not None else total
+            if new_end < total:
+                total = max(it, new_end)
                 bar.total = total
                 bar.refresh()
             if _due(it, every.sample_every, total) or out_of_time:

@@ -238,7 +238,6 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
 
     def validate(it: int) -> bool:
         """Validation when due (``best.pt`` before ``last.pt``); True at the end of an epoch (a checkpoint)."""
-        fit_budget(it)
         epoch_done = it % cfg.iterations_per_epoch == 0
         epoch = it // cfg.iterations_per_epoch  # completed epochs
         if epoch_done and val_cases and (epoch % cfg.val.every_epochs == 0 or it == total):
@@ -254,6 +253,11 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
                     save_best_checkpoint(run.best, net, cfg.model, schema, prep, progress, metrics, cfg_dict)
         return epoch_done
 
+    def after(it: int) -> bool:
+        """After each iteration: the budget fit, then validation (its answer asks for a checkpoint)."""
+        fit_budget(it)
+        return validate(it)
+
     first = progress.iteration
     model.train()
     try:
@@ -262,7 +266,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
                            save_last, lambda it: None, "train",
                            lambda row: {"loss": f"{row['loss']:.4f}", "lr": f"{row['lr']:.2e}"},
                            time_limit_min, info.is_main and progress_bar, log=logger, summarise=summarise,
-                           after=validate, agree=lambda flag: ddp.any_rank(flag, info, device),
+                           after=after, agree=lambda flag: ddp.any_rank(flag, info, device),
                            end=lambda: end)
     finally:
         logger.close()
