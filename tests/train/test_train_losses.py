@@ -105,3 +105,29 @@ def test_class_weights_weight_the_dice_term():
                    )(logits, t).reshape(2, 6)[:, 1:]
     dice = (per * torch.tensor(w[1:])).sum() / (2 * sum(w[1:]))
     assert torch.allclose(weighted, ce + dice, atol=1e-5)
+
+
+def test_dice_skip_absent_drops_only_the_classes_a_sample_lacks():
+    logits, t = _data(7)
+    t[0][t[0] == LESION] = 2  # sample 0 has no lesion, sample 1 has every class
+    per = DiceLoss(include_background=True, to_onehot_y=True, softmax=True, reduction="none")(logits, t).reshape(2, 6)
+    ce = F.cross_entropy(logits, t[:, 0])
+    kept = torch.cat([per[0, 1:LESION], per[1, 1:]])
+    skip = MaskedDiceCELoss(dice_skip_absent=True)(logits, t)
+    assert torch.allclose(skip, ce + kept.mean(), atol=1e-5)
+    assert not torch.allclose(skip, MaskedDiceCELoss()(logits, t), atol=1e-4)
+    # with every class present in every sample it is the ordinary loss
+    _, full = _data(8)
+    assert torch.allclose(MaskedDiceCELoss(dice_skip_absent=True)(logits, full), MaskedDiceCELoss()(logits, full))
+
+
+def test_dice_skip_absent_removes_the_reward_for_switching_a_missing_class_off():
+    logits, t = _data(9, shape=(1, 6, 8, 8, 8))
+    t[t == LESION] = 1
+    off = logits.clone()
+    off[:, LESION] = -30.0  # lesion predicted nowhere
+    for skip, rewarded in ((False, True), (True, False)):
+        loss = MaskedDiceCELoss(class_weights=[1, 1, 1, 1, 1, 3], dice_skip_absent=skip)
+        ce_gain = F.cross_entropy(logits, t[:, 0]) - F.cross_entropy(off, t[:, 0])
+        dice_gain = loss(logits, t) - loss(off, t) - ce_gain  # the lesion's share of the weights is 3/7
+        assert (dice_gain > 0.3) == rewarded, (skip, float(dice_gain))

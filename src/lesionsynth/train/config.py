@@ -107,12 +107,16 @@ class LossConfig:
         dice_include_background: include the background channel in the Dice term (default: no).
         class_weights: per-class weights of the Dice term (one per schema class), or null for equal
             weights (the paper). E.g. ``[1, 1, 1, 1, 1, 3]`` stresses the lesion of the tissue schema.
+        dice_skip_absent: leave a class out of a sample's Dice term when the sample's target has none of it
+            (the cross-entropy still penalises predicting it there). The soft Dice of an empty class is
+            ~1 unless the class is predicted nowhere, so crops without lesion reward an all-zero lesion map.
     """
 
     dice_weight: float = 1.0
     ce_weight: float = 1.0
     dice_include_background: bool = False
     class_weights: list[float] | None = None
+    dice_skip_absent: bool = False
 
 
 @dataclass

@@ -17,7 +17,9 @@ brain costs nothing, predicting lesion where there is none does.
 **Dice** (MONAI ``DiceLoss``, soft, softmax, per sample and class) is averaged over the labelled
 *foreground* classes: background is excluded by default (``dice_include_background``), and is always
 excluded for partially labelled samples, whose "background" is not the schema's background. For a
-lesion-only sample the Dice term is the lesion channel's alone.
+lesion-only sample the Dice term is the lesion channel's alone. With ``dice_skip_absent`` a class that a
+sample's target does not contain is left out of that sample's Dice term (its soft Dice would be ~1 unless the
+class is predicted nowhere, a reward for switching a rare class off); the cross-entropy still scores it.
 
 Total: ``ce_weight * CE + dice_weight * Dice``. Classes a sample does not label therefore receive no
 gradient from it, except through the softmax normalisation of the lesion (and other labelled) channels.
@@ -42,16 +44,19 @@ class MaskedDiceCELoss(nn.Module):
         class_weights: optional per-class weights of the Dice term (a weighted mean over the selected
             classes). The cross-entropy stays unweighted: weighting it would shift the predicted class
             priors (over-segmentation of up-weighted classes).
+        dice_skip_absent: leave out of a sample's Dice term the classes its target does not contain.
     """
 
     def __init__(self, background: int = 0, dice_weight: float = 1.0, ce_weight: float = 1.0,
-                 dice_include_background: bool = False, class_weights: list[float] | None = None):
+                 dice_include_background: bool = False, class_weights: list[float] | None = None,
+                 dice_skip_absent: bool = False):
         super().__init__()
         self.background = background
         self.dice_weight = dice_weight
         self.ce_weight = ce_weight
         self.dice_include_background = dice_include_background
         self.class_weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
+        self.dice_skip_absent = dice_skip_absent
         self.dice = DiceLoss(include_background=True, to_onehot_y=True, softmax=True, reduction="none")
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, labelled: torch.Tensor | None = None) -> torch.Tensor:
@@ -84,6 +89,9 @@ class MaskedDiceCELoss(nn.Module):
             use = labelled & ~is_bg[None]
             if self.dice_include_background:
                 use = use | (is_bg[None] & full)
+            if self.dice_skip_absent:
+                present = F.one_hot(target[:, 0].flatten(1), C).amax(dim=1).bool()  # (B, C)
+                use = use & present
             if use.any():
                 if self.class_weights is None:
                     loss = loss + self.dice_weight * per[use].mean()
