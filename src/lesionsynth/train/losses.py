@@ -90,7 +90,8 @@ class MaskedDiceCELoss(nn.Module):
             if self.dice_include_background:
                 use = use | (is_bg[None] & full)
             if self.dice_skip_absent:
-                present = F.one_hot(target[:, 0].flatten(1), C).amax(dim=1).bool()  # (B, C)
+                present = torch.zeros(B, C, dtype=torch.bool, device=logits.device).scatter_(
+                    1, target.flatten(1), True)  # (B, C): the classes each sample's target holds
                 use = use & present
             if use.any():
                 if self.class_weights is None:
