@@ -108,3 +108,20 @@ def test_synthetic_training_with_synthetic_validation(tmp_path, tiny_labelmap):
     assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
     _, _, schema, _ = load_model(tmp_path / "run")
     assert schema.num_classes == 6
+
+
+def test_init_seed_sets_the_initial_weights_apart_from_the_data_stream(tmp_path, blobs):
+    def weights(name, **kw):  # one step at a negligible learning rate: the weights stay the initial ones
+        cfg = config_from_dict(toy_config(blobs, epochs=1, iterations_per_epoch=1, optim={"lr": 1e-12}, **kw))
+        train(cfg, tmp_path / name, progress_bar=False)
+        return load_model(tmp_path / name / "checkpoints" / "last.pt")[0].state_dict()
+
+    def same(a, b):
+        return all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+
+    data0_init1 = weights("a", seed=0, init_seed=1)
+    assert same(data0_init1, weights("b", seed=1))
+    assert not same(data0_init1, weights("c", seed=0))
+    assert config_from_dict(toy_config(blobs, seed=3)).weights_seed == 3
+    with pytest.raises(ConfigError, match="init_seed"):
+        config_from_dict(toy_config(blobs, init_seed=-1))

@@ -196,6 +196,9 @@ class TrainConfig:
         synth_repeats: each synthetic case feeds this many consecutive iterations (different
             sub-crops): amortises the generator's cost on CPUs; the paper uses 1.
         seed: seeds every random draw; each draw is derived from (seed, iteration, rank).
+        init_seed: seed of the network's random initial weights alone (null: ``seed``), so that the
+            initial weights and the data stream can be varied apart (e.g. to tell which one makes a
+            seed's run fail).
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``, ...
         amp: mixed precision, the vocabulary of ``predict --precision`` (:data:`lesionsynth.devices.PRECISIONS`):
             ``auto`` (bf16 on CUDA when supported, else fp16; fp32 on CPU), ``fp32``, ``bf16``, ``fp16``.
@@ -234,6 +237,7 @@ class TrainConfig:
     synth_crop_size: tuple[int, int, int] | None = None
     synth_repeats: int = 1
     seed: int = 0
+    init_seed: int | None = None
     device: str = "auto"
     amp: Literal["auto", "fp32", "bf16", "fp16", "off"] = "auto"
     checkpoint_every: int = 0
@@ -247,6 +251,11 @@ class TrainConfig:
     @property
     def total_iterations(self) -> int:
         return self.epochs * self.iterations_per_epoch
+
+    @property
+    def weights_seed(self) -> int:
+        """The seed of the initial weights: ``init_seed``, or ``seed`` when it is null."""
+        return self.seed if self.init_seed is None else self.init_seed
 
     def training_sources(self) -> list[SourceConfig]:
         """The sources with their names filled in; the older ``real``/``mix`` form as its equivalent list
@@ -412,8 +421,10 @@ def validate_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
         raise ConfigError(f"{where}: threads must be at least 1 (or null: torch's default), got {cfg.threads}")
     if cfg.time_budget_min is not None and cfg.time_budget_min <= 0:
         raise ConfigError(f"{where}: time_budget_min must be positive (or null: no budget), got {cfg.time_budget_min}")
-    if not 0 <= cfg.seed < 2**63:
-        raise ConfigError(f"{where}: seed must be in [0, 2**63 - 1], got {cfg.seed}")
+    for key in ("seed", "init_seed"):
+        value = getattr(cfg, key)
+        if value is not None and not 0 <= value < 2**63:
+            raise ConfigError(f"{where}: {key} must be in [0, 2**63 - 1], got {value}")
     if cfg.optim.grad_clip is not None and cfg.optim.grad_clip <= 0:
         raise ConfigError(f"{where}: optim.grad_clip must be positive or null, got {cfg.optim.grad_clip}")
     if cfg.val.synthetic_cases and cfg.val.path is None and cfg.synth is None and cfg.physics is None:

@@ -153,7 +153,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, stop_after: int | None
         run.start(cfg_dict, resume, {"world_size": info.world, "device": str(device)})
     ddp.barrier(info)
 
-    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    torch.manual_seed(cfg.weights_seed)  # identical initial weights on every rank
     model = build_unet(cfg.model).to(device)
     optimizer, scheduler = build_optimizer(model, cfg.optim, cfg.total_iterations)
     dtype = autocast_dtype(cfg.amp, device)
