@@ -128,12 +128,17 @@ class OptimConfig:
         weight_decay: AdamW weight decay.
         poly_power: exponent of the poly schedule.
         grad_clip: maximum gradient norm (null disables clipping).
+        warmup_iterations: scale the learning rate linearly from ``lr / W`` up to the poly schedule's value
+            over the first ``W`` iterations of the schedule (0: no warm-up). Each start of a schedule (a
+            new run, or one that starts from ``init_from`` with a fresh optimiser) warms up; a resumed run
+            continues where it was.
     """
 
     lr: float = 1e-4
     weight_decay: float = 1e-5
     poly_power: float = 0.9
     grad_clip: float | None = 12.0
+    warmup_iterations: int = 0
 
 
 @dataclass
@@ -417,6 +422,8 @@ def validate_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
         raise ConfigError(f"{where}: {bad} must be a finite number")
     if cfg.optim.lr <= 0:
         raise ConfigError(f"{where}: optim.lr must be positive, got {cfg.optim.lr}")
+    if cfg.optim.warmup_iterations < 0:
+        raise ConfigError(f"{where}: optim.warmup_iterations must be >= 0, got {cfg.optim.warmup_iterations}")
     if cfg.threads is not None and cfg.threads < 1:
         raise ConfigError(f"{where}: threads must be at least 1 (or null: torch's default), got {cfg.threads}")
     if cfg.time_budget_min is not None and cfg.time_budget_min <= 0:
