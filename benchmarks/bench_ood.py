@@ -5,6 +5,9 @@ relaxation times and diffusivities, oblique grids, slice profiles, bias, Rician 
 domain-randomised training generator never made. With ``../shared/data`` present the anatomy and lesions
 are the ones the bundled model did NOT train on (SynthSeg label maps 13-15, LESYMAP subjects 090-100);
 without it, the MNI default with procedural lesions (same anatomy as training, other lesions and images).
+``--split training`` renders the same protocols from anatomy and lesions the bundled recipe trains on (SynthSeg
+maps 10-12, LESYMAP subjects 080-089): a check of a run's contrast generalisation that never looks at the
+held-out subjects, so it may select among runs without spending the test set.
 
     python benchmarks/bench_ood.py --model stroke-2mm                 # bundled model, 3 subjects, 8 flips
     python benchmarks/bench_ood.py --model runs/x --subjects 2 --fast # a run folder, quicker
@@ -23,15 +26,19 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 HELDOUT_LABELS = [f"training_seg_{i:02d}.nii.gz" for i in (13, 14, 15)]
 HELDOUT_LESIONS = [f"Subject_{i:03d}.nii.gz" for i in range(90, 101)]
+TRAINING_LABELS = [f"training_seg_{i:02d}.nii.gz" for i in (10, 11, 12)]
+TRAINING_LESIONS = [f"Subject_{i:03d}.nii.gz" for i in range(80, 90)]
+SPLITS = {"heldout": (HELDOUT_LABELS, HELDOUT_LESIONS, "held-out SynthSeg maps 13-15 + LESYMAP 090-100"),
+          "training": (TRAINING_LABELS, TRAINING_LESIONS, "training SynthSeg maps 10-12 + LESYMAP 080-089")}
 
 
-def heldout_config(shared: Path | None):
+def heldout_config(shared: Path | None, split: str = "heldout"):
     from lesionsynth.physics import PhysicsConfig
 
+    labels, lesions, where = SPLITS[split]
     if shared is not None and (shared / "labelmaps-synthseg").is_dir() and (shared / "lesions-lesymap").is_dir():
-        return PhysicsConfig(labels=[str(shared / "labelmaps-synthseg" / f) for f in HELDOUT_LABELS],
-                             lesions=[str(shared / "lesions-lesymap" / f) for f in HELDOUT_LESIONS]), \
-            "held-out SynthSeg maps 13-15 + LESYMAP 090-100"
+        return PhysicsConfig(labels=[str(shared / "labelmaps-synthseg" / f) for f in labels],
+                             lesions=[str(shared / "lesions-lesymap" / f) for f in lesions]), where
     return PhysicsConfig(), "MNI152 default + procedural lesions (../shared/data absent)"
 
 
@@ -49,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu", help="where the network runs: cpu (default), cuda, auto, ...")
     ap.add_argument("--shared", default=str(SHARED), help="shared data folder (default: ../shared/data)")
+    ap.add_argument("--split", default="heldout", choices=sorted(SPLITS),
+                    help="heldout (default): subjects no bundled recipe trains on; training: subjects it trains on")
     ap.add_argument("--out", default=None, help="write the table (.md) and per-scan rows (.csv) here")
     args = ap.parse_args(argv)
 
@@ -61,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     shared = Path(args.shared) if args.shared and Path(args.shared).is_dir() else None
-    cfg, where = heldout_config(shared)
+    cfg, where = heldout_config(shared, args.split)
     t0 = time.perf_counter()
     gen = PhysicsGenerator(cfg)
     seg = load_segmenter(args.model, device=args.device)
