@@ -25,8 +25,11 @@ def test_a_section_extends_a_shipped_generator_config():
     stage2 = load_config(TrainConfig, "bundled-cpu-stage2")  # extends bundled-cpu, which extends generator-stroke
     assert stage2.optim.lr == 1e-3 and stage2.optim.weight_decay == 1e-5
     assert stage2.synth.augment.spatial.crop_jitter_mm == 30.0 and stage2.synth.lesion_procedural_prob == 0.3
-    gpu = load_config(TrainConfig, "bundled-gpu")  # stage 2 on a GPU: same data, generator and network
-    assert to_dict(gpu.synth) == to_dict(stage2.synth) and to_dict(gpu.model) == to_dict(stage2.model)
+    v1 = load_config(TrainConfig, "bundled-cpu-v1")  # the shipped recipe: bundled-cpu + two changes
+    assert v1.synth.augment.spatial.crop_jitter_mm == 40.0 and v1.lesion_crop_prob == 0.66
+    assert to_dict(v1.model) == to_dict(stage2.model) and v1.optim.lr == 2e-3
+    gpu = load_config(TrainConfig, "bundled-gpu")  # v1 on a GPU: same data, generator and network
+    assert to_dict(gpu.synth) == to_dict(v1.synth) and to_dict(gpu.model) == to_dict(v1.model)
     assert (gpu.device, gpu.batch_size, gpu.init_from) == ("cuda", 4, "stroke-2mm")
 
 
