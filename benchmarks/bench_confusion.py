@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ood import SHARED, heldout_config  # noqa: E402
+from bench_ood import SHARED, physics_split_config  # noqa: E402
 
 
 def table(counts: np.ndarray, names: list[str], title: str) -> str:
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     names, n = list(seg.schema.classes), seg.schema.num_classes
     fast = PredictConfig(fast=True)
     print(f"model `{args.model}`, fast predictions (no flips)\n")
-    gen = PhysicsGenerator(heldout_config(SHARED)[0])
+    gen = PhysicsGenerator(physics_split_config(SHARED)[0])
     for name, modality, ltype in PROTOCOLS if args.subjects else []:
         if args.protocols and name not in args.protocols:
             continue

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ood import SHARED, heldout_config  # noqa: E402
+from bench_ood import SHARED, physics_split_config  # noqa: E402
 
 CLASSES = ("grey_matter", "white_matter", "csf")
 
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     except LesionsynthError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    pcfg, where = heldout_config(SHARED if SHARED.is_dir() else None)
+    pcfg, where = physics_split_config(SHARED if SHARED.is_dir() else None)
     phys = PhysicsGenerator(pcfg)
     tissue_index = {n: TISSUE.index(n) for n in CLASSES}
 

@@ -32,7 +32,9 @@ SPLITS = {"heldout": (HELDOUT_LABELS, HELDOUT_LESIONS, "held-out SynthSeg maps 1
           "training": (TRAINING_LABELS, TRAINING_LESIONS, "training SynthSeg maps 10-12 + LESYMAP 080-089")}
 
 
-def heldout_config(shared: Path | None, split: str = "heldout"):
+def physics_split_config(shared: Path | None, split: str = "heldout"):
+    """The physics generator's config for one split of the shared data (``SPLITS``) and its description; the
+    MNI default with procedural lesions when the shared data are absent."""
     from lesionsynth.physics import PhysicsConfig
 
     labels, lesions, where = SPLITS[split]
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     shared = Path(args.shared) if args.shared and Path(args.shared).is_dir() else None
-    cfg, where = heldout_config(shared, args.split)
+    cfg, where = physics_split_config(shared, args.split)
     t0 = time.perf_counter()
     gen = PhysicsGenerator(cfg)
     seg = load_segmenter(args.model, device=args.device)

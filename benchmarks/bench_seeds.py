@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import torch
-    from bench_ood import SHARED, heldout_config
+    from bench_ood import SHARED, physics_split_config
 
     from lesionsynth.config import parse_set
     from lesionsynth.evaluate.ood import run_ood
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     shared = SHARED if SHARED.is_dir() else None
-    pcfg, where = heldout_config(shared)
+    pcfg, where = physics_split_config(shared)
     gen = PhysicsGenerator(pcfg)
     tables = {}
     for seed in args.seeds:
