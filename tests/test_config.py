@@ -31,6 +31,9 @@ def test_a_section_extends_a_shipped_generator_config():
     gpu = load_config(TrainConfig, "bundled-gpu")  # v1 on a GPU: same data, generator and network
     assert to_dict(gpu.synth) == to_dict(v1.synth) and to_dict(gpu.model) == to_dict(v1.model)
     assert (gpu.device, gpu.batch_size, gpu.init_from) == ("cuda", 4, "stroke-2mm")
+    mix = load_config(TrainConfig, "bundled-cpu-mix-t1w")  # v1 + physics T1w scans, one iteration in three
+    assert to_dict(mix.synth) == to_dict(v1.synth) and [s.kind for s in mix.sources] == ["synth", "physics"]
+    assert mix.physics.modalities == ["t1w"] and mix.physics.lesion_types == ["chronic"]
 
 
 @pytest.mark.parametrize("value, message", [("missing-config-xyz", "config file not found"), (3, "expected a config")])

@@ -32,11 +32,35 @@ def test_physics_source_feeds_training_batches_reproducibly(tiny_labelmap):
     assert src_gen.generator.draw(0, cfg.seed)["scan"]["modality"] == "t1w"
 
 
-def test_synth_and_physics_together_is_a_config_error():
+def test_synth_and_physics_together_need_sources():
     with pytest.raises(ConfigError, match="not both"):
         config_from_dict(toy_config(None, real=None, schema="tissue", synth={}, physics={}))
     with pytest.raises(ConfigError, match="modalities"):
         config_from_dict(toy_config(None, real=None, schema="tissue", physics={"modalities": ["xray"]}))
+
+
+def test_a_mixed_recipe_draws_from_synth_and_physics(tiny_labelmap, monkeypatch):
+    from lesionsynth.physics import PhysicsGenerator
+    from lesionsynth.synth import SynthGenerator
+    from lesionsynth.train import physics_source
+    from lesionsynth.train.sources import synth_config_for_training
+
+    data = toy_config(None, real=None, schema="tissue", physics=SMALL, synth={}, preprocessing={"spacing": 2.0},
+                      sources=[{"kind": "synth", "weight": 1}, {"kind": "physics", "weight": 1}])
+    cfg = config_from_dict(data)
+    monkeypatch.setattr(physics_source, "PhysicsGenerator",  # the tiny anatomy instead of the MNI default
+                        lambda c, label_maps=None: PhysicsGenerator(c, label_maps=[tiny_labelmap]))
+    synth = SynthGenerator(synth_config_for_training(cfg), "cpu", label_maps=[tiny_labelmap])
+    src = TrainingSources(cfg, cfg.label_schema(), torch.device("cpu"), generator=synth)
+    kinds = [src.source_of(i).kind for i in range(cfg.total_iterations)]
+    assert set(kinds) == {"synth", "physics"}
+    assert src.synth is synth  # validation draws from the synth source; the pre-built generator stands for it
+    for i in range(cfg.total_iterations):
+        b = src.batch(i)
+        assert b.synthetic and b.source == kinds[i] and b.image.shape[2:] == tuple(cfg.crop_size)
+        assert set(b.target.unique().tolist()) <= set(range(6))
+    j = kinds.index("physics")  # each source counts its own cases: the first physics iteration is case 0
+    assert src.synthetic_count(j, src.specs.index(src.source_of(j))) == 0
 
 
 def test_ood_scores_a_segmenter_per_protocol_and_resolution(tiny_labelmap):

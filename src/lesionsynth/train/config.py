@@ -178,7 +178,8 @@ class TrainConfig:
         model: network hyper-parameters; ``out_channels`` is set from the schema.
         synth: on-the-fly synthetic data (generated on the training device), or null.
         physics: on-the-fly physics-rendered scans (:mod:`lesionsynth.physics`; CPU) in place of
-            ``synth`` (not both), e.g. ``{modalities: [t1w]}`` for a single-contrast baseline.
+            ``synth``, e.g. ``{modalities: [t1w]}`` for a single-contrast baseline; both only through
+            ``sources`` (``[{kind: synth, weight: 2}, {kind: physics, weight: 1}]``: a mixed recipe).
         sources: the training data as a weighted list (:class:`SourceConfig`), e.g. ``[{kind: synth,
             weight: 1}, {kind: folder, path: data/, weight: 1}]``; null: ``synth``/``physics`` and
             ``real`` with ``mix`` (the older form, still read: ``real: {path: P}`` with ``mix: [a, b]`` is
@@ -383,8 +384,9 @@ def validate_config(cfg: TrainConfig, where: str = "config") -> TrainConfig:
     if cw is not None and (len(cw) != schema.num_classes or any(w < 0 for w in cw) or sum(cw) <= 0):
         raise ConfigError(f"{where}: loss.class_weights needs {schema.num_classes} non-negative values "
                           f"(one per class of schema '{schema.name}'), got {cw}")
-    if cfg.synth is not None and cfg.physics is not None:
-        raise ConfigError(f"{where}: set 'synth' or 'physics' as the generated source, not both")
+    if cfg.synth is not None and cfg.physics is not None and cfg.sources is None:
+        raise ConfigError(f"{where}: set 'synth' or 'physics' as the generated source, not both, or list both "
+                          f"in sources: [{{kind: synth, weight: 2}}, {{kind: physics, weight: 1}}]")
     if cfg.physics is not None:
         cfg.physics.check()
     if cfg.sources is not None:

@@ -122,7 +122,7 @@ class TrainingSources:
         self.start = start
         self.specs: list[SourceConfig] = cfg.training_sources()
         self.schedule = source_schedule(cfg, rank, world)
-        self.synth = None  # the synth or physics generator, if one is a source (validation uses it)
+        self.synth = None  # the synth (else the physics) generator, if one is a source (validation uses it)
         self.generated: dict[int, Any] = {}  # source index -> generator with sample(k, seed)
         self._luts: dict[int, torch.Tensor] = {}
         self._before: dict[int, np.ndarray] = {}  # generated iterations of the source before each iteration
@@ -131,7 +131,7 @@ class TrainingSources:
         for j, spec in enumerate(self.specs):
             if spec.generated:
                 g = self._generator(spec, generator)
-                if spec.kind in ("synth", "physics"):
+                if spec.kind == self._main_kind:
                     self.synth = g
                 self.generated[j] = g
                 lut = schema_lut(load_schema(g.cfg.schema), schema)  # g.cfg.schema: a schema or a name
@@ -140,13 +140,19 @@ class TrainingSources:
             else:
                 seed = cfg.seed if cfg.alternates else case_seed(cfg.seed, SOURCE_STREAM + 1 + j)
                 self.folders[j] = self._open(spec, seed)
-        self._gen_index = next((j for j, sp in enumerate(self.specs) if sp.kind in ("synth", "physics")), -1)
+        self._gen_index = next((j for j, sp in enumerate(self.specs) if sp.kind == self._main_kind), -1)
         self._iters: dict[int, Iterator[dict]] = {}
 
+    @property
+    def _main_kind(self) -> str:
+        """The generated source that a pre-built generator stands for and validation draws from: ``synth``
+        when its section is set, else ``physics`` (a mixed recipe lists both)."""
+        return "synth" if self.cfg.synth is not None else "physics"
+
     def _generator(self, spec: SourceConfig, prebuilt):
-        """The on-the-fly generator of a generated source (``prebuilt`` stands for the synth/physics one)."""
+        """The on-the-fly generator of a generated source (``prebuilt`` stands for the :attr:`_main_kind` one)."""
         cfg, size = self.cfg, tuple(self.cfg.synth_crop_size or self.cfg.crop_size)
-        if spec.kind in ("synth", "physics") and prebuilt is not None:
+        if spec.kind == self._main_kind and prebuilt is not None:
             return prebuilt
         if spec.kind == "synth":
             from lesionsynth.synth import SynthGenerator
