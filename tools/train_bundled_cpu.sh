@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Reproduce the bundled model's recipe (stroke-2mm v1, configs/bundled-cpu-v1.yaml) on a CPU, in one call:
+#   1. two runs, seeds SEED and SEED+1, each two halves of 1500 iterations (the second a fresh schedule from
+#      the first's weights);
+#   2. each run scored on physics renders of TRAINING anatomy and lesions (benchmarks/bench_ood.py --split
+#      training: the held-out subjects are not used to choose);
+#   3. the run with the higher mean lesion Dice exported as fp16 inference weights: OUT/stroke-2mm.pt.
+# Resumable: run it again after an interruption and it continues where it stopped (finished halves and
+# their scores are kept; an interrupted half resumes from its last checkpoint, with the same settings).
+#
+#   bash tools/train_bundled_cpu.sh [OUT]                  # from the repository root, ../shared/data present
+#
+# Environment: SEED (0), THREADS (2; two runs side by side with THREADS=1 each is the same speed on 2 cores),
+# EPOCHS (6 per half, 250 iterations each), ITERS (iterations per epoch, 250), SUBJECTS (2). A smoke run that
+# checks the wiring in a few minutes: EPOCHS=1 ITERS=2 SUBJECTS=1 bash tools/train_bundled_cpu.sh /tmp/smoke
+# On 2 CPU cores the full recipe takes about 2 hours (4 x 1500 iterations at ~3 it/s, scoring ~10 min).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-runs/bundled-v1}
+SEED=${SEED:-0}
+THREADS=${THREADS:-2}
+EPOCHS=${EPOCHS:-6}
+ITERS=${ITERS:-250}
+SUBJECTS=${SUBJECTS:-2}
+PY=${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}  # make install's venv if present
+[ -d ../shared/data ] || { echo "error: ../shared/data not found (the recipe's label maps and lesion masks)" >&2; exit 2; }
+mkdir -p "$OUT"
+say() { echo "[$(date -u +%T)] $*"; }
+
+half() {  # half RUN_DIR SEED [--set init_from=...]: train one half unless it is finished
+  local dir=$1 seed=$2; shift 2
+  if [ -f "$dir/.finished" ]; then say "$dir: finished earlier"; return; fi
+  local resume=()
+  [ -f "$dir/checkpoints/last.pt" ] && resume=(--resume)
+  say "$dir: training (seed $seed${resume:+, resuming})"
+  $PY -m lesionsynth train --config bundled-cpu-v1 -o "$dir" "${resume[@]}" --seed "$seed" --threads "$THREADS" \
+    --epochs "$EPOCHS" --iterations-per-epoch "$ITERS" --no-progress "$@"
+  rm -f "$(dirname "$dir")"/training-split.*  # a score of weights trained before is stale
+  touch "$dir/.finished"
+}
+
+best="" best_score=-1
+for S in "$SEED" $((SEED + 1)); do
+  R=$OUT/s$S
+  half "$R/a" "$S"
+  half "$R/b" "$S" --set "init_from=$R/a/checkpoints/last.pt"
+  if [ ! -f "$R/training-split.csv" ]; then
+    say "$R: scoring on the training split"
+    $PY benchmarks/bench_ood.py --model "$R/b/checkpoints/last.pt" --split training --subjects "$SUBJECTS" --fast \
+      --resolutions 1mm --fusion probs --threads "$THREADS" --out "$R/training-split.md"
+  fi
+  score=$($PY -c "import csv, sys; d = [float(r['lesion_dice']) for r in csv.DictReader(open(sys.argv[1]))]; print(f'{sum(d) / len(d):.4f}')" "$R/training-split.csv")
+  say "$R: mean lesion Dice on the training split $score"
+  if $PY -c "import sys; sys.exit(not float(sys.argv[1]) > float(sys.argv[2]))" "$score" "$best_score"; then
+    best=$R best_score=$score
+  fi
+done
+$PY tools/export_model.py "$best/b/checkpoints/last.pt" -o "$OUT/stroke-2mm.pt"
+say "kept $best (training-split mean $best_score): $OUT/stroke-2mm.pt; held-out scores:"
+say "  python benchmarks/bench_ood.py --model $OUT/stroke-2mm.pt --subjects 3"
