@@ -13,7 +13,8 @@
 # Environment: SEED (0), THREADS (2; two runs side by side with THREADS=1 each is the same speed on 2 cores),
 # EPOCHS (6 per half, 250 iterations each), ITERS (iterations per epoch, 250), SUBJECTS (2). A smoke run that
 # checks the wiring in a few minutes: EPOCHS=1 ITERS=2 SUBJECTS=1 bash tools/train_bundled_cpu.sh /tmp/smoke
-# On 2 CPU cores the full recipe takes about 2 hours (4 x 1500 iterations at ~3 it/s, scoring ~10 min).
+# On 2 CPU cores the full recipe should take about an hour (4 x 1500 iterations at the ~3 it/s the arms in
+# benchmarks/results/ measured on 2 cores, plus label-map loading and two ~6 min scorings); not timed at full length.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/bundled-v1}
