@@ -24,12 +24,9 @@ import time
 from pathlib import Path
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-HELDOUT_LABELS = [f"training_seg_{i:02d}.nii.gz" for i in (13, 14, 15)]
-HELDOUT_LESIONS = [f"Subject_{i:03d}.nii.gz" for i in range(90, 101)]
-TRAINING_LABELS = [f"training_seg_{i:02d}.nii.gz" for i in (10, 11, 12)]
-TRAINING_LESIONS = [f"Subject_{i:03d}.nii.gz" for i in range(80, 90)]
-SPLITS = {"heldout": (HELDOUT_LABELS, HELDOUT_LESIONS, "held-out SynthSeg maps 13-15 + LESYMAP 090-100"),
-          "training": (TRAINING_LABELS, TRAINING_LESIONS, "training SynthSeg maps 10-12 + LESYMAP 080-089")}
+# split -> (its name in the tables, SynthSeg label-map numbers, LESYMAP subject numbers)
+SPLITS = {"heldout": ("held-out", range(13, 16), range(90, 101)),
+          "training": ("training", range(10, 13), range(80, 90))}
 
 
 def physics_split_config(shared: Path | None, split: str = "heldout"):
@@ -37,10 +34,12 @@ def physics_split_config(shared: Path | None, split: str = "heldout"):
     MNI default with procedural lesions when the shared data are absent."""
     from lesionsynth.physics import PhysicsConfig
 
-    labels, lesions, where = SPLITS[split]
+    name, maps, subjects = SPLITS[split]
     if shared is not None and (shared / "labelmaps-synthseg").is_dir() and (shared / "lesions-lesymap").is_dir():
-        return PhysicsConfig(labels=[str(shared / "labelmaps-synthseg" / f) for f in labels],
-                             lesions=[str(shared / "lesions-lesymap" / f) for f in lesions]), where
+        where = f"{name} SynthSeg maps {maps[0]}-{maps[-1]} + LESYMAP {subjects[0]:03d}-{subjects[-1]:03d}"
+        labels = [str(shared / "labelmaps-synthseg" / f"training_seg_{i:02d}.nii.gz") for i in maps]
+        lesions = [str(shared / "lesions-lesymap" / f"Subject_{i:03d}.nii.gz") for i in subjects]
+        return PhysicsConfig(labels=labels, lesions=lesions), where
     return PhysicsConfig(), "MNI152 default + procedural lesions (../shared/data absent)"
 
 
