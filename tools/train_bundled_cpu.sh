@@ -15,6 +15,8 @@
 # checks the wiring in a few minutes: EPOCHS=1 ITERS=2 SUBJECTS=1 bash tools/train_bundled_cpu.sh /tmp/smoke
 # On 2 CPU cores the full recipe should take about an hour (4 x 1500 iterations at the ~3 it/s the arms in
 # benchmarks/results/ measured on 2 cores, plus label-map loading and two ~6 min scorings); not timed at full length.
+# The shipped weights were trained with 1 thread per run: the same commands with --threads 1 reproduced them byte
+# for byte (seed 0's run, stroke-2mm.md); THREADS=1 is the setting to try for that (the script itself was not run so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/bundled-v1}
