@@ -59,7 +59,7 @@ def test_bad_inputs_are_reported_in_one_line_each_and_the_batch_goes_on(batch, t
     rc, lines = run_cli(capsys, "-i", scans, missing, str(tmp_path / "nothing_*.nii"), "-o", out,
                         "--model", run_dir, "--device", "cpu", "--fast")
     assert rc == 1
-    skipped = [line for line in lines if line.startswith("lesionsynth predict: skipped")]
+    skipped = [line for line in lines if line.startswith("lesionsynth predict: error: skipped")]
     assert len(skipped) == 5, lines
     for name in ("corrupt.nii.gz", "has_nan.nii.gz", "flat_2d.nii.gz", "missing.nii.gz", "nothing_*.nii"):
         assert sum(name in line for line in skipped) == 1, (name, skipped)
@@ -71,6 +71,17 @@ def test_bad_inputs_are_reported_in_one_line_each_and_the_batch_goes_on(batch, t
     for stem in ("good_0", "good_1"):
         assert (out / f"{stem}_labels.nii.gz").is_file() and (out / f"{stem}_qc.png").is_file()
     assert not list(out.glob(".*tmp*"))  # no half-written files left behind
+
+
+def test_quiet_still_names_each_failed_input_and_its_reason(batch, tmp_path, capsys):
+    """``-q`` silences progress and information, not the reason an input was skipped (it used to)."""
+    scans, run_dir = batch
+    rc, lines = run_cli(capsys, "-i", scans / "has_nan.nii.gz", scans / "good_0.nii.gz", "-o", tmp_path / "out",
+                        "--model", run_dir, "--device", "cpu", "--fast", "-q")
+    assert rc == 1
+    failed = [line for line in lines if "has_nan.nii.gz" in line]
+    assert len(failed) == 1 and "NaN" in failed[0], lines
+    assert not any("good_0" in line for line in lines), lines
 
 
 def test_rerun_skips_finished_outputs_and_exit_code_is_zero_without_failures(batch, tmp_path, capsys):

@@ -233,7 +233,7 @@ def predict_files(
         device: for a model path: ``cpu``, ``cuda[:N]`` or None/``auto``.
         overwrite: recompute inputs whose outputs already exist (default: skip them).
         progress: show a progress bar (stderr, only on a terminal).
-        verbose: log one line per failed input (INFO).
+        verbose: log one line per failed input (ERROR, so that ``-q`` still names each failure).
         schema, preprocessing: for a bare network only.
         part, num_parts: do every ``num_parts``-th subject from the ``part``-th (several processes or
             machines sharing one batch); each part keeps its own table, merged into ``volumes.csv`` when
@@ -301,6 +301,6 @@ def _as_list(inputs: Any) -> list[Any]:
 
 def _report(f: Failure, verbose: bool) -> None:
     if verbose:
-        log.info(f"skipped {f}")
+        log.error(f"skipped {f}")
 
 
