@@ -10,18 +10,22 @@
 #
 #   bash tools/train_bundled_cpu.sh [OUT]                  # from the repository root, ../shared/data present
 #
-# Environment: SEED (0), THREADS (2; two runs side by side with THREADS=1 each is the same speed on 2 cores),
-# EPOCHS (6 per half, 250 iterations each), ITERS (iterations per epoch, 250), SUBJECTS (2). A smoke run that
-# checks the wiring in a few minutes: EPOCHS=1 ITERS=2 SUBJECTS=1 bash tools/train_bundled_cpu.sh /tmp/smoke
-# On 2 CPU cores the full recipe should take about an hour (4 x 1500 iterations at the ~3 it/s the arms in
-# benchmarks/results/ measured on 2 cores, plus label-map loading and two ~6 min scorings); not timed at full length.
+# Environment: SEED (0), THREADS (2), PARALLEL (0; 1 trains the two seeds side by side, each with THREADS
+# threads and its log in OUT/sS/train.log; with THREADS=1 on 2 cores this is how the arms in benchmarks/results/
+# were run), EPOCHS (6 per half, 250 iterations each), ITERS (iterations per epoch, 250), SUBJECTS (2).
+# A smoke run that checks the wiring in a few minutes: EPOCHS=1 ITERS=2 SUBJECTS=1 bash tools/train_bundled_cpu.sh /tmp/smoke
+# Time on 2 CPU cores: the arms in benchmarks/results/ ran this recipe's halves side by side at 1 thread each in
+# 27-30 min per half (~0.85-1.1 it/s per run), so PARALLEL=1 THREADS=1 should take about an hour of training plus
+# two ~4-6 min scorings; the script was not timed at full length.
 # The shipped weights were trained with 1 thread per run: the same commands with --threads 1 reproduced them byte
-# for byte (seed 0's run, stroke-2mm.md); THREADS=1 is the setting to try for that (the script itself was not run so).
+# for byte (seed 0's run, stroke-2mm.md); PARALLEL=1 THREADS=1 is the setting to try for that (the script itself
+# was not run so at full length).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/bundled-v1}
 SEED=${SEED:-0}
 THREADS=${THREADS:-2}
+PARALLEL=${PARALLEL:-0}
 EPOCHS=${EPOCHS:-6}
 ITERS=${ITERS:-250}
 SUBJECTS=${SUBJECTS:-2}
@@ -42,11 +46,27 @@ half() {  # half RUN_DIR SEED [--set init_from=...]: train one half unless it is
   touch "$dir/.finished"
 }
 
+train_seed() {  # train_seed S: both halves of seed S
+  local R=$OUT/s$1
+  half "$R/a" "$1"
+  half "$R/b" "$1" --set "init_from=$R/a/checkpoints/last.pt"
+}
+
+if [ "$PARALLEL" = 1 ]; then
+  pids=()
+  for S in "$SEED" $((SEED + 1)); do
+    mkdir -p "$OUT/s$S"
+    say "seed $S: training in the background, log $OUT/s$S/train.log"
+    train_seed "$S" >> "$OUT/s$S/train.log" 2>&1 &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || { echo "error: a training run failed (see $OUT/s*/train.log)" >&2; exit 1; }; done
+fi
+
 best="" best_score=-1
 for S in "$SEED" $((SEED + 1)); do
   R=$OUT/s$S
-  half "$R/a" "$S"
-  half "$R/b" "$S" --set "init_from=$R/a/checkpoints/last.pt"
+  [ "$PARALLEL" = 1 ] || train_seed "$S"
   if [ ! -f "$R/training-split.csv" ]; then
     say "$R: scoring on the training split"
     $PY benchmarks/bench_ood.py --model "$R/b/checkpoints/last.pt" --split training --subjects "$SUBJECTS" --fast \
