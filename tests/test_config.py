@@ -34,6 +34,10 @@ def test_a_section_extends_a_shipped_generator_config():
     mix = load_config(TrainConfig, "bundled-cpu-mix-t1w")  # v1 + physics T1w scans, one iteration in three
     assert to_dict(mix.synth) == to_dict(v1.synth) and [s.kind for s in mix.sources] == ["synth", "physics"]
     assert mix.physics.modalities == ["t1w"] and mix.physics.lesion_types == ["chronic"]
+    acute = load_config(TrainConfig, "bundled-cpu-mix-t1w-t2w-acute")  # the mix, T1w + T2w, acute lesions too
+    assert acute.physics.modalities == ["t1w", "t2w"] and acute.physics.lesion_types == ["chronic", "acute"]
+    acute.physics.modalities, acute.physics.lesion_types = mix.physics.modalities, mix.physics.lesion_types
+    assert to_dict(acute) == to_dict(mix)  # nothing else differs from the T1w mix
 
 
 @pytest.mark.parametrize("value, message", [("missing-config-xyz", "config file not found"), (3, "expected a config")])
