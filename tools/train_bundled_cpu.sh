@@ -60,7 +60,12 @@ if [ "$PARALLEL" = 1 ]; then
     train_seed "$S" >> "$OUT/s$S/train.log" 2>&1 &
     pids+=($!)
   done
-  for p in "${pids[@]}"; do wait "$p" || { echo "error: a training run failed (see $OUT/s*/train.log)" >&2; exit 1; }; done
+  stop_all() {  # a run failed: stop the other seed's run too (its subshell and its training process)
+    for p in "${pids[@]}"; do kill $(pgrep -P "$p") "$p" 2>/dev/null || true; done
+  }
+  for _ in "${pids[@]}"; do  # whichever ends first
+    wait -n || { stop_all; echo "error: a training run failed (see $OUT/s*/train.log)" >&2; exit 1; }
+  done
 fi
 
 best="" best_score=-1
