@@ -10,7 +10,8 @@
 #
 #   bash tools/train_bundled_cpu.sh [OUT]                  # from the repository root, ../shared/data present
 #
-# Environment: SEED (0), THREADS (2), PARALLEL (0; 1 trains the two seeds side by side, each with THREADS
+# Environment: CONFIG (bundled-cpu-v1; any train config, e.g. an experiment recipe from benchmarks/results/, is
+# trained, selected and exported the same way), SEED (0), THREADS (2), PARALLEL (0; 1 trains the two seeds side by side, each with THREADS
 # threads and its log in OUT/sS/train.log; with THREADS=1 on 2 cores this is how the arms in benchmarks/results/
 # were run), EPOCHS (6 per half, 250 iterations each), ITERS (iterations per epoch, 250), SUBJECTS (2).
 # A smoke run that checks the wiring in a few minutes: EPOCHS=1 ITERS=2 SUBJECTS=1 bash tools/train_bundled_cpu.sh /tmp/smoke
@@ -23,6 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs/bundled-v1}
+CONFIG=${CONFIG:-bundled-cpu-v1}
 SEED=${SEED:-0}
 THREADS=${THREADS:-2}
 PARALLEL=${PARALLEL:-0}
@@ -40,7 +42,7 @@ half() {  # half RUN_DIR SEED [--set init_from=...]: train one half unless it is
   local resume=()
   [ -f "$dir/checkpoints/last.pt" ] && resume=(--resume)
   say "$dir: training (seed $seed${resume:+, resuming})"
-  $PY -m lesionsynth train --config bundled-cpu-v1 -o "$dir" "${resume[@]}" --seed "$seed" --threads "$THREADS" \
+  $PY -m lesionsynth train --config "$CONFIG" -o "$dir" "${resume[@]}" --seed "$seed" --threads "$THREADS" \
     --epochs "$EPOCHS" --iterations-per-epoch "$ITERS" --no-progress "$@"
   rm -f "$(dirname "$dir")"/training-split.*  # a score of weights trained before is stale
   touch "$dir/.finished"
