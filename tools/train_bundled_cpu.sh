@@ -11,9 +11,10 @@
 #   bash tools/train_bundled_cpu.sh [OUT]                  # from the repository root, ../shared/data present
 #
 # Environment: CONFIG (bundled-cpu-v1; any train config, e.g. an experiment recipe from benchmarks/results/, is
-# trained, selected and exported the same way), SEED (0), THREADS (2), PARALLEL (0; 1 trains the two seeds side by side, each with THREADS
-# threads and its log in OUT/sS/train.log; with THREADS=1 on 2 cores this is how the arms in benchmarks/results/
-# were run), EPOCHS (6 per half, 250 iterations each), ITERS (iterations per epoch, 250), SUBJECTS (2).
+# trained, selected and exported the same way), SEED (0), THREADS (2), PARALLEL (0; 1 trains the two seeds side
+# by side, each with THREADS threads and its log in OUT/sS/train.log; with THREADS=1 on 2 cores this is how the
+# arms in benchmarks/results/ were run), EPOCHS (6 per half, 250 iterations each), ITERS (iterations per epoch,
+# 250), SUBJECTS (2).
 # A smoke run that checks the wiring in a few minutes: EPOCHS=1 ITERS=2 SUBJECTS=1 bash tools/train_bundled_cpu.sh /tmp/smoke
 # Time on 2 CPU cores: the arms in benchmarks/results/ ran this recipe's halves side by side at 1 thread each in
 # 27-30 min per half (~0.85-1.1 it/s per run), so PARALLEL=1 THREADS=1 should take about an hour of training plus
