@@ -124,12 +124,12 @@ def lesion_polarity(image: np.ndarray, target: np.ndarray, pred: np.ndarray, les
 def polarity_table(rows: list[tuple[float, float]]) -> str:
     """Lesion Dice of the own-generator cases grouped by the lesion's polarity against its surroundings."""
     lines = ["Lesion Dice by polarity (contrast: lesion minus a 2-voxel ring, in SDs of the head)", "",
-             "| lesion | cases | mean contrast | mean lesion Dice |", "|---|---|---|---|"]
+             "| lesion | cases | mean contrast | mean lesion Dice | cases with Dice >= 0.1 |", "|---|---|---|---|---|"]
     for name, keep in (("darker than its ring", lambda c: c < 0), ("brighter than its ring", lambda c: c >= 0)):
         sel = [(c, d) for c, d in rows if keep(c)]
         if sel:
             lines.append(f"| {name} | {len(sel)} | {np.mean([c for c, _ in sel]):+.2f} | "
-                         f"{np.mean([d for _, d in sel]):.3f} |")
+                         f"{np.mean([d for _, d in sel]):.3f} | {sum(d >= 0.1 for _, d in sel)} |")
     return "\n".join(lines)
 
 
