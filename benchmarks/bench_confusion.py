@@ -90,40 +90,45 @@ def main(argv: list[str] | None = None) -> int:
         sg = SynthGenerator(cfg)
         counts = np.zeros((n, n))
         polarity = []
+        lesion = seg.schema.lesion_index
         for i in range(args.synth_cases):
             smp = sg.sample(i, seed=123)
-            pred = predict_volume(seg, smp.image[0].numpy(), smp.affine, config=fast)
-            counts += confusion(smp.target.numpy(), np.asarray(pred.labels), n)
-            if seg.schema.lesion_index is not None:
-                polarity.append(lesion_polarity(smp.image[0].numpy(), smp.target.numpy(), np.asarray(pred.labels),
-                                                seg.schema.lesion_index))
+            image, target = smp.image[0].numpy(), smp.target.numpy()
+            labels = np.asarray(predict_volume(seg, image, smp.affine, config=fast).labels)
+            counts += confusion(target, labels, n)
+            if lesion is not None and (row := lesion_polarity(image, target, labels, lesion)) is not None:
+                polarity.append(row)
         print(table(counts, names, f"own generator (`{args.config}`), {args.synth_cases} cases of held-out map 13 with "
                             "held-out lesions, 2 mm"))
-        if any(p is not None for p in polarity):
-            print("\n" + polarity_table([p for p in polarity if p is not None]))
+        if polarity:
+            print("\n" + polarity_table(polarity))
     return 0
 
 
-def lesion_polarity(image: np.ndarray, target: np.ndarray, pred: np.ndarray, lesion: int,
-                    ring_vox: int = 2) -> tuple[float, float] | None:
-    """A case's lesion contrast and lesion Dice: (mean in the lesion - mean in a ``ring_vox``-voxel ring of
+RING_VOX = 2  # width of the ring a lesion's contrast is measured against
+
+
+def lesion_polarity(image: np.ndarray, target: np.ndarray, pred: np.ndarray, lesion: int
+                    ) -> tuple[float, float] | None:
+    """A case's lesion contrast and lesion Dice: (mean in the lesion - mean in a ``RING_VOX``-voxel ring of
     non-background tissue around it) / the image's standard deviation over non-background voxels; None when the
     case has no lesion."""
     from scipy.ndimage import binary_dilation
 
+    from lesionsynth.evaluate.metrics import dice
+
     les = target == lesion
     if not les.any():
         return None
-    ring = binary_dilation(les, iterations=ring_vox) & ~les & (target > 0)
+    ring = binary_dilation(les, iterations=RING_VOX) & ~les & (target > 0)
     sd = float(image[target > 0].std()) or 1.0
     contrast = (float(image[les].mean()) - float(image[ring].mean())) / sd if ring.any() else 0.0
-    p = pred == lesion
-    return contrast, 2 * float((p & les).sum()) / max(float(p.sum() + les.sum()), 1.0)
+    return contrast, dice(les, pred == lesion)
 
 
 def polarity_table(rows: list[tuple[float, float]]) -> str:
     """Lesion Dice of the own-generator cases grouped by the lesion's polarity against its surroundings."""
-    lines = ["Lesion Dice by polarity (contrast: lesion minus a 2-voxel ring, in SDs of the head)", "",
+    lines = [f"Lesion Dice by polarity (contrast: lesion minus a {RING_VOX}-voxel ring, in SDs of the head)", "",
              "| lesion | cases | mean contrast | mean lesion Dice | cases with Dice >= 0.1 |", "|---|---|---|---|---|"]
     for name, keep in (("darker than its ring", lambda c: c < 0), ("brighter than its ring", lambda c: c >= 0)):
         sel = [(c, d) for c, d in rows if keep(c)]
